@@ -1,0 +1,206 @@
+"""Scripted experts: privileged-state controllers that solve every task, for demonstrations.
+
+An expert reads object poses from the simulator (which a learned policy never sees), plans
+TCP waypoints for each subtask (approach, descend, grasp, lift, carry, place, release; or a
+closed-loop push), and turns them into absolute joint targets with damped-least-squares IK.
+Grasps hold by friction alone. A failed grasp is retried. It implements the Policy contract
+with chunks of one action, so the evaluator drives it like any other policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from sim.describer import REGION_Y, in_bowl
+from sim.ik import TcpIK, down_rotation
+from sim.scene import COLORS, CUBE_HALF, TabletopScene
+from sim.tasks import Subtask
+
+OPEN, CLOSED = 0.04, 0.0  # finger opening, m
+PUSH_OPENING = 0.012  # fingers just apart: two contact points on the cube's face
+SAFE_Z = 0.16  # carry height for the TCP, above any tower of two cubes
+FAST, SLOW = 0.04, 0.015  # TCP speed per control tick, m
+PAD_BELOW_TCP = 0.009  # the pads reach this far below the TCP
+Action = np.ndarray
+
+
+def nearest_equivalent_yaw(yaw: float, reference: float = 0.0) -> float:
+    """A cube looks the same every 90 degrees: the equivalent yaw closest to `reference`."""
+    return reference + (yaw - reference + np.pi / 4) % (np.pi / 2) - np.pi / 4
+
+
+class ScriptedExpert:
+    """Solves the current episode of a `TabletopEnv` (pass the env or its `unwrapped`)."""
+
+    def __init__(self, env):
+        self.env = env.unwrapped
+        self.robot = self.env.robot
+        self.metadata = {
+            "name": "scripted",
+            "cameras": self.robot.camera_names,
+            "state_dim": self.robot.action_dim,
+            "action_dim": self.robot.action_dim,
+            "chunk_length": 1,
+            "fps": self.robot.control_rate_hz,
+        }
+        self._ik: TcpIK | None = None
+        self._plan: Iterator[Action] | None = None
+
+    @property
+    def scene(self) -> TabletopScene:
+        return self.env.scene
+
+    def reset(self) -> None:
+        if self._ik is None or self._ik.model is not self.scene.model:
+            self._ik = TcpIK(self.scene.model, self.robot)
+        self._plan = None
+
+    def predict_chunk(self, obs) -> np.ndarray:
+        if self._plan is None:
+            self.reset()
+            self._q = self.scene.joint_positions()[:-1].astype(np.float64)
+            self._grip = float(self.scene.joint_positions()[-1])
+            self._pos, self._yaw = self.scene.tcp_pos(), 0.0
+            self._plan = self._solve_episode()
+        action = next(self._plan, None)
+        if action is None:  # done: hold still
+            action = self._action()
+        return action[None, :].astype(np.float32)
+
+    # --- episode and subtasks -----------------------------------------------------------------
+    def _solve_episode(self) -> Iterator[Action]:
+        for sub in self.env.episode.subtasks:
+            for _attempt in range(3):
+                if sub.done(self.scene):
+                    break
+                yield from self._solve(sub)
+        yield from self._hold(1000)
+
+    def _solve(self, sub: Subtask) -> Iterator[Action]:
+        if sub.kind == "touch":
+            yield from self._touch(sub.target)
+        elif sub.kind == "pick":
+            if (yield from self._grasp(sub.target)):
+                yield from self._move(self._pos + [0, 0, 0.02], self._yaw, CLOSED, SLOW)
+                yield from self._hold(5)
+        elif sub.kind == "place_in_bowl":
+            if (yield from self._grasp(sub.target)):
+                yield from self._place(sub.target, self._bowl_slot(sub.target))
+        elif sub.kind == "stack":
+            if (yield from self._grasp(sub.target)):
+                bottom = self.scene.cube_pos(sub.dest)
+                yield from self._place(sub.target, bottom + [0, 0, 2 * CUBE_HALF + 0.003],
+                                       yaw=self.scene.cube_yaw(sub.dest))
+        elif sub.kind == "push":
+            yield from self._push(sub.target, sub.dest)
+
+    # --- skills ------------------------------------------------------------------------------
+    def _touch(self, color: str) -> Iterator[Action]:
+        p = self.scene.cube_pos(color)
+        yaw = self._grasp_yaw(color)
+        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, CLOSED, FAST)
+        yield from self._move([p[0], p[1], p[2] + CUBE_HALF + PAD_BELOW_TCP - 0.008], yaw, CLOSED, SLOW)
+        yield from self._hold(3)
+        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, CLOSED, FAST)
+
+    def _grasp(self, color: str):
+        """Approach from above, close, lift to carry height. Returns whether the cube is held."""
+        p = self.scene.cube_pos(color)
+        yaw = self._grasp_yaw(color)
+        yield from self._move([p[0], p[1], max(self._pos[2], p[2] + 0.1)], yaw, OPEN, FAST)
+        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, OPEN, FAST)
+        yield from self._move([p[0], p[1], p[2]], yaw, OPEN, SLOW)
+        yield from self._gripper(CLOSED, ticks=4)
+        yield from self._move([p[0], p[1], SAFE_Z], yaw, CLOSED, SLOW)
+        if self.scene.is_held(color):
+            return True
+        yield from self._gripper(OPEN, ticks=3)
+        return False
+
+    def _place(self, color: str, cube_goal: np.ndarray, yaw: float | None = None) -> Iterator[Action]:
+        """Carry the held cube so that its centre lands at `cube_goal`, release, retreat."""
+        if yaw is not None:  # turn the held cube to match, e.g. the cube it is stacked on
+            yaw = nearest_equivalent_yaw(yaw, self._yaw)
+        else:
+            yaw = self._yaw
+        above = np.array([cube_goal[0], cube_goal[1], SAFE_Z])
+        yield from self._move(above, yaw, CLOSED, FAST)
+        # The cube may sit off-centre in the fingers: aim the cube, not the TCP.
+        offset = self.scene.cube_pos(color) - self.scene.tcp_pos()
+        goal = np.asarray(cube_goal) - offset
+        yield from self._move([goal[0], goal[1], SAFE_Z], yaw, CLOSED, SLOW)
+        yield from self._move(goal, yaw, CLOSED, SLOW)
+        yield from self._gripper(OPEN, ticks=3)
+        yield from self._move([goal[0], goal[1], SAFE_Z], yaw, OPEN, FAST)
+
+    def _push(self, color: str, region: str) -> Iterator[Action]:
+        sign = 1.0 if region == "left" else -1.0
+        yaw = np.pi / 2  # finger axis along x: the two pads push the cube's face side by side
+        standoff = CUBE_HALF + 0.011 + 0.012
+        z = CUBE_HALF - 0.003 + PAD_BELOW_TCP - 0.012
+        p = self.scene.cube_pos(color)
+        start = [p[0], p[1] - sign * standoff, z]
+        yield from self._move([start[0], start[1], 0.1], yaw, PUSH_OPENING, FAST)
+        yield from self._move(start, yaw, PUSH_OPENING, SLOW)
+        goal_y = sign * REGION_Y
+        for _ in range(60):
+            p = self.scene.cube_pos(color)
+            if sign * (p[1] - goal_y) > -0.005:
+                break
+            # Closed loop: advance along y while staying centred on the cube in x.
+            y = self._pos[1] + sign * 0.012
+            y = min(y, goal_y - standoff) if sign > 0 else max(y, goal_y + standoff)
+            yield from self._move([p[0], y, z], yaw, PUSH_OPENING, 0.012, max_ticks=1)
+        yield from self._move(self._pos + [0, -sign * 0.02, 0.0], yaw, PUSH_OPENING, SLOW)
+        yield from self._move(self._pos + [0, 0, 0.1], yaw, PUSH_OPENING, FAST)
+
+    def _bowl_slot(self, color: str) -> np.ndarray:
+        """Where in the bowl to drop: the centre, or the spot farthest from cubes already there."""
+        bowl = self.scene.bowl_pos()
+        inside = [self.scene.cube_pos(c)[:2] for c in COLORS if c != color and in_bowl(self.scene, c)]
+        candidates = [np.zeros(2)] + [0.042 * np.array([np.cos(a), np.sin(a)]) for a in np.arange(8) * np.pi / 4]
+        if inside:
+            best = max(candidates, key=lambda o: min(np.linalg.norm(bowl[:2] + o - c) for c in inside))
+        else:
+            best = candidates[0]
+        return np.array([bowl[0] + best[0], bowl[1] + best[1], 0.008 + CUBE_HALF + 0.012])
+
+    # --- motion primitives ----------------------------------------------------------------------
+    def _grasp_yaw(self, color: str) -> float:
+        return nearest_equivalent_yaw(self.scene.cube_yaw(color), 0.0)
+
+    def _action(self) -> Action:
+        return np.concatenate([self._q, [self._grip]])
+
+    def _move(self, pos, yaw: float, grip: float, speed: float, max_ticks: int = 60) -> Iterator[Action]:
+        """Move the commanded TCP in a straight line at `speed` per tick, then let the arm settle."""
+        pos = np.asarray(pos, dtype=np.float64)
+        start_yaw = self._yaw
+        distance = float(np.linalg.norm(pos - self._pos))
+        turn = abs(yaw - start_yaw)
+        ticks = max(1, int(np.ceil(max(distance / speed, turn / 0.25))))
+        start = self._pos.copy()
+        for k in range(1, min(ticks, max_ticks) + 1):
+            f = k / ticks
+            self._command(start + (pos - start) * f, start_yaw + (yaw - start_yaw) * f, grip)
+            yield self._action()
+        if max_ticks > 1:
+            for _ in range(8):  # settle: until the real TCP is within 5 mm of the command
+                if np.linalg.norm(self.scene.tcp_pos() - self._pos) < 0.005:
+                    break
+                yield self._action()
+
+    def _command(self, pos: np.ndarray, yaw: float, grip: float) -> None:
+        self._q = self._ik.solve(pos, down_rotation(yaw), self._q)
+        self._pos, self._yaw, self._grip = pos, yaw, grip
+
+    def _gripper(self, grip: float, ticks: int) -> Iterator[Action]:
+        self._grip = grip
+        for _ in range(ticks):
+            yield self._action()
+
+    def _hold(self, ticks: int) -> Iterator[Action]:
+        for _ in range(ticks):
+            yield self._action()
