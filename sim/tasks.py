@@ -64,9 +64,17 @@ class Episode:
 SINGLE_TEMPLATES = {
     "touch": ("touch the {a} cube", "tap the {a} cube with the gripper", "reach out and touch the {a} cube"),
     "pick": ("pick up the {a} cube", "lift the {a} cube", "grab the {a} cube and lift it"),
-    "place_in_bowl": ("put the {a} cube in the bowl", "place the {a} cube into the bowl", "drop the {a} cube in the bowl"),
-    "push": ("push the {a} cube to the {b} region", "slide the {a} cube into the {b} region", "shove the {a} cube over to the {b}"),
-    "stack": ("stack the {a} cube on the {b} cube", "put the {a} cube on top of the {b} cube", "place the {a} cube onto the {b} cube"),
+    "place_in_bowl": (
+        "put the {a} cube in the bowl", "place the {a} cube into the bowl", "drop the {a} cube in the bowl",
+    ),
+    "push": (
+        "push the {a} cube to the {b} region", "slide the {a} cube into the {b} region",
+        "shove the {a} cube over to the {b}",
+    ),
+    "stack": (
+        "stack the {a} cube on the {b} cube", "put the {a} cube on top of the {b} cube",
+        "place the {a} cube onto the {b} cube",
+    ),
 }
 
 

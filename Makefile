@@ -1,0 +1,34 @@
+# Every target sets itself up: the first run creates .venv and installs the stack.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+VLA := $(VENV)/bin/vla
+export MUJOCO_GL ?= egl
+
+.PHONY: setup demo test test-all lint bench clean
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	./scripts/setup.sh
+
+setup: $(VENV)/.installed
+
+## The main job: every task rolled out in the simulator, with videos and a JSON report in out/demo.
+demo: $(VENV)/.installed
+	$(VLA) demo --out out/demo
+
+## The default test suite (fast; excludes tests marked slow).
+test: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check vla sim tests
+
+## Benchmarks behind docs/BENCHMARKS.md (scripts, not tests). Reports land in out/bench.
+bench: $(VENV)/.installed
+	$(VLA) bench sim --report out/bench/sim.json
+	$(VLA) eval --policy scripted --tasks all --episodes 100 --seed 0 --report out/bench/expert_100.json --quiet
+
+clean:
+	rm -rf out .pytest_cache

@@ -1,0 +1,53 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vla.cli import main
+from vla.evaluate import wilson_interval
+
+
+def test_wilson_interval_known_values():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    lo, hi = wilson_interval(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_vla_tasks_lists_ids_with_group(capsys):
+    assert main(["tasks"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "pick\tsingle" in lines and "tower\tmulti" in lines and len(lines) == 8
+
+
+def test_vla_eval_writes_report_and_videos(tmp_path, capsys):
+    report_path = tmp_path / "report.json"
+    code = main(["eval", "--policy", "scripted", "--tasks", "touch,pick", "--episodes", "2", "--seed", "7",
+                 "--report", str(report_path), "--video-dir", str(tmp_path / "videos"), "--videos-per-task", "1",
+                 "--image-size", "48", "--quiet"])
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["policy"] == "scripted"
+    assert set(report["tasks"]) == {"touch", "pick"}
+    for entry in report["tasks"].values():
+        assert set(entry) == {"episodes", "successes", "success_rate", "ci95", "mean_steps"}
+        assert entry["episodes"] == 2 and 0 <= entry["ci95"][0] <= entry["success_rate"] <= entry["ci95"][1]
+    assert report["overall"] == {"episodes": 4, "successes": 4, "success_rate": 1.0}
+    videos = sorted(p.name for p in (tmp_path / "videos").iterdir())
+    assert videos == ["pick_seed7_success.mp4", "touch_seed7_success.mp4"]
+    import imageio.v3 as iio
+
+    frames = iio.imread(tmp_path / "videos" / videos[0])
+    assert frames.shape[1:] == (48, 96, 3)  # both cameras side by side
+
+
+def test_vla_eval_unknown_task_is_an_error_listing_ids(capsys):
+    assert main(["eval", "--tasks", "pick,teleport", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task id(s) ['teleport']" in err and "place_in_bowl" in err
+
+
+def test_vla_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "vla.cli", "tasks"], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[0] == "touch\tsingle"

@@ -1,0 +1,128 @@
+"""`vla` command line: the composition root that wires policies, the simulator and reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _write_report(report: dict, path: str | None) -> None:
+    text = json.dumps(report, indent=2)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
+    print(text)
+
+
+def _policy_factory(name: str):
+    """Policy name -> factory(env) -> Policy."""
+    if name == "scripted":
+        from sim.experts import ScriptedExpert
+
+        return ScriptedExpert
+    raise ValueError(f"unknown policy {name!r}; available: scripted")
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from sim import TASKS
+
+    for task in TASKS.values():
+        print(f"{task.id}\t{task.group}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from sim import make_env, resolve_tasks
+    from vla.evaluate import evaluate
+
+    task_ids = resolve_tasks(args.tasks)
+    factory = _policy_factory(args.policy)
+    report = evaluate(
+        args.policy,
+        task_ids,
+        make_env=lambda t: make_env(t, robot=args.robot, image_size=args.image_size),
+        make_policy=factory,
+        episodes=args.episodes,
+        seed=args.seed,
+        video_dir=Path(args.video_dir) if args.video_dir else None,
+        videos_per_task=args.videos_per_task,
+        progress=not args.quiet,
+    )
+    _write_report(report, args.report)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    args.tasks, args.episodes, args.seed = "all", args.episodes, args.seed
+    args.report, args.video_dir, args.videos_per_task = str(out / "report.json"), str(out / "videos"), 1
+    code = cmd_eval(args)
+    print(f"\nreport: {out / 'report.json'}\nvideos: {out / 'videos'}", file=sys.stderr)
+    return code
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "sim":
+        from sim.bench import bench_sim
+
+        _write_report(bench_sim(args.task, args.steps, args.image_size), args.report)
+        return 0
+    raise ValueError(f"unknown benchmark {args.what!r}; available: sim")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vla", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("tasks", help="list task ids and their group (single or multi)").set_defaults(func=cmd_tasks)
+
+    def rollout_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--policy", default="scripted", help="'scripted' (the privileged expert)")
+        p.add_argument("--robot", default="panda", help="robot config name or YAML path")
+        p.add_argument("--image-size", type=int, default=None, help="square camera images (default: robot config)")
+        p.add_argument("--seed", type=int, default=0, help="episode i uses seed S+i")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("eval", help="roll out a policy in the simulator and report success rates")
+    rollout_args(ev)
+    ev.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
+    ev.add_argument("--episodes", type=int, default=10, help="episodes per task")
+    ev.add_argument("--report", default=None, help="write the JSON report here")
+    ev.add_argument("--video-dir", default=None, help="write MP4s of the first episodes of each task here")
+    ev.add_argument("--videos-per-task", type=int, default=2)
+    ev.set_defaults(func=cmd_eval)
+
+    demo = sub.add_parser("demo", help="one episode of every task, with videos and a report")
+    rollout_args(demo)
+    demo.add_argument("--episodes", type=int, default=1)
+    demo.add_argument("--out", default="out/demo")
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="benchmarks (scripts, not tests)")
+    bench.add_argument("what", choices=["sim"])
+    bench.add_argument("--task", default="place_in_bowl")
+    bench.add_argument("--steps", type=int, default=500)
+    bench.add_argument("--image-size", type=int, default=None)
+    bench.add_argument("--report", default=None)
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vla.robot import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, ConfigError) as exc:
+        print(f"vla {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vla {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

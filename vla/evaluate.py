@@ -1,0 +1,136 @@
+"""Rollouts and success reports: the one evaluation harness every policy goes through.
+
+The harness is generic: it gets an env factory and a policy factory, so the same code scores
+the scripted expert, a trained VLA or a LeRobot peer on the same seeds. Chunks are executed
+one action per control tick; a new chunk is requested when the last one is used up.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vla.types import Policy, image_key
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a success rate (well-behaved at 0 and n)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class EpisodeResult:
+    task_id: str
+    seed: int
+    instruction: str
+    success: bool
+    steps: int
+
+
+def rollout(env, policy: Policy, seed: int, frames: list | None = None) -> EpisodeResult:
+    """Run one episode to success or time limit. Appends video frames when `frames` is a list."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    chunk: list[np.ndarray] = []
+    steps, success = 0, False
+    while True:
+        if not chunk:
+            actions = np.asarray(policy.predict_chunk(obs))
+            if actions.ndim != 2 or actions.shape[0] == 0:
+                raise ValueError(f"policy returned an action chunk of shape {actions.shape}; expected (K, D)")
+            chunk = list(actions)
+        obs, _, terminated, truncated, info = env.step(chunk.pop(0))
+        steps += 1
+        if frames is not None:
+            frames.append(_video_frame(obs))
+        if terminated or truncated:
+            success = bool(info["success"])
+            break
+    return EpisodeResult(info["task_id"], seed, info["task"], success, steps)
+
+
+def _video_frame(obs: dict[str, Any]) -> np.ndarray:
+    """All camera images side by side."""
+    images = [v for k, v in obs.items() if k.startswith(image_key(""))]
+    height = max(i.shape[0] for i in images)
+    return np.concatenate([np.pad(i, ((0, height - i.shape[0]), (0, 0), (0, 0))) for i in images], axis=1)
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # macro_block_size=1 keeps odd image sizes as they are instead of resizing with a warning.
+    imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+
+
+def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
+    n = len(results)
+    k = sum(r.success for r in results)
+    lo, hi = wilson_interval(k, n)
+    return {
+        "episodes": n,
+        "successes": k,
+        "success_rate": k / n if n else 0.0,
+        "ci95": [round(lo, 4), round(hi, 4)],
+        "mean_steps": float(np.mean([r.steps for r in results])) if n else 0.0,
+    }
+
+
+def evaluate(
+    policy_name: str,
+    task_ids: list[str],
+    make_env: Callable[[str], Any],
+    make_policy: Callable[[Any], Policy],
+    episodes: int,
+    seed: int = 0,
+    video_dir: Path | None = None,
+    videos_per_task: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score a policy on each task over `episodes` seeded episodes (seeds seed, seed+1, ...)."""
+    from tqdm import tqdm
+
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes}; expected at least 1")
+    report: dict[str, Any] = {"policy": policy_name, "seed": seed, "tasks": {}}
+    everything: list[EpisodeResult] = []
+    start = time.perf_counter()
+    bar = tqdm(total=episodes * len(task_ids), desc=f"eval {policy_name}", unit="ep", disable=not progress)
+    for task_id in task_ids:
+        env = make_env(task_id)
+        policy = make_policy(env)
+        results = []
+        for i in range(episodes):
+            frames = [] if video_dir is not None and i < videos_per_task else None
+            result = rollout(env, policy, seed + i, frames)
+            results.append(result)
+            if frames:
+                tag = "success" if result.success else "failure"
+                write_video(Path(video_dir) / f"{task_id}_seed{seed + i}_{tag}.mp4", frames,
+                            env.metadata.get("render_fps", 10))
+            bar.set_postfix(task=task_id, success=f"{sum(r.success for r in results)}/{len(results)}")
+            bar.update()
+        env.close()
+        report["tasks"][task_id] = summarize(results)
+        everything += results
+    bar.close()
+    overall = summarize(everything)
+    report["overall"] = {key: overall[key] for key in ("episodes", "successes", "success_rate")}
+    report["wall_time_s"] = round(time.perf_counter() - start, 2)
+    report["failures"] = [
+        {"task_id": r.task_id, "seed": r.seed, "instruction": r.instruction} for r in everything if not r.success
+    ]
+    return report
