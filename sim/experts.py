@@ -19,6 +19,7 @@ from sim.scene import COLORS, CUBE_HALF, TabletopScene
 from sim.tasks import Subtask
 
 OPEN, CLOSED = 0.04, 0.0  # finger opening, m
+RELEASE = 0.03  # opening to let go of a placed cube: clear of it, short of its neighbours
 PUSH_OPENING = 0.012  # fingers just apart: two contact points on the cube's face
 SAFE_Z = 0.16  # carry height for the TCP, above any tower of two cubes
 FAST, SLOW = 0.04, 0.015  # TCP speed per control tick, m
@@ -87,12 +88,14 @@ class ScriptedExpert:
                 yield from self._hold(5)
         elif sub.kind == "place_in_bowl":
             if (yield from self._grasp(sub.target)):
-                yield from self._place(sub.target, self._bowl_slot(sub.target))
+                slot, yaw = self._bowl_slot(sub.target)
+                yield from self._place(sub.target, slot, yaw)
         elif sub.kind == "stack":
             if (yield from self._grasp(sub.target)):
                 bottom = self.scene.cube_pos(sub.dest)
-                yield from self._place(sub.target, bottom + [0, 0, 2 * CUBE_HALF + 0.003],
-                                       yaw=self.scene.cube_yaw(sub.dest))
+                # Turn the held cube to line up with the one below.
+                yaw = nearest_equivalent_yaw(self.scene.cube_yaw(sub.dest), self._yaw)
+                yield from self._place(sub.target, bottom + [0, 0, 2 * CUBE_HALF + 0.003], yaw)
         elif sub.kind == "push":
             yield from self._push(sub.target, sub.dest)
 
@@ -120,11 +123,8 @@ class ScriptedExpert:
         return False
 
     def _place(self, color: str, cube_goal: np.ndarray, yaw: float | None = None) -> Iterator[Action]:
-        """Carry the held cube so that its centre lands at `cube_goal`, release, retreat."""
-        if yaw is not None:  # turn the held cube to match, e.g. the cube it is stacked on
-            yaw = nearest_equivalent_yaw(yaw, self._yaw)
-        else:
-            yaw = self._yaw
+        """Carry the held cube so that its centre lands at `cube_goal` with the TCP at `yaw`, release, retreat."""
+        yaw = self._yaw if yaw is None else yaw
         above = np.array([cube_goal[0], cube_goal[1], SAFE_Z])
         yield from self._move(above, yaw, CLOSED, FAST)
         # The cube may sit off-centre in the fingers: aim the cube, not the TCP.
@@ -132,8 +132,8 @@ class ScriptedExpert:
         goal = np.asarray(cube_goal) - offset
         yield from self._move([goal[0], goal[1], SAFE_Z], yaw, CLOSED, SLOW)
         yield from self._move(goal, yaw, CLOSED, SLOW)
-        yield from self._gripper(OPEN, ticks=3)
-        yield from self._move([goal[0], goal[1], SAFE_Z], yaw, OPEN, FAST)
+        yield from self._gripper(RELEASE, ticks=3)
+        yield from self._move([goal[0], goal[1], SAFE_Z], yaw, RELEASE, FAST)
 
     def _push(self, color: str, region: str) -> Iterator[Action]:
         sign = 1.0 if region == "left" else -1.0
@@ -156,16 +156,24 @@ class ScriptedExpert:
         yield from self._move(self._pos + [0, -sign * 0.02, 0.0], yaw, PUSH_OPENING, SLOW)
         yield from self._move(self._pos + [0, 0, 0.1], yaw, PUSH_OPENING, FAST)
 
-    def _bowl_slot(self, color: str) -> np.ndarray:
-        """Where in the bowl to drop: the centre, or the spot farthest from cubes already there."""
+    def _bowl_slot(self, color: str) -> tuple[np.ndarray, float | None]:
+        """Where in the bowl to drop, and the yaw to do it with.
+
+        Three slots, 120 degrees apart, hold three cubes side by side. Take the free slot
+        farthest from cubes already in the bowl and turn the fingers so that they open
+        across, not towards, the nearest of them.
+        """
         bowl = self.scene.bowl_pos()
         inside = [self.scene.cube_pos(c)[:2] for c in COLORS if c != color and in_bowl(self.scene, c)]
-        candidates = [np.zeros(2)] + [0.042 * np.array([np.cos(a), np.sin(a)]) for a in np.arange(8) * np.pi / 4]
-        if inside:
-            best = max(candidates, key=lambda o: min(np.linalg.norm(bowl[:2] + o - c) for c in inside))
-        else:
-            best = candidates[0]
-        return np.array([bowl[0] + best[0], bowl[1] + best[1], 0.008 + CUBE_HALF + 0.012])
+        slots = [bowl[:2] + 0.045 * np.array([np.cos(a), np.sin(a)]) for a in np.pi / 2 + np.arange(3) * 2 * np.pi / 3]
+        if not inside:
+            return np.array([*slots[0], 0.008 + CUBE_HALF + 0.012]), None
+        slot = max(slots, key=lambda s: min(np.linalg.norm(s - c) for c in inside))
+        nearest = min(inside, key=lambda c: np.linalg.norm(slot - c))
+        towards = float(np.arctan2(*(nearest - slot)[::-1]))
+        # The finger axis is at yaw - pi/2: yaw = towards puts it across the line to the neighbour.
+        yaw = self._yaw + (towards - self._yaw + np.pi / 2) % np.pi - np.pi / 2
+        return np.array([*slot, 0.008 + CUBE_HALF + 0.012]), yaw
 
     # --- motion primitives ----------------------------------------------------------------------
     def _grasp_yaw(self, color: str) -> float:

@@ -130,7 +130,7 @@ def _sample_layout(rng: np.random.Generator, slots: dict):
     for color in COLORS:
         if slots["task"] == "push" and color == slots["a"]:
             # The pushed cube starts near the middle, in line with the marked regions.
-            x, y = rng.uniform(0.42, 0.58), rng.uniform(-0.04, 0.04)
+            x, y = rng.uniform(0.45, 0.55), rng.uniform(-0.04, 0.04)
         else:
             x, y = rng.uniform(*CUBE_X), rng.uniform(*CUBE_Y)
         if np.hypot(x - bowl[0], y - bowl[1]) < MIN_BOWL_GAP:
