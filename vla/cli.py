@@ -63,13 +63,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from sim import resolve_tasks
+    from vla.data.record import RecordingInterrupted, record
+
+    try:
+        summary = record(
+            resolve_tasks(args.tasks), args.episodes, args.out, seed=args.seed, repo_id=args.repo_id,
+            storage=args.storage, robot=args.robot, image_size=args.image_size, resume=args.resume,
+            overwrite=args.overwrite, progress=not args.quiet,
+        )
+    except RecordingInterrupted as exc:
+        _write_report(exc.summary, None)
+        print(f"vla record: {exc}; continue with --resume", file=sys.stderr)
+        return 130
+    _write_report(summary, None)
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from vla.data import open_dataset
+    from vla.data.info import dataset_info, first_frames_grid, format_info
+
+    ds = open_dataset(args.dataset, need_camera=False)
+    info = dataset_info(ds)
+    if ds.cameras:
+        grid = args.grid or f"out/{Path(args.dataset).name}_first_frames.png"
+        info["first_frames_png"] = str(first_frames_grid(ds, grid, args.grid_episodes))
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "sim":
         from sim.bench import bench_sim
 
         _write_report(bench_sim(args.task, args.steps, args.image_size), args.report)
         return 0
-    raise ValueError(f"unknown benchmark {args.what!r}; available: sim")
+    if args.what == "data":
+        from sim import resolve_tasks
+        from vla.data.bench import bench_data
+
+        _write_report(bench_data(resolve_tasks(args.tasks), args.episodes, args.image_size), args.report)
+        return 0
+    raise ValueError(f"unknown benchmark {args.what!r}; available: sim, data")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,10 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="out/demo")
     demo.set_defaults(func=cmd_demo)
 
+    rec = sub.add_parser("record", help="record scripted-expert demonstrations into a LeRobot v3.0 dataset")
+    rec.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
+    rec.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
+    rec.add_argument("--out", required=True, help="dataset directory")
+    rec.add_argument("--seed", type=int, default=1000,
+                     help="first seed per task (default 1000: evaluation seeds 0..999 stay unseen)")
+    rec.add_argument("--repo-id", default=None, help="dataset name in LeRobot's metadata (default local/<dir name>)")
+    rec.add_argument("--storage", choices=["video", "images"], default="video", help="MP4 (AV1) videos or PNG images")
+    rec.add_argument("--robot", default="panda")
+    rec.add_argument("--image-size", type=int, default=None)
+    rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --out")
+    rec.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    rec.add_argument("--quiet", action="store_true")
+    rec.set_defaults(func=cmd_record)
+
+    ds = sub.add_parser("dataset", help="inspect LeRobot datasets")
+    ds_sub = ds.add_subparsers(dest="dataset_command", required=True)
+    info = ds_sub.add_parser("info", help="episodes, frames, fps, features, tasks, and a PNG of first frames")
+    info.add_argument("dataset", help="dataset directory (LeRobot v3.0)")
+    info.add_argument("--grid", default=None, help="PNG path (default out/<name>_first_frames.png)")
+    info.add_argument("--grid-episodes", type=int, default=4)
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(func=cmd_dataset)
+
     bench = sub.add_parser("bench", help="benchmarks (scripts, not tests)")
-    bench.add_argument("what", choices=["sim"])
-    bench.add_argument("--task", default="place_in_bowl")
-    bench.add_argument("--steps", type=int, default=500)
+    bench.add_argument("what", choices=["sim", "data"])
+    bench.add_argument("--task", default="place_in_bowl", help="sim: the task to drive")
+    bench.add_argument("--steps", type=int, default=500, help="sim: control steps")
+    bench.add_argument("--tasks", default="single", help="data: tasks to record")
+    bench.add_argument("--episodes", type=int, default=10, help="data: episodes per task")
     bench.add_argument("--image-size", type=int, default=None)
     bench.add_argument("--report", default=None)
     bench.set_defaults(func=cmd_bench)
@@ -116,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, ConfigError) as exc:
+    except (ValueError, ConfigError, RuntimeError) as exc:
         print(f"vla {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

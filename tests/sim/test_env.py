@@ -53,6 +53,8 @@ def test_same_seed_same_episode():
             assert np.array_equal(a[key], b[key]), key
     _, trace_c = _run(env_a, seed=12, steps=0)
     assert not np.array_equal(trace_a[0][image_key("scene")], trace_c[0][image_key("scene")])
+    env_a.close()
+    env_b.close()
 
 
 def test_time_limit_truncates():
@@ -62,6 +64,7 @@ def test_time_limit_truncates():
     for _ in range(TASKS["touch"].max_steps):
         _, _, terminated, truncated, _ = env.step(home)
     assert truncated and not terminated
+    env.close()
 
 
 def test_bad_actions_are_rejected_with_clear_errors():
@@ -77,6 +80,7 @@ def test_bad_actions_are_rejected_with_clear_errors():
     bad[2] = np.inf
     with pytest.raises(ValueError, match="joint3"):
         env.step(bad)
+    env.close()
 
 
 def test_out_of_range_targets_are_limited_and_reported():
@@ -90,6 +94,7 @@ def test_out_of_range_targets_are_limited_and_reported():
     assert env.scene.data.ctrl[3] == pytest.approx(env.robot.joints[3].upper, abs=1e-6)
     _, _, _, _, info = env.step(env.robot.home_array)
     assert not info["action_clipped"] and info["clipped_joints"] == []
+    env.close()
 
 
 def test_unknown_task_lists_valid_ids():
