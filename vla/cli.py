@@ -16,13 +16,18 @@ def _write_report(report: dict, path: str | None) -> None:
     print(text)
 
 
-def _policy_factory(name: str):
-    """Policy name -> factory(env) -> Policy."""
+def _policy_factory(name: str, decoding: str | None = None):
+    """Policy name -> factory(env) -> Policy: 'scripted', or a checkpoint directory."""
     if name == "scripted":
         from sim.experts import ScriptedExpert
 
         return ScriptedExpert
-    raise ValueError(f"unknown policy {name!r}; available: scripted")
+    if Path(name).is_dir():
+        from vla.policy import VLAPolicy
+
+        policy = VLAPolicy.from_pretrained(name, decoding=decoding)
+        return lambda env: policy
+    raise ValueError(f"unknown policy {name!r}; expected 'scripted' or a policy checkpoint directory")
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -38,7 +43,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vla.evaluate import evaluate
 
     task_ids = resolve_tasks(args.tasks)
-    factory = _policy_factory(args.policy)
+    factory = _policy_factory(args.policy, args.decoding)
     report = evaluate(
         args.policy,
         task_ids,
@@ -81,6 +86,20 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from vla.train.trainer import TrainConfig, train
+
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, lora=args.lora,
+                      checkpoint_every=args.checkpoint_every, instruction_key=args.instruction_key,
+                      warmup_steps=min(args.warmup_steps, max(1, args.steps // 10)))
+    overrides = {k: v for k, v in (("chunk_length", args.chunk_length), ("decoding", args.decoding)) if v}
+    summary = train(args.dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
+                    model_overrides=overrides)
+    if summary:
+        print(json.dumps({k: summary[k] for k in ("steps", "wall_time_s", "frames", "parameters")}, indent=2))
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     from vla.data import open_dataset
     from vla.data.info import dataset_info, first_frames_grid, format_info
@@ -116,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list task ids and their group (single or multi)").set_defaults(func=cmd_tasks)
 
     def rollout_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--policy", default="scripted", help="'scripted' (the privileged expert)")
+        p.add_argument("--policy", default="scripted", help="'scripted' (the privileged expert) or a policy directory")
+        p.add_argument("--decoding", choices=["parallel", "autoregressive"], default=None,
+                       help="VLA decoding mode (default: the checkpoint's)")
         p.add_argument("--robot", default="panda", help="robot config name or YAML path")
         p.add_argument("--image-size", type=int, default=None, help="square camera images (default: robot config)")
         p.add_argument("--seed", type=int, default=0, help="episode i uses seed S+i")
@@ -152,6 +173,24 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--quiet", action="store_true")
     rec.set_defaults(func=cmd_record)
 
+    tr = sub.add_parser("train", help="fine-tune a VLA on a LeRobot dataset")
+    tr.add_argument("--dataset", required=True, help="LeRobot v3.0 dataset directory (or hub repo id)")
+    tr.add_argument("--out", required=True, help="policy directory (checkpoints under OUT/checkpoints)")
+    tr.add_argument("--model", default="tiny", help="configs/models/<name>.yaml, a YAML path, or a local HF VLM dir")
+    tr.add_argument("--steps", type=int, default=5000)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=5e-4)
+    tr.add_argument("--warmup-steps", type=int, default=300)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--chunk-length", type=int, default=None, help="override the model config's K")
+    tr.add_argument("--decoding", choices=["parallel", "autoregressive"], default=None)
+    tr.add_argument("--lora", action="store_true", help="LoRA adapters (peft) instead of full fine-tuning")
+    tr.add_argument("--checkpoint-every", type=int, default=1000)
+    tr.add_argument("--instruction-key", default="task", help="per-frame text to condition on (task or subtask)")
+    tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
     ds = sub.add_parser("dataset", help="inspect LeRobot datasets")
     ds_sub = ds.add_subparsers(dest="dataset_command", required=True)
     info = ds_sub.add_parser("info", help="episodes, frames, fps, features, tasks, and a PNG of first frames")
@@ -179,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, ConfigError, RuntimeError) as exc:
+    except (ValueError, ConfigError, RuntimeError, FileNotFoundError, FileExistsError) as exc:
         print(f"vla {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,95 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+from vla.cli import main
+from vla.model.vla import VLAModel
+from vla.policy import VLAPolicy
+from vla.train.trainer import TrainConfig, train
+
+MINI = dict(
+    image_size=32,
+    vision={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+            "patch_size": 16},
+    text={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+          "intermediate_size": 128},
+    chunk_length=4,
+)
+
+
+@pytest.fixture(scope="module")
+def so101_like(tmp_path_factory):
+    """A dataset written by LeRobot itself, with other cameras and dimensions than our sim."""
+    root = tmp_path_factory.mktemp("ds") / "so101"
+    features = {
+        "observation.images.top": {"dtype": "image", "shape": (40, 40, 3), "names": ["height", "width", "channels"]},
+        "observation.images.wrist": {"dtype": "image", "shape": (32, 32, 3), "names": ["height", "width", "channels"]},
+        "observation.state": {"dtype": "float32", "shape": (6,), "names": [f"m{i}.pos" for i in range(6)]},
+        "action": {"dtype": "float32", "shape": (6,), "names": [f"m{i}.pos" for i in range(6)]},
+    }
+    ds = LeRobotDataset.create("someone/so101", fps=30, features=features, root=root, use_videos=False)
+    rng = np.random.default_rng(0)
+    for ep in range(3):
+        q = rng.normal(size=6).astype(np.float32)
+        for _ in range(8):
+            q = q + rng.normal(scale=0.05, size=6).astype(np.float32)
+            ds.add_frame({"observation.images.top": rng.integers(0, 255, (40, 40, 3), dtype=np.uint8),
+                          "observation.images.wrist": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+                          "observation.state": q, "action": q + 0.01, "task": f"move the brick {ep}"})
+        ds.save_episode()
+    ds.finalize()
+    return root
+
+
+def test_trains_on_other_cameras_and_dims_and_the_policy_runs(so101_like, tmp_path):
+    out = tmp_path / "policy"
+    cfg = TrainConfig(steps=6, batch_size=4, warmup_steps=2, checkpoint_every=3, log_every=2)
+    summary = train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    assert summary["steps"] == 6 and summary["episodes"] == 3 and summary["frames"] == 24
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_0000003", "step_0000006"]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6] and all(np.isfinite(float(r["loss"])) for r in rows)
+    policy = VLAPolicy.from_pretrained(out)
+    assert policy.metadata["cameras"] == ["top", "wrist"] and policy.metadata["action_dim"] == 6
+    assert policy.metadata["joint_names"][0] == "m0.pos"
+    obs = {"observation.images.top": np.zeros((40, 40, 3), np.uint8),
+           "observation.images.wrist": np.zeros((32, 32, 3), np.uint8),
+           "observation.state": np.zeros(6, np.float32), "task": "move the brick 1"}
+    assert policy.predict_chunk(obs).shape == (policy.execute_steps, 6)
+
+
+def test_resume_continues_from_the_newest_checkpoint(so101_like, tmp_path):
+    out = tmp_path / "policy"
+    cfg = TrainConfig(steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2, log_every=2)
+    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    cfg.steps = 6
+    summary = train(so101_like, out, "tiny", cfg, resume=True, progress=False)
+    assert summary["resumed_from_step"] == 4
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+
+
+def test_lora_checkpoints_are_plain_models(so101_like, tmp_path):
+    out = tmp_path / "lora"
+    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2, lora=True, lora_rank=4)
+    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    model = VLAModel.from_pretrained(out)
+    assert "peft" not in type(model.backbone).__module__
+    assert not any("lora" in k for k in json.dumps(list(model.state_dict())).split('"'))
+
+
+def test_vla_train_cli_rejects_a_dataset_without_actions(tmp_path, capsys):
+    features = {"observation.state": {"dtype": "float32", "shape": (2,), "names": ["a", "b"]},
+                "observation.images.cam": {"dtype": "image", "shape": (8, 8, 3), "names": ["h", "w", "c"]}}
+    ds = LeRobotDataset.create("x/noaction", fps=10, features=features, root=tmp_path / "noaction", use_videos=False)
+    ds.add_frame({"observation.state": np.zeros(2, np.float32),
+                  "observation.images.cam": np.zeros((8, 8, 3), np.uint8), "task": "t"})
+    ds.save_episode()
+    ds.finalize()
+    assert main(["train", "--dataset", str(tmp_path / "noaction"), "--out", str(tmp_path / "p"), "--steps", "1"]) == 2
+    assert "lacks feature(s) ['action']" in capsys.readouterr().err

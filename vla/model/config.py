@@ -1,0 +1,105 @@
+"""VLA model configuration: what is built, how actions are tokenized and decoded."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vla.robot import CONFIG_DIR, ConfigError
+
+MODEL_DIR = CONFIG_DIR / "models"
+DECODING_MODES = ("parallel", "autoregressive")
+FAMILIES = ("smolvlm", "idefics3", "paligemma")
+
+
+@dataclass
+class VLAConfig:
+    """Everything needed to rebuild a VLA policy; stored as config.json in a checkpoint."""
+
+    family: str = "smolvlm"
+    image_size: int = 128
+    vision: dict[str, Any] = field(default_factory=dict)
+    text: dict[str, Any] = field(default_factory=dict)
+    scale_factor: int = 2
+    max_text_tokens: int = 32
+    chunk_length: int = 10
+    execute_steps: int = 5
+    bins: int = 256
+    action_reference: str = "state"  # predict targets relative to the current state, or 'absolute'
+    decoding: str = "parallel"
+    backbone_path: str | None = None  # a local Hugging Face checkpoint directory instead of a tiny config
+    # Filled in from the dataset when training starts:
+    cameras: list[str] = field(default_factory=list)
+    state_dim: int = 0
+    action_dim: int = 0
+    fps: float = 10.0
+    joint_names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError(f"family={self.family!r}; supported backbone families: {', '.join(FAMILIES)}")
+        if self.decoding not in DECODING_MODES:
+            raise ConfigError(f"decoding={self.decoding!r}; expected one of {DECODING_MODES}")
+        if self.action_reference not in ("state", "absolute"):
+            raise ConfigError(f"action_reference={self.action_reference!r}; expected 'state' or 'absolute'")
+        if not 2 <= self.bins <= 4096:
+            raise ConfigError(f"bins={self.bins}; expected 2..4096")
+        if self.chunk_length < 1 or not 1 <= self.execute_steps <= self.chunk_length:
+            raise ConfigError(
+                f"chunk_length={self.chunk_length}, execute_steps={self.execute_steps}; "
+                "expected chunk_length >= 1 and 1 <= execute_steps <= chunk_length"
+            )
+        if self.backbone_path is None:
+            patch = int(self.vision.get("patch_size", 16))
+            if self.image_size % (patch * self.scale_factor):
+                raise ConfigError(
+                    f"image_size={self.image_size} must be a multiple of patch_size x scale_factor = "
+                    f"{patch * self.scale_factor}"
+                )
+
+    @property
+    def num_action_tokens(self) -> int:
+        return self.chunk_length * self.action_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VLAConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown VLA config field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def load_model_config(name_or_path: str | Path = "tiny", **overrides: Any) -> VLAConfig:
+    """`configs/models/<name>.yaml`, a YAML path, or a local Hugging Face checkpoint directory."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{path} is not a Hugging Face checkpoint directory: config.json is missing")
+        return VLAConfig(**{"family": _family_of(path), "backbone_path": str(path), **overrides})
+    if path.suffix not in (".yaml", ".yml"):
+        path = MODEL_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in MODEL_DIR.glob("*.yaml")))
+        raise ConfigError(f"model {str(name_or_path)!r} not found at {path}; known: {known}, or a checkpoint dir")
+    data = yaml.safe_load(path.read_text()) or {}
+    if "chunk_length" in overrides and "execute_steps" not in overrides:  # a shorter K executes at most K
+        overrides["execute_steps"] = min(int(data.get("execute_steps", 1)), int(overrides["chunk_length"]))
+    return VLAConfig.from_dict({**data, **overrides})
+
+
+def _family_of(path: Path) -> str:
+    import json
+
+    model_type = json.loads((path / "config.json").read_text()).get("model_type", "?")
+    if model_type not in FAMILIES:
+        raise ConfigError(
+            f"{path}: model_type {model_type!r} is not a supported VLM family; supported: {', '.join(FAMILIES)}"
+        )
+    return model_type

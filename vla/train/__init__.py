@@ -1,0 +1,1 @@
+"""Fine-tuning the VLA on LeRobot datasets (`vla train`)."""

@@ -1,0 +1,104 @@
+"""Training samples held in memory: decoded once from a LeRobot dataset, then served by indexing.
+
+On a CPU-only machine video decoding would otherwise cost more than the model's step. The
+arrays come from LeRobot's own reader (`vla.data.open_dataset`); chunks of K actions are cut
+within each episode, the last action repeated past its end (the arm holds at the goal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vla.data.dataset import DemoDataset
+from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, TASK
+
+
+@dataclass
+class DemoCache:
+    images: torch.Tensor  # (N, C, 3, H, W) uint8
+    state: torch.Tensor  # (N, S) float32
+    actions: torch.Tensor  # (N, D) float32
+    chunk_index: torch.Tensor  # (N, K) frame indices of each frame's action chunk
+    texts: list[str]  # distinct instructions
+    text_index: torch.Tensor  # (N,) index into texts
+    cameras: list[str]
+
+    def __len__(self) -> int:
+        return self.state.shape[0]
+
+    @classmethod
+    def from_dataset(cls, ds: DemoDataset, chunk_length: int, image_size: int, instruction_key: str = TASK,
+                     progress: bool = True) -> DemoCache:
+        """Decode every frame once; all cameras are resized to the vision tower's square `image_size`."""
+        from tqdm import tqdm
+
+        hf = ds.lerobot.hf_dataset.with_format(None)
+        state = torch.tensor(np.asarray(hf[OBS_STATE], dtype=np.float32))
+        actions = torch.tensor(np.asarray(hf[ACTION], dtype=np.float32))
+        episode = np.asarray(hf["episode_index"]).reshape(-1)
+        if instruction_key not in ds.features and instruction_key != TASK:
+            raise ValueError(
+                f"instruction key {instruction_key!r} is not a dataset feature; it has {sorted(ds.features)}"
+            )
+        N = len(state)
+        images = None
+        texts: dict[str, int] = {}
+        text_index = torch.empty(N, dtype=torch.long)
+        loader = torch.utils.data.DataLoader(ds.lerobot, batch_size=64, shuffle=False, num_workers=2)
+        i = 0
+        for batch in tqdm(loader, desc="decode dataset", unit="batch", disable=not progress):
+            frames = torch.stack([_resize(batch[OBS_IMAGES_PREFIX + c], image_size) for c in ds.cameras], dim=1)
+            if images is None:
+                images = torch.empty((N, *frames.shape[1:]), dtype=torch.uint8)
+            b = frames.shape[0]
+            images[i : i + b] = (frames * 255).round().clamp(0, 255).to(torch.uint8)
+            for j, text in enumerate(batch[instruction_key]):
+                text_index[i + j] = texts.setdefault(text, len(texts))
+            i += b
+        # Frame indices of each chunk, clipped at the episode's last frame.
+        ends = np.zeros(N, dtype=np.int64)
+        boundaries = np.flatnonzero(np.diff(episode)) + 1
+        for start, stop in zip(np.r_[0, boundaries], np.r_[boundaries, N], strict=True):
+            ends[start:stop] = stop - 1
+        idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_length)[None, :], ends[:, None])
+        return cls(images, state, actions, torch.tensor(idx), list(texts), text_index, list(ds.cameras))
+
+    def chunk(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, K, D) absolute action chunks of the given frames."""
+        return self.actions[self.chunk_index[index]]
+
+    def relative_quantiles(self, low_q: float = 0.01, high_q: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension quantiles of (chunk action - current state): the range of relative targets."""
+        rel = (self.actions[self.chunk_index] - self.state[:, None, :]).reshape(-1, self.actions.shape[1])
+        if len(rel) > 2_000_000:
+            rel = rel[torch.randperm(len(rel), generator=torch.Generator().manual_seed(0))[:2_000_000]]
+        return (torch.quantile(rel, low_q, dim=0).numpy(), torch.quantile(rel, high_q, dim=0).numpy())
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(b, 3, H, W) -> (b, 3, size, size); a no-op when the size already matches."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 6, jitter: float = 0.1) -> torch.Tensor:
+    """Random shifts (pad and crop, as in DrQ) and brightness/contrast jitter; (B, C, 3, H, W) floats in [0, 1]."""
+    B, C, ch, H, W = images.shape
+    x = images.flatten(0, 1)
+    padded = torch.nn.functional.pad(x, (shift,) * 4, mode="replicate")
+    dx = torch.randint(0, 2 * shift + 1, (B * C,), generator=generator)
+    dy = torch.randint(0, 2 * shift + 1, (B * C,), generator=generator)
+    rows = (dy[:, None] + torch.arange(H)[None, :])[:, None, :, None].expand(-1, ch, -1, W + 2 * shift)
+    x = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(W)[None, :])[:, None, None, :].expand(-1, ch, H, -1)
+    x = x.gather(3, cols)
+    gain = 1 + jitter * (2 * torch.rand(B * C, 1, 1, 1, generator=generator) - 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 1 + jitter * (2 * torch.rand(B * C, 1, 1, 1, generator=generator) - 1)
+    x = ((x - mean) * contrast + mean) * gain
+    return x.clamp(0, 1).view(B, C, ch, H, W)
