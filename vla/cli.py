@@ -59,9 +59,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "policies" / "tiny_sim_single"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The shipped VLA on the single-step tasks it was trained for (the expert on every task if it is absent)."""
     out = Path(args.out)
-    args.tasks, args.episodes, args.seed = "all", args.episodes, args.seed
+    if args.policy is None:
+        args.policy = str(SHIPPED_POLICY) if (SHIPPED_POLICY / "model.safetensors").is_file() else "scripted"
+    args.tasks = args.tasks or ("all" if args.policy == "scripted" else "single")
     args.report, args.video_dir, args.videos_per_task = str(out / "report.json"), str(out / "videos"), 1
     code = cmd_eval(args)
     print(f"\nreport: {out / 'report.json'}\nvideos: {out / 'videos'}", file=sys.stderr)
@@ -113,6 +119,55 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from vla.serving.server import PolicyServer
+
+    if args.policy == "scripted":
+        raise ValueError("the scripted expert reads the simulator's private state and cannot be served; "
+                         "serve a trained policy directory (e.g. policies/tiny_sim_single)")
+    policy = _policy_factory(args.policy, args.decoding)(None)
+    server = PolicyServer(policy, args.bind, curve_keys=args.curve_keys)
+    print(f"serving {policy.metadata.get('name')} on {server.address} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        server.serve()
+    finally:
+        server.close()
+    return 0
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    from vla.serving.client import PolicyClient, ServerError
+
+    client = PolicyClient(args.connect, timeout_s=args.timeout, retries=0, server_key=args.server_key)
+    try:
+        reply = client.request(args.kind)
+    except TimeoutError as exc:
+        print(f"vla client: {exc}", file=sys.stderr)
+        return 1
+    except ServerError as exc:
+        print(f"vla client: server error {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(json.dumps(reply, indent=2))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    import zmq.auth
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("server", "client"):
+        if (out / f"{name}.key_secret").exists() and not args.overwrite:
+            raise FileExistsError(f"{out / (name + '.key_secret')} exists; pass --overwrite to replace the keys")
+        zmq.auth.create_certificates(str(out), name)
+    (out / "server.key_secret").chmod(0o600)
+    (out / "client.key_secret").chmod(0o600)
+    print(f"CURVE keys in {out}: give server.key (public) to clients; keep server.key_secret on the server")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "sim":
         from sim.bench import bench_sim
@@ -125,7 +180,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         _write_report(bench_data(resolve_tasks(args.tasks), args.episodes, args.image_size), args.report)
         return 0
-    raise ValueError(f"unknown benchmark {args.what!r}; available: sim, data")
+    if args.what == "decoding":
+        from vla.bench_decoding import bench_decoding
+
+        _write_report(bench_decoding(args.policy, args.repeats), args.report)
+        return 0
+    raise ValueError(f"unknown benchmark {args.what!r}; available: sim, data, decoding")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="list task ids and their group (single or multi)").set_defaults(func=cmd_tasks)
 
-    def rollout_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--policy", default="scripted", help="'scripted' (the privileged expert) or a policy directory")
+    def rollout_args(p: argparse.ArgumentParser, policy: str | None = "scripted") -> None:
+        p.add_argument("--policy", default=policy, help="'scripted' (the privileged expert) or a policy directory")
         p.add_argument("--decoding", choices=["parallel", "autoregressive"], default=None,
                        help="VLA decoding mode (default: the checkpoint's)")
         p.add_argument("--robot", default="panda", help="robot config name or YAML path")
@@ -152,9 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--videos-per-task", type=int, default=2)
     ev.set_defaults(func=cmd_eval)
 
-    demo = sub.add_parser("demo", help="one episode of every task, with videos and a report")
-    rollout_args(demo)
-    demo.add_argument("--episodes", type=int, default=1)
+    demo = sub.add_parser("demo", help="the shipped policy in the simulator, with videos and a report")
+    rollout_args(demo, policy=None)
+    demo.add_argument("--tasks", default=None, help="default: single for the VLA, all for the expert")
+    demo.add_argument("--episodes", type=int, default=2)
     demo.add_argument("--out", default="out/demo")
     demo.set_defaults(func=cmd_demo)
 
@@ -200,8 +261,29 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=cmd_dataset)
 
+    srv = sub.add_parser("serve", help="host a policy over ZeroMQ for many clients")
+    srv.add_argument("--policy", required=True, help="policy directory")
+    srv.add_argument("--bind", default="tcp://127.0.0.1:5555", help="anything but loopback needs --curve-keys")
+    srv.add_argument("--curve-keys", default=None, help="directory with server.key_secret (see `vla keys`)")
+    srv.add_argument("--decoding", choices=["parallel", "autoregressive"], default=None)
+    srv.set_defaults(func=cmd_serve)
+
+    cl = sub.add_parser("client", help="ask a policy server for health or metadata (JSON)")
+    cl.add_argument("kind", choices=["health", "metadata"])
+    cl.add_argument("--connect", default="tcp://127.0.0.1:5555")
+    cl.add_argument("--timeout", type=float, default=2.0, help="seconds; exit status 1 when no answer")
+    cl.add_argument("--server-key", default=None, help="server.key (public) when the server uses CURVE")
+    cl.set_defaults(func=cmd_client)
+
+    keys = sub.add_parser("keys", help="create CURVE key pairs for a server and its clients")
+    keys.add_argument("--out", required=True)
+    keys.add_argument("--overwrite", action="store_true")
+    keys.set_defaults(func=cmd_keys)
+
     bench = sub.add_parser("bench", help="benchmarks (scripts, not tests)")
-    bench.add_argument("what", choices=["sim", "data"])
+    bench.add_argument("what", choices=["sim", "data", "decoding"])
+    bench.add_argument("--policy", default=None, help="decoding: policy directory (default: a fresh tiny model)")
+    bench.add_argument("--repeats", type=int, default=20, help="decoding: timed chunks per mode")
     bench.add_argument("--task", default="place_in_bowl", help="sim: the task to drive")
     bench.add_argument("--steps", type=int, default=500, help="sim: control steps")
     bench.add_argument("--tasks", default="single", help="data: tasks to record")
