@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from vla.control import ControlLoop, SafetyFilter
 from vla.types import Policy, image_key
 
 
@@ -39,19 +40,17 @@ class EpisodeResult:
     steps: int
 
 
-def rollout(env, policy: Policy, seed: int, frames: list | None = None) -> EpisodeResult:
-    """Run one episode to success or time limit. Appends video frames when `frames` is a list."""
+def rollout(env, policy: Policy, seed: int, frames: list | None = None,
+            safety: SafetyFilter | None = None) -> EpisodeResult:
+    """Run one episode to success or time limit through the control loop (chunk executor and
+    safety filter, synchronous). Appends video frames when `frames` is a list."""
     obs, info = env.reset(seed=seed)
-    policy.reset()
-    chunk: list[np.ndarray] = []
+    loop = ControlLoop(policy, safety or SafetyFilter(env.unwrapped.robot))
+    loop.reset()
     steps, success = 0, False
     while True:
-        if not chunk:
-            actions = np.asarray(policy.predict_chunk(obs))
-            if actions.ndim != 2 or actions.shape[0] == 0:
-                raise ValueError(f"policy returned an action chunk of shape {actions.shape}; expected (K, D)")
-            chunk = list(actions)
-        obs, _, terminated, truncated, info = env.step(chunk.pop(0))
+        status = loop.step(obs)
+        obs, _, terminated, truncated, info = env.step(status.action)
         steps += 1
         if frames is not None:
             frames.append(_video_frame(obs))
@@ -112,10 +111,11 @@ def evaluate(
     for task_id in task_ids:
         env = make_env(task_id)
         policy = make_policy(env)
+        safety = SafetyFilter(env.unwrapped.robot)
         results = []
         for i in range(episodes):
             frames = [] if video_dir is not None and i < videos_per_task else None
-            result = rollout(env, policy, seed + i, frames)
+            result = rollout(env, policy, seed + i, frames, safety)
             results.append(result)
             if frames:
                 tag = "success" if result.success else "failure"
@@ -125,6 +125,7 @@ def evaluate(
             bar.update()
         env.close()
         report["tasks"][task_id] = summarize(results)
+        report.setdefault("safety", {})[task_id] = safety.summary()
         everything += results
     bar.close()
     overall = summarize(everything)

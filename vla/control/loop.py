@@ -1,0 +1,73 @@
+"""The control loop: watchdog -> chunk executor -> safety filter -> one safe action per tick."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla.control.executor import ChunkExecutor
+from vla.control.safety import SafetyFilter
+from vla.control.watchdog import Watchdog
+from vla.types import OBS_STATE, Policy
+
+
+@dataclass
+class LoopStatus:
+    """What one tick did. `action` is always safe to send; when `holding`, it is the last command."""
+
+    action: np.ndarray
+    holding: bool = False
+    reason: str = ""
+    new_chunk: bool = False
+    rejected: bool = False
+    interventions: dict[str, int] = field(default_factory=dict)
+
+
+class ControlLoop:
+    def __init__(self, policy: Policy, safety: SafetyFilter, refill_threshold: int = 0, blend: int = 0,
+                 asynchronous: bool = False, watchdog: Watchdog | None = None):
+        self.policy = policy
+        self.safety = safety
+        self.watchdog = watchdog
+        self.executor = ChunkExecutor(policy.predict_chunk, refill_threshold, blend, asynchronous)
+        self.last_command: np.ndarray | None = None
+        self.holds = 0
+
+    def reset(self) -> None:
+        self.policy.reset()
+        self.executor.reset()
+        self.last_command = None
+
+    def _hold(self, measured: np.ndarray, reason: str, **kw) -> LoopStatus:
+        self.holds += 1
+        self.executor.drop_queue()
+        target = measured if self.last_command is None else self.last_command
+        self.last_command = np.asarray(target, dtype=np.float64)
+        return LoopStatus(self.last_command.astype(np.float32), holding=True, reason=reason, **kw)
+
+    def step(self, obs: dict, stamps: dict[str, float] | None = None) -> LoopStatus:
+        measured = np.asarray(obs[OBS_STATE], dtype=np.float64)
+        if self.watchdog is not None:
+            reason = self.watchdog.check(stamps or {})
+            if reason:
+                return self._hold(measured, reason)
+        raw = self.executor.poll(obs)
+        status = {"new_chunk": raw is not None}
+        if self.executor.last_error is not None:
+            return self._hold(measured, f"policy failed: {self.executor.last_error}")
+        if raw is not None:
+            safe, report = self.safety.check(raw, measured, self.last_command)
+            status["interventions"] = report.interventions
+            if safe is None:
+                return self._hold(measured, f"chunk rejected: {report.reason}", rejected=True, **status)
+            if self.watchdog is not None:
+                self.watchdog.inference_ok()
+            self.executor.enqueue(safe)
+        action = self.executor.pop()
+        if action is None:
+            reason = "waiting for the policy" if self.executor.busy else "no action queued"
+            return self._hold(measured, reason, **status)
+        action, _ = self.safety.limit_tick(action, self.last_command)
+        self.last_command = action
+        return LoopStatus(action.astype(np.float32), **status)

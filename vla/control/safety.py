@@ -1,0 +1,110 @@
+"""Safety filter: every chunk is checked whole before any of it reaches an actuator.
+
+Checks, in order: shape; finite values (a NaN or inf rejects the chunk, always); the jump
+between the chunk's first action and the current command (the measured joint state before
+the first command): too far means the chunk was computed for another state, and it is
+rejected; joint position limits; the per-tick step limit, which
+is the joint's velocity limit times the control period unless a stricter one is configured.
+In 'clamp' mode limit violations are clamped (positions to the limits, steps rate-limited);
+in 'reject' mode the chunk is refused. Every intervention is counted by kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla.robot import RobotConfig
+
+MODES = ("clamp", "reject")
+
+
+@dataclass
+class SafetyReport:
+    """What happened to one chunk."""
+
+    accepted: bool
+    interventions: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+
+
+class SafetyFilter:
+    def __init__(self, robot: RobotConfig, mode: str = "clamp", max_start_jump: float = 0.35,
+                 max_step: np.ndarray | float | None = None):
+        if mode not in MODES:
+            raise ValueError(f"safety mode {mode!r}; expected one of {MODES}")
+        self.robot = robot
+        self.mode = mode
+        self.lower = robot.lower.astype(np.float64)
+        self.upper = robot.upper.astype(np.float64)
+        dt = 1.0 / robot.control_rate_hz
+        velocity_step = robot.max_velocity.astype(np.float64) * dt
+        self.max_step = velocity_step if max_step is None else np.minimum(velocity_step, max_step)
+        self.max_start_jump = np.broadcast_to(np.asarray(max_start_jump, dtype=np.float64), self.lower.shape)
+        self.counts: Counter[str] = Counter()
+        self.chunks = Counter()
+
+    def check(self, chunk, measured: np.ndarray, previous: np.ndarray | None = None
+              ) -> tuple[np.ndarray | None, SafetyReport]:
+        """(safe chunk or None, report). `measured` is the arm's joint state; `previous` the last command
+        sent (the reference of the step limit; the measured state when there is none)."""
+        ref = measured if previous is None else previous
+        report = self._check(chunk, np.asarray(measured, dtype=np.float64), np.asarray(ref, dtype=np.float64))
+        self.chunks["accepted" if report.accepted else "rejected"] += 1
+        self.counts.update(report.interventions)
+        return (self._safe if report.accepted else None), report
+
+    def _check(self, chunk, measured: np.ndarray, reference: np.ndarray) -> SafetyReport:
+        self._safe = None
+        D = self.robot.action_dim
+        a = np.asarray(chunk, dtype=np.float64)
+        if a.ndim != 2 or a.shape[1] != D or a.shape[0] == 0:
+            return SafetyReport(False, {"shape": 1}, f"chunk of shape {a.shape}; expected (K, {D})")
+        if measured.shape != (D,) or not np.all(np.isfinite(measured)):
+            return SafetyReport(False, {"state": 1}, f"measured state {measured.shape} is not {D} finite values")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            return SafetyReport(False, {"non_finite": int(bad.sum())}, "chunk holds NaN or inf")
+        jump = np.abs(a[0] - reference) > self.max_start_jump
+        if jump.any():
+            names = [n for n, j in zip(self.robot.joint_names, jump, strict=True) if j]
+            return SafetyReport(False, {"start_jump": int(jump.sum())},
+                                f"first action jumps more than {self.max_start_jump.max():.2f} from the current "
+                                f"command at {names}")
+        interventions: dict[str, int] = {}
+        out = (a < self.lower) | (a > self.upper)
+        if out.any():
+            interventions["position"] = int(out.sum())
+            if self.mode == "reject":
+                return SafetyReport(False, interventions, "targets outside the joint limits")
+            a = np.clip(a, self.lower, self.upper)
+        previous = reference
+        steps = 0
+        for k in range(len(a)):  # rate-limit: each action at most max_step from the one before
+            delta = a[k] - previous
+            over = np.abs(delta) > self.max_step + 1e-12
+            if over.any():
+                steps += int(over.sum())
+                if self.mode == "reject":
+                    return SafetyReport(False, {**interventions, "step": steps}, "a step exceeds the velocity limit")
+                a[k] = previous + np.clip(delta, -self.max_step, self.max_step)
+            previous = a[k]
+        if steps:
+            interventions["step"] = steps
+        self._safe = a.astype(np.float32)
+        return SafetyReport(True, interventions)
+
+    def limit_tick(self, action: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, bool]:
+        """Last line before the actuator: limits and step for one action; (safe action, changed)."""
+        a = np.clip(np.asarray(action, dtype=np.float64), self.lower, self.upper)
+        if previous is not None:
+            a = previous + np.clip(a - previous, -self.max_step, self.max_step)
+        changed = not np.allclose(a, action, atol=1e-9)
+        if changed:
+            self.counts["tick_limit"] += 1
+        return a, changed
+
+    def summary(self) -> dict[str, int]:
+        return {**{f"chunks_{k}": v for k, v in self.chunks.items()}, **dict(self.counts)}
