@@ -49,10 +49,10 @@ class ControlLoop:
     def step(self, obs: dict, stamps: dict[str, float] | None = None) -> LoopStatus:
         measured = np.asarray(obs[OBS_STATE], dtype=np.float64)
         if self.watchdog is not None:
-            reason = self.watchdog.check(stamps or {})
+            reason = self.watchdog.check_inputs(stamps or {})
             if reason:
                 return self._hold(measured, reason)
-        raw = self.executor.poll(obs)
+        raw = self.executor.poll(obs)  # keeps asking while holding, so the loop resumes by itself
         status = {"new_chunk": raw is not None}
         if self.executor.last_error is not None:
             return self._hold(measured, f"policy failed: {self.executor.last_error}")
@@ -64,6 +64,10 @@ class ControlLoop:
             if self.watchdog is not None:
                 self.watchdog.inference_ok()
             self.executor.enqueue(safe)
+        if self.watchdog is not None:
+            reason = self.watchdog.check_policy()
+            if reason:
+                return self._hold(measured, reason, **status)
         action = self.executor.pop()
         if action is None:
             reason = "waiting for the policy" if self.executor.busy else "no action queued"

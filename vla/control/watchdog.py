@@ -24,14 +24,18 @@ class Watchdog:
     def inference_ok(self) -> None:
         self.last_inference_ok = self.clock()
 
-    def check(self, observation_stamps: dict[str, float]) -> str | None:
-        """None when all is well, else the reason to hold."""
+    def check_inputs(self, observation_stamps: dict[str, float]) -> str | None:
+        """Reasons not even to ask the policy: e-stop, stale camera or joint states."""
         if self.estopped:
             return "e-stop engaged"
         now = self.clock()
         stale = [k for k, t in observation_stamps.items() if now - t > self.observation_timeout_s]
         if stale:
             return f"no fresh {', '.join(sorted(stale))} for {self.observation_timeout_s} s"
-        if now - self.last_inference_ok > self.inference_timeout_s:
+        return None
+
+    def check_policy(self) -> str | None:
+        """The policy has not delivered a chunk for too long (the loop keeps asking meanwhile)."""
+        if self.clock() - self.last_inference_ok > self.inference_timeout_s:
             return f"no answer from the policy for {self.inference_timeout_s} s"
         return None

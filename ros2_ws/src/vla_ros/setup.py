@@ -1,0 +1,31 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "vla_ros"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        # Launch files and parameter files live at the repository top level; colcon installs copies.
+        ("share/" + package_name + "/launch", glob("../../../launch/*.launch.xml")),
+        ("share/" + package_name + "/config", glob("../../../configs/ros/*.yaml")),
+        ("share/" + package_name + "/config/robots", glob("../../../configs/robots/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="VLA stack maintainers",
+    maintainer_email="maintainers@example.com",
+    description="ROS 2 nodes of the VLA stack",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "policy_node = vla_ros.policy_node:main",
+            "sim_node = vla_ros.sim_node:main",
+        ],
+    },
+)

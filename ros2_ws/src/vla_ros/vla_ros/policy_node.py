@@ -1,0 +1,185 @@
+"""Policy node: cameras + /joint_states + instruction -> control loop -> the arm's controller topic.
+
+Inference runs in the policy server (`vla serve`, on the GPU); this node is light: the control
+loop (asynchronous refill, safety filter, watchdog) from vla.control and the ZeroMQ client.
+Commands go out exactly as ros2_control expects: trajectory_msgs/JointTrajectory for a
+JointTrajectoryController, or std_msgs/Float64MultiArray for a forward position controller.
+With dry_run nothing is sent to the arm. /vla/estop (Bool) latches a hold until it is cleared.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node, SetParametersResult
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, String
+
+from vla.control import ControlLoop, SafetyFilter, Watchdog
+from vla.robot import load_robot_config
+from vla.serving.client import PolicyClient, RemotePolicy
+from vla_ros.conversions import (
+    CONTROLLER_TYPES,
+    command_msg,
+    command_type,
+    default_command_topic,
+    joint_state_to_array,
+    msg_to_image,
+)
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class PolicyNode(Node):
+    def __init__(self):
+        super().__init__("policy")
+        self.declare_parameter("robot_config", "panda")
+        self.declare_parameter("policy_server", "tcp://127.0.0.1:5555")
+        self.declare_parameter("server_key", "")
+        self.declare_parameter("controller_type", "trajectory")
+        self.declare_parameter("command_topic", "")
+        self.declare_parameter("instruction", "")
+        self.declare_parameter("instruction_topic", "/vla/instruction")
+        self.declare_parameter("dry_run", False)
+        self.declare_parameter("safety_mode", "clamp")
+        self.declare_parameter("refill_threshold", 2)
+        self.declare_parameter("blend", 2)
+        self.declare_parameter("observation_timeout_s", 0.5)
+        self.declare_parameter("inference_timeout_s", 1.0)
+        self.declare_parameter("server_timeout_s", 0.5)
+        self._validate([p for p in self._parameters.values()])
+        self.add_on_set_parameters_callback(self._on_set)
+        p = {name: self.get_parameter(name).value for name in self._parameters}
+        self.robot = load_robot_config(p["robot_config"])
+        self.names = self.robot.joint_names
+        self.period = 1.0 / self.robot.control_rate_hz
+        self.controller_type = p["controller_type"]
+        self.instruction = p["instruction"]
+        self.images, self.stamps, self.state = {}, {}, None
+        for cam in self.robot.cameras:
+            self.create_subscription(Image, cam.topic, lambda m, c=cam.name: self._on_image(c, m),
+                                     qos_profile_sensor_data)
+        self.create_subscription(JointState, self.robot.controller.state_topic, self._on_joints, 10)
+        self.create_subscription(String, p["instruction_topic"], self._on_instruction, LATCHED)
+        self.create_subscription(Bool, "/vla/estop", self._on_estop, 10)
+        topic = p["command_topic"] or default_command_topic(self.controller_type, self.robot.controller.command_topic)
+        self.command_pub = self.create_publisher(command_type(self.controller_type), topic, 10)
+        self.status_pub = self.create_publisher(String, "~/status", 10)
+        self.client = PolicyClient(p["policy_server"], timeout_s=p["server_timeout_s"], retries=0,
+                                   server_key=p["server_key"] or None)
+        self.watchdog = Watchdog(p["observation_timeout_s"], p["inference_timeout_s"])
+        self.loop = None
+        self.p = p
+        self.ticks = {"sent": 0, "held": 0}
+        self.create_timer(self.period, self._tick)
+        self.get_logger().info(f"policy node: server {p['policy_server']}, commands on {topic}"
+                               f"{' (dry run: nothing is sent)' if p['dry_run'] else ''}")
+
+    # --- parameters ------------------------------------------------------------------------------
+    def _validate(self, params) -> str:
+        for param in params:
+            if param.name == "controller_type" and param.value not in CONTROLLER_TYPES:
+                return f"controller_type must be one of {CONTROLLER_TYPES}, got {param.value!r}"
+            if param.name == "safety_mode" and param.value not in ("clamp", "reject"):
+                return f"safety_mode must be clamp or reject, got {param.value!r}"
+            if param.name.endswith("_s") and not float(param.value) > 0:
+                return f"{param.name} must be positive, got {param.value}"
+        return ""
+
+    def _on_set(self, params) -> SetParametersResult:
+        reason = self._validate(params)
+        if not reason:
+            for param in params:
+                if param.name == "instruction":
+                    self.instruction = param.value
+                elif param.name != "dry_run":
+                    reason = f"{param.name} is fixed at start-up; restart the node to change it"
+                else:
+                    self.p["dry_run"] = param.value
+        return SetParametersResult(successful=not reason, reason=reason)
+
+    # --- inputs ----------------------------------------------------------------------------------
+    def _on_image(self, camera: str, msg: Image) -> None:
+        try:
+            self.images[camera] = msg_to_image(msg)
+            self.stamps[f"image {camera}"] = time.monotonic()
+        except ValueError as exc:
+            self.get_logger().warn(f"camera {camera}: {exc}", throttle_duration_sec=5.0)
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            self.state = joint_state_to_array(msg, self.names)
+            self.stamps["joint_states"] = time.monotonic()
+        except ValueError as exc:
+            self.get_logger().warn(str(exc), throttle_duration_sec=5.0)
+
+    def _on_instruction(self, msg: String) -> None:
+        if msg.data != self.instruction:
+            self.instruction = msg.data
+            if self.loop is not None:
+                self.loop.executor.drop_queue()  # a new instruction: nothing of the old plan is valid
+            self.get_logger().info(f"instruction: {msg.data!r}")
+
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data:
+            self.watchdog.estop()
+            self.get_logger().error("e-stop: holding, refusing new chunks until /vla/estop false")
+        else:
+            self.watchdog.reset_estop()
+
+    # --- loop ------------------------------------------------------------------------------------
+    def _connect(self) -> bool:
+        try:
+            policy = RemotePolicy(self.client)
+        except (TimeoutError, RuntimeError) as exc:
+            self.get_logger().warn(f"policy server not ready: {exc}", throttle_duration_sec=5.0)
+            return False
+        self.loop = ControlLoop(policy, SafetyFilter(self.robot, self.p["safety_mode"]),
+                                refill_threshold=self.p["refill_threshold"], blend=self.p["blend"],
+                                asynchronous=True, watchdog=self.watchdog)
+        self.watchdog.inference_ok()
+        self.get_logger().info(f"connected to policy {policy.metadata.get('name')!r}")
+        return True
+
+    def _tick(self) -> None:
+        missing = [c.name for c in self.robot.cameras if c.name not in self.images]
+        if self.state is None or missing or not self.instruction:
+            return  # nothing to act on yet; the arm is not commanded
+        if self.loop is None and not self._connect():
+            return
+        obs = {f"observation.images.{c}": img for c, img in self.images.items()}
+        obs["observation.state"], obs["task"] = self.state, self.instruction
+        status = self.loop.step(obs, dict(self.stamps))
+        self.ticks["held" if status.holding else "sent"] += 1
+        if not self.p["dry_run"]:
+            self.command_pub.publish(command_msg(self.controller_type, self.names, status.action, self.period))
+        self.status_pub.publish(String(data=json.dumps({
+            "holding": status.holding, "reason": status.reason, "new_chunk": status.new_chunk,
+            "rejected": status.rejected, "ticks": self.ticks, "safety": self.loop.safety.summary(),
+            "inferences": self.loop.executor.inferences,
+        })))
+        if status.holding:
+            self.get_logger().warn(f"holding: {status.reason}", throttle_duration_sec=2.0)
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PolicyNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

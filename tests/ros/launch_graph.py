@@ -1,0 +1,124 @@
+"""Start the node graph that a launch file describes, read from the XML launch file itself.
+
+The `ros2` CLI and `launch` are not installable from PyPI, so tests cannot `ros2 launch`.
+This reads <arg>, <executable> and <node> (with <param from=...> and <param name= value=>)
+and the $(var ...) / $(find-pkg-share ...) substitutions, then starts each process with the
+venv's interpreter, so a launch file that drifts from the nodes fails the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_SRC = REPO / "ros2_ws" / "src" / "vla_ros"
+
+
+def _entry_points() -> dict[str, str]:
+    """exec name -> module, from the package's setup.py console_scripts."""
+    text = (PACKAGE_SRC / "setup.py").read_text()
+    return {m.group(1): m.group(2) for m in re.finditer(r'"(\w+) = ([\w.]+):main"', text)}
+
+
+def package_share(tmp: Path) -> Path:
+    """What `colcon build` installs as share/vla_ros, laid out from the sources."""
+    share = tmp / "share" / "vla_ros"
+    (share / "config").mkdir(parents=True, exist_ok=True)
+    for f in (REPO / "configs" / "ros").glob("*.yaml"):
+        shutil.copy(f, share / "config" / f.name)
+    return share
+
+
+class LaunchGraph:
+    def __init__(self, launch_file: Path, overrides: dict[str, str], tmp: Path, env: dict[str, str]):
+        self.root = ET.parse(launch_file).getroot()
+        self.args = {a.get("name"): a.get("default", "") for a in self.root.iter("arg")}
+        unknown = set(overrides) - set(self.args)
+        if unknown:
+            raise ValueError(f"{launch_file.name} has no argument(s) {sorted(unknown)}")
+        self.args.update(overrides)
+        self.share = package_share(tmp)
+        self.env = env
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.logs: dict[str, Path] = {}
+        self.tmp = tmp
+
+    def subst(self, text: str) -> str:
+        text = re.sub(r"\$\(var (\w+)\)", lambda m: self.args[m.group(1)], text)
+        return text.replace("$(find-pkg-share vla_ros)", str(self.share))
+
+    def commands(self) -> dict[str, list[str]]:
+        bindir = Path(sys.executable).parent
+        cmds: dict[str, list[str]] = {}
+        entry = _entry_points()
+        for el in self.root:
+            if el.tag == "executable":
+                argv = shlex.split(self.subst(el.get("cmd")))
+                if argv[0] == "vla":
+                    argv[0] = str(bindir / "vla")
+                cmds[el.get("name")] = argv
+            elif el.tag == "node":
+                name, exe = el.get("name"), el.get("exec")
+                argv = [sys.executable, "-m", entry[exe], "--ros-args", "-r", f"__node:={name}"]
+                for param in el.iter("param"):
+                    if param.get("from"):
+                        argv += ["--params-file", self.subst(param.get("from"))]
+                    else:
+                        value = self.subst(param.get("value", ""))
+                        if value != "":
+                            argv += ["-p", f"{param.get('name')}:={value}"]
+                cmds[name] = argv
+        return cmds
+
+    def start(self, only: list[str] | None = None) -> None:
+        for name, argv in self.commands().items():
+            if only is None or name in only:
+                self.start_one(name, argv)
+
+    def start_one(self, name: str, argv: list[str] | None = None) -> None:
+        argv = argv or self.commands()[name]
+        self.logs[name] = self.tmp / f"{name}.log"
+        log = self.logs[name].open("a")
+        self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+
+    def stop(self, name: str) -> None:
+        proc = self.processes.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        return self.logs[name].read_text() if name in self.logs else ""
+
+
+def ros_env(tmp: Path, domain: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_HOME=str(tmp / "ros_home"),
+               RMW_IMPLEMENTATION="rmw_fastrtps_cpp", MUJOCO_GL="egl", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_SRC), str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def wait_for(predicate, timeout: float, poll: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
