@@ -185,7 +185,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         _write_report(bench_decoding(args.policy, args.repeats), args.report)
         return 0
-    raise ValueError(f"unknown benchmark {args.what!r}; available: sim, data, decoding")
+    if args.what == "serving":
+        from vla.serving.bench import bench_serving
+
+        policy = args.policy or str(SHIPPED_POLICY)
+        _write_report(bench_serving(policy, duration=args.duration), args.report)
+        return 0
+    raise ValueError(f"unknown benchmark {args.what!r}; available: sim, data, decoding, serving")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,8 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     bench = sub.add_parser("bench", help="benchmarks (scripts, not tests)")
-    bench.add_argument("what", choices=["sim", "data", "decoding"])
-    bench.add_argument("--policy", default=None, help="decoding: policy directory (default: a fresh tiny model)")
+    bench.add_argument("what", choices=["sim", "data", "decoding", "serving"])
+    bench.add_argument("--duration", type=float, default=300.0, help="serving: seconds of the 20 Hz control loop")
+    bench.add_argument("--policy", default=None,
+                       help="decoding/serving: policy directory (default: a fresh tiny model / the shipped policy)")
     bench.add_argument("--repeats", type=int, default=20, help="decoding: timed chunks per mode")
     bench.add_argument("--task", default="place_in_bowl", help="sim: the task to drive")
     bench.add_argument("--steps", type=int, default=500, help="sim: control steps")
