@@ -191,7 +191,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         policy = args.policy or str(SHIPPED_POLICY)
         _write_report(bench_serving(policy, duration=args.duration), args.report)
         return 0
-    raise ValueError(f"unknown benchmark {args.what!r}; available: sim, data, decoding, serving")
+    if args.what == "handover":
+        from vla.control.bench import bench_handover
+
+        _write_report(bench_handover(args.policy or str(SHIPPED_POLICY), args.task, args.episodes), args.report)
+        return 0
+    raise ValueError(f"unknown benchmark {args.what!r}; available: sim, data, decoding, serving, handover")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,15 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     bench = sub.add_parser("bench", help="benchmarks (scripts, not tests)")
-    bench.add_argument("what", choices=["sim", "data", "decoding", "serving"])
+    bench.add_argument("what", choices=["sim", "data", "decoding", "serving", "handover"])
     bench.add_argument("--duration", type=float, default=300.0, help="serving: seconds of the 20 Hz control loop")
     bench.add_argument("--policy", default=None,
                        help="decoding/serving: policy directory (default: a fresh tiny model / the shipped policy)")
     bench.add_argument("--repeats", type=int, default=20, help="decoding: timed chunks per mode")
-    bench.add_argument("--task", default="place_in_bowl", help="sim: the task to drive")
+    bench.add_argument("--task", default="place_in_bowl", help="sim, handover: the task to drive")
     bench.add_argument("--steps", type=int, default=500, help="sim: control steps")
     bench.add_argument("--tasks", default="single", help="data: tasks to record")
-    bench.add_argument("--episodes", type=int, default=10, help="data: episodes per task")
+    bench.add_argument("--episodes", type=int, default=10, help="data: episodes per task; handover: episodes")
     bench.add_argument("--image-size", type=int, default=None)
     bench.add_argument("--report", default=None)
     bench.set_defaults(func=cmd_bench)
