@@ -92,6 +92,19 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_from_rosbag(args: argparse.Namespace) -> int:
+    from vla.data.rosbag import convert_rosbag
+    from vla.robot import load_robot_config
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose another --out")
+    summary = convert_rosbag(args.bag, load_robot_config(args.robot), out, args.episode_split, args.task, args.fps,
+                             args.tolerance, args.instruction_topic, use_videos=args.storage == "video")
+    _write_report(summary, None)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from vla.train.trainer import TrainConfig, train
 
@@ -270,6 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--grid", default=None, help="PNG path (default out/<name>_first_frames.png)")
     info.add_argument("--grid-episodes", type=int, default=4)
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rb = ds_sub.add_parser("from-rosbag", help="convert a rosbag2 (sqlite3 or MCAP) into a LeRobot v3.0 dataset")
+    rb.add_argument("bag", help="rosbag2 directory (or .mcap / .db3 file)")
+    rb.add_argument("--robot", default="panda", help="robot config: topics, joint order, cameras")
+    rb.add_argument("--out", required=True)
+    rb.add_argument("--episode-split", default="auto",
+                    help="bag | instruction | gap:SECONDS (auto: instruction when the bag has one, else gap:1.0)")
+    rb.add_argument("--task", default=None, help="task text when the bag has no instruction topic")
+    rb.add_argument("--fps", type=float, default=None, help="frame rate (default: the robot's control rate)")
+    rb.add_argument("--tolerance", type=float, default=0.05, help="seconds: nearest-sample tolerance")
+    rb.add_argument("--instruction-topic", default="/vla/instruction")
+    rb.add_argument("--storage", choices=["video", "images"], default="video")
+    rb.set_defaults(func=cmd_from_rosbag)
     info.set_defaults(func=cmd_dataset)
 
     srv = sub.add_parser("serve", help="host a policy over ZeroMQ for many clients")

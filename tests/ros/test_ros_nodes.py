@@ -77,10 +77,13 @@ def _positions(msgs):
 
 def test_launch_files_describe_the_nodes_that_exist(ros, tmp_path):
     _, _, domain = ros
-    for launch in ("sim_bringup", "robot_bringup"):
+    expected = {"sim_bringup": {"policy_server", "sim", "policy"}, "robot_bringup": {"policy_server", "policy"},
+                "record_sim": {"sim", "recorder"}}
+    assert {p.name.removesuffix(".launch.xml") for p in (REPO / "launch").glob("*.launch.xml")} == set(expected)
+    for launch, names in expected.items():
         graph = LaunchGraph(REPO / "launch" / f"{launch}.launch.xml", {}, tmp_path, ros_env(tmp_path, domain))
         cmds = graph.commands()
-        assert "policy_server" in cmds and "policy" in cmds
+        assert set(cmds) == names
         for name, argv in cmds.items():
             for i, a in enumerate(argv):
                 if a == "--params-file":

@@ -26,6 +26,7 @@ setup(
         "console_scripts": [
             "policy_node = vla_ros.policy_node:main",
             "sim_node = vla_ros.sim_node:main",
+            "recorder_node = vla_ros.recorder_node:main",
         ],
     },
 )

@@ -41,6 +41,8 @@ class SimNode(Node):
         self.declare_parameter("controller_type", "trajectory")
         self.declare_parameter("command_topic", "")
         self.declare_parameter("image_size", 0)  # 0: the robot config's camera sizes
+        # The scripted expert as a teleoperator: it publishes its actions on the command topic.
+        self.declare_parameter("expert", False)
         self.robot = load_robot_config(self.get_parameter("robot_config").value)
         self.controller_type = self.get_parameter("controller_type").value
         if self.controller_type not in CONTROLLER_TYPES:
@@ -53,6 +55,9 @@ class SimNode(Node):
         topic = self.get_parameter("command_topic").value or default_command_topic(
             self.controller_type, self.robot.controller.command_topic)
         self.create_subscription(command_type(self.controller_type), topic, self._on_command, 10)
+        self.expert = None
+        if self.get_parameter("expert").value:
+            self.expert_pub = self.create_publisher(command_type(self.controller_type), topic, 10)
         self.create_subscription(String, "/vla/sim/task", self._on_task, 10)
         self.joint_pub = self.create_publisher(JointState, self.robot.controller.state_topic, 10)
         self.image_pubs = {c.name: self.create_publisher(Image, c.topic, qos_profile_sensor_data)
@@ -76,6 +81,11 @@ class SimNode(Node):
             self.env = self._Env(task=task, robot=self.robot, image_size=size)
         self.obs, self.info = self.env.reset(seed=seed)
         self.seed, self.steps = seed, 0
+        if self.get_parameter("expert").value:
+            from sim.experts import ScriptedExpert
+
+            self.expert = ScriptedExpert(self.env)
+            self.expert.reset()
         self.target = self.obs["observation.state"].astype(np.float64)
         self.instruction_pub.publish(String(data=self.info["task"]))
         self.succeeded = False
@@ -106,6 +116,12 @@ class SimNode(Node):
         return response
 
     def _tick(self) -> None:
+        if self.expert is not None:
+            from vla_ros.conversions import command_msg
+
+            action = self.expert.predict_chunk(self.obs)[0]
+            self.expert_pub.publish(command_msg(self.controller_type, self.names, action, self.period))
+            self.target = action.astype(np.float64)
         self.obs, _, _, _, self.info = self.env.step(self.target)
         self.steps += 1
         self.sim_time += self.period
