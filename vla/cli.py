@@ -181,7 +181,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCHMARKS = ["sim", "data", "decoding", "serving", "handover", "rosbag", "ros-record"]
+DEFAULT_DURATION = {"serving": 300.0, "rosbag": 30.0, "ros-record": 20.0}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    args.duration = args.duration or DEFAULT_DURATION.get(args.what)
     if args.what == "sim":
         from sim.bench import bench_sim
 
@@ -209,7 +214,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         _write_report(bench_handover(args.policy or str(SHIPPED_POLICY), args.task, args.episodes), args.report)
         return 0
-    raise ValueError(f"unknown benchmark {args.what!r}; available: sim, data, decoding, serving, handover")
+    if args.what == "rosbag":
+        from vla.data.bench_ros import bench_rosbag
+
+        _write_report(bench_rosbag(args.duration), args.report)
+        return 0
+    if args.what == "ros-record":
+        from vla.data.bench_ros import bench_ros_recording
+
+        _write_report(bench_ros_recording(args.duration), args.report)
+        return 0
+    raise ValueError(f"unknown benchmark {args.what!r}; available: {', '.join(BENCHMARKS)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,8 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     bench = sub.add_parser("bench", help="benchmarks (scripts, not tests)")
-    bench.add_argument("what", choices=["sim", "data", "decoding", "serving", "handover"])
-    bench.add_argument("--duration", type=float, default=300.0, help="serving: seconds of the 20 Hz control loop")
+    bench.add_argument("what", choices=BENCHMARKS)
+    bench.add_argument("--duration", type=float, default=None,
+                       help="seconds: serving's 20 Hz loop (300), rosbag's bag (30), ros-record's recording (20)")
     bench.add_argument("--policy", default=None,
                        help="decoding/serving: policy directory (default: a fresh tiny model / the shipped policy)")
     bench.add_argument("--repeats", type=int, default=20, help="decoding: timed chunks per mode")
