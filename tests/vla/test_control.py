@@ -50,12 +50,14 @@ def test_steps_are_rate_limited_to_the_velocity_limit():
     assert np.all(np.diff(np.vstack([HOME, safe]), axis=0)[:, :7] > 0)  # still moving the same way
 
 
-def test_a_chunk_for_another_state_is_rejected():
-    f = SafetyFilter(ROBOT)
+def test_a_chunk_for_another_state_is_rejected_or_approached_at_the_velocity_limit():
     far = chunk_from(HOME, [np.zeros(8)])
     far[0, 0] += 1.0
-    safe, report = f.check(far, HOME)
+    safe, report = SafetyFilter(ROBOT, "reject").check(far, HOME)
     assert safe is None and report.interventions == {"start_jump": 1} and "joint1" in report.reason
+    safe, report = SafetyFilter(ROBOT, "clamp").check(far, HOME)
+    assert report.accepted and report.interventions == {"start_jump": 1, "step": 1}
+    assert safe[0, 0] == pytest.approx(HOME[0] + ROBOT.joints[0].max_velocity / ROBOT.control_rate_hz)
 
 
 # --- executor ------------------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 Checks, in order: shape; finite values (a NaN or inf rejects the chunk, always); the jump
 between the chunk's first action and the current command (the measured joint state before
-the first command): too far means the chunk was computed for another state, and it is
-rejected; joint position limits; the per-tick step limit, which
-is the joint's velocity limit times the control period unless a stricter one is configured.
-In 'clamp' mode limit violations are clamped (positions to the limits, steps rate-limited);
-in 'reject' mode the chunk is refused. Every intervention is counted by kind.
+the first command), which suggests a chunk computed for another state; joint position
+limits; the per-tick step limit, which is the joint's velocity limit times the control
+period unless a stricter one is configured. In 'clamp' mode violations are clamped
+(positions to the limits, every step, the first included, rate-limited); in 'reject' mode
+the chunk is refused. A rejected chunk makes the loop hold, and a policy that keeps
+proposing the same jump from the same state would hold for ever: that is why 'clamp' is the
+default. Every intervention is counted by kind.
 """
 
 from __future__ import annotations
@@ -67,13 +69,15 @@ class SafetyFilter:
         bad = ~np.isfinite(a)
         if bad.any():
             return SafetyReport(False, {"non_finite": int(bad.sum())}, "chunk holds NaN or inf")
+        interventions: dict[str, int] = {}
         jump = np.abs(a[0] - reference) > self.max_start_jump
         if jump.any():
-            names = [n for n, j in zip(self.robot.joint_names, jump, strict=True) if j]
-            return SafetyReport(False, {"start_jump": int(jump.sum())},
-                                f"first action jumps more than {self.max_start_jump.max():.2f} from the current "
-                                f"command at {names}")
-        interventions: dict[str, int] = {}
+            interventions["start_jump"] = int(jump.sum())
+            if self.mode == "reject":
+                names = [n for n, j in zip(self.robot.joint_names, jump, strict=True) if j]
+                return SafetyReport(False, interventions, f"first action jumps more than "
+                                    f"{self.max_start_jump.max():.2f} from the current command at {names}")
+            # clamp mode: the step limiter below moves there no faster than the velocity limits allow
         out = (a < self.lower) | (a > self.upper)
         if out.any():
             interventions["position"] = int(out.sum())
