@@ -149,20 +149,29 @@ def test_server_loss_holds_the_arm_and_the_loop_resumes(ros):
         server.close()
 
 
+# Seeds on which the shipped policy solves `push` in `vla eval` (it solves 26 of 100): over ROS the
+# timing differs, so the test allows several of them. Slow, and not in `make test`: with a policy
+# this weak an end-to-end success is likely, not certain (`make test-all` runs it).
+PUSH_SEEDS = (0, 3, 5, 6, 8, 14)
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped policy")
 def test_end_to_end_sim_policy_server_and_policy_node_complete_a_task(ros):
     node, tmp, domain = ros
-    graph = _graph(tmp, domain, policy=str(SHIPPED), server="tcp://127.0.0.1:5591", task="touch", seed="3")
+    graph = _graph(tmp, domain, policy=str(SHIPPED), server="tcp://127.0.0.1:5591", task="push",
+                   seed=str(PUSH_SEEDS[0]))
     success = Recorder(node, Bool, "/vla/task_success", qos=rclpy_latched())
     task_pub = node.create_publisher(String, "/vla/sim/task", 10)
     try:
         graph.start()
         done = False
-        for attempt in range(3):  # the learned policy is not perfect: up to three episodes
-            if wait_for(lambda: any(m.data for m in success.msgs), 40):
+        for seed in PUSH_SEEDS[1:] + (None,):
+            if wait_for(lambda: any(m.data for m in success.msgs), 30):
                 done = True
                 break
-            task_pub.publish(String(data=f"touch:{4 + attempt}"))
+            if seed is not None:
+                task_pub.publish(String(data=f"push:{seed}"))
         assert done, graph.log("policy")[-3000:] + graph.log("sim")[-2000:]
     finally:
         graph.stop_all()
