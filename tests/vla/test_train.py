@@ -5,19 +5,13 @@ import numpy as np
 import pytest
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+from tests.vla.test_model import MINI as MODEL_MINI
 from vla.cli import main
 from vla.model.vla import VLAModel
 from vla.policy import VLAPolicy
 from vla.train.trainer import TrainConfig, train
 
-MINI = dict(
-    image_size=32,
-    vision={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
-            "patch_size": 16},
-    text={"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-          "intermediate_size": 128},
-    chunk_length=4,
-)
+MINI = {**MODEL_MINI, "image_size": 32, "chunk_length": 4}
 
 
 @pytest.fixture(scope="module")

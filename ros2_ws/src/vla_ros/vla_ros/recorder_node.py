@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import threading
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -31,6 +29,7 @@ from vla_ros.conversions import (
     joint_state_to_array,
     msg_to_image,
 )
+from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -157,19 +156,8 @@ class RecorderNode(Node):
 def main(args=None):
     import lerobot.datasets.lerobot_dataset  # noqa: F401 - seconds of imports now, not inside the first ~/stop
 
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass  # an episode in progress is dropped; every finished one is already finalized
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    # An episode in progress is dropped on shutdown; every finished one is already finalized.
+    spin(RecorderNode, args, before_shutdown=lambda node: node.close())
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -21,6 +19,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from vla_ros.conversions import CONTROLLER_TYPES, command_to_array, command_type, default_command_topic, image_to_msg
+from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -142,18 +141,7 @@ class SimNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    spin(SimNode, args)
 
 
 if __name__ == "__main__":
