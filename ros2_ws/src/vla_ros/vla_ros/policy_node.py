@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node, SetParametersResult
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -68,6 +69,9 @@ class PolicyNode(Node):
         topic = p["command_topic"] or default_command_topic(self.controller_type, self.robot.controller.command_topic)
         self.command_pub = self.create_publisher(command_type(self.controller_type), topic, 10)
         self.status_pub = self.create_publisher(String, "~/status", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.last_status = None
+        self.create_timer(1.0, self._diagnostics)
         self.client = PolicyClient(p["policy_server"], timeout_s=p["server_timeout_s"], retries=0,
                                    server_key=p["server_key"] or None)
         self.watchdog = Watchdog(p["observation_timeout_s"], p["inference_timeout_s"])
@@ -156,6 +160,7 @@ class PolicyNode(Node):
         self.ticks["held" if status.holding else "sent"] += 1
         if not self.p["dry_run"]:
             self.command_pub.publish(command_msg(self.controller_type, self.names, status.action, self.period))
+        self.last_status = status
         self.status_pub.publish(String(data=json.dumps({
             "holding": status.holding, "reason": status.reason, "new_chunk": status.new_chunk,
             "rejected": status.rejected, "ticks": self.ticks, "safety": self.loop.safety.summary(),
@@ -163,6 +168,24 @@ class PolicyNode(Node):
         })))
         if status.holding:
             self.get_logger().warn(f"holding: {status.reason}", throttle_duration_sec=2.0)
+
+
+    def _diagnostics(self) -> None:
+        """1 Hz summary on /diagnostics for rqt_robot_monitor and the like."""
+        status = DiagnosticStatus(name="vla/policy_node", hardware_id=self.robot.name)
+        if self.loop is None:
+            status.level, status.message = DiagnosticStatus.WARN, "not connected to the policy server"
+        elif self.last_status is not None and self.last_status.holding:
+            status.level, status.message = DiagnosticStatus.WARN, f"holding: {self.last_status.reason}"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "running"
+        values = {**{f"ticks_{k}": v for k, v in self.ticks.items()}, "dry_run": self.p["dry_run"]}
+        if self.loop is not None:
+            values.update(self.loop.safety.summary(), inferences=self.loop.executor.inferences)
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(msg)
 
 
 def main(args=None):
