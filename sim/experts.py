@@ -18,8 +18,7 @@ from sim.ik import TcpIK, down_rotation
 from sim.scene import COLORS, CUBE_HALF, TabletopScene
 from sim.tasks import Subtask
 
-OPEN, CLOSED = 0.04, 0.0  # finger opening, m
-RELEASE = 0.03  # opening to let go of a placed cube: clear of it, short of its neighbours
+RELEASE = 0.03  # finger opening (m) to let go of a placed cube: clear of it, short of its neighbours
 PUSH_OPENING = 0.012  # fingers just apart: two contact points on the cube's face
 SAFE_Z = 0.16  # carry height for the TCP, above any tower of two cubes
 FAST, SLOW = 0.04, 0.015  # TCP speed per control tick, m
@@ -38,6 +37,8 @@ class ScriptedExpert:
     def __init__(self, env):
         self.env = env.unwrapped
         self.robot = self.env.robot
+        # Fully open and closed: the gripper's range in the robot config.
+        self.open, self.closed = self.robot.gripper.upper, self.robot.gripper.lower
         self.metadata = {
             "name": "scripted",
             "cameras": self.robot.camera_names,
@@ -84,7 +85,7 @@ class ScriptedExpert:
             yield from self._touch(sub.target)
         elif sub.kind == "pick":
             if (yield from self._grasp(sub.target)):
-                yield from self._move(self._pos + [0, 0, 0.02], self._yaw, CLOSED, SLOW)
+                yield from self._move(self._pos + [0, 0, 0.02], self._yaw, self.closed, SLOW)
                 yield from self._hold(5)
         elif sub.kind == "place_in_bowl":
             if (yield from self._grasp(sub.target)):
@@ -103,35 +104,35 @@ class ScriptedExpert:
     def _touch(self, color: str) -> Iterator[Action]:
         p = self.scene.cube_pos(color)
         yaw = self._grasp_yaw(color)
-        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, CLOSED, FAST)
-        yield from self._move([p[0], p[1], p[2] + CUBE_HALF + PAD_BELOW_TCP - 0.008], yaw, CLOSED, SLOW)
+        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, self.closed, FAST)
+        yield from self._move([p[0], p[1], p[2] + CUBE_HALF + PAD_BELOW_TCP - 0.008], yaw, self.closed, SLOW)
         yield from self._hold(3)
-        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, CLOSED, FAST)
+        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, self.closed, FAST)
 
     def _grasp(self, color: str):
         """Approach from above, close, lift to carry height. Returns whether the cube is held."""
         p = self.scene.cube_pos(color)
         yaw = self._grasp_yaw(color)
-        yield from self._move([p[0], p[1], max(self._pos[2], p[2] + 0.1)], yaw, OPEN, FAST)
-        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, OPEN, FAST)
-        yield from self._move([p[0], p[1], p[2]], yaw, OPEN, SLOW)
-        yield from self._gripper(CLOSED, ticks=4)
-        yield from self._move([p[0], p[1], SAFE_Z], yaw, CLOSED, SLOW)
+        yield from self._move([p[0], p[1], max(self._pos[2], p[2] + 0.1)], yaw, self.open, FAST)
+        yield from self._move([p[0], p[1], p[2] + 0.1], yaw, self.open, FAST)
+        yield from self._move([p[0], p[1], p[2]], yaw, self.open, SLOW)
+        yield from self._gripper(self.closed, ticks=4)
+        yield from self._move([p[0], p[1], SAFE_Z], yaw, self.closed, SLOW)
         if self.scene.is_held(color):
             return True
-        yield from self._gripper(OPEN, ticks=3)
+        yield from self._gripper(self.open, ticks=3)
         return False
 
     def _place(self, color: str, cube_goal: np.ndarray, yaw: float | None = None) -> Iterator[Action]:
         """Carry the held cube so that its centre lands at `cube_goal` with the TCP at `yaw`, release, retreat."""
         yaw = self._yaw if yaw is None else yaw
         above = np.array([cube_goal[0], cube_goal[1], SAFE_Z])
-        yield from self._move(above, yaw, CLOSED, FAST)
+        yield from self._move(above, yaw, self.closed, FAST)
         # The cube may sit off-centre in the fingers: aim the cube, not the TCP.
         offset = self.scene.cube_pos(color) - self.scene.tcp_pos()
         goal = np.asarray(cube_goal) - offset
-        yield from self._move([goal[0], goal[1], SAFE_Z], yaw, CLOSED, SLOW)
-        yield from self._move(goal, yaw, CLOSED, SLOW)
+        yield from self._move([goal[0], goal[1], SAFE_Z], yaw, self.closed, SLOW)
+        yield from self._move(goal, yaw, self.closed, SLOW)
         yield from self._gripper(RELEASE, ticks=3)
         yield from self._move([goal[0], goal[1], SAFE_Z], yaw, RELEASE, FAST)
 

@@ -194,37 +194,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if args.what == "data":
         from sim import resolve_tasks
-        from vla.data.bench import bench_data
+        from vla.bench.data import bench_data
 
         _write_report(bench_data(resolve_tasks(args.tasks), args.episodes, args.image_size), args.report)
         return 0
     if args.what == "decoding":
-        from vla.bench_decoding import bench_decoding
+        from vla.bench.decoding import bench_decoding
 
         _write_report(bench_decoding(args.policy, args.repeats), args.report)
         return 0
     if args.what == "serving":
-        from vla.serving.bench import bench_serving
+        from vla.bench.serving import bench_serving
 
         policy = args.policy or str(SHIPPED_POLICY)
         _write_report(bench_serving(policy, duration=args.duration), args.report)
         return 0
     if args.what == "handover":
-        from vla.control.bench import bench_handover
+        from vla.bench.handover import bench_handover
 
         _write_report(bench_handover(args.policy or str(SHIPPED_POLICY), args.task, args.episodes), args.report)
         return 0
     if args.what == "rosbag":
-        from vla.data.bench_ros import bench_rosbag
+        from vla.bench.ros import bench_rosbag
 
         _write_report(bench_rosbag(args.duration), args.report)
         return 0
     if args.what == "ros-record":
-        from vla.data.bench_ros import bench_ros_recording
+        from vla.bench.ros import bench_ros_recording
 
         _write_report(bench_ros_recording(args.duration), args.report)
         return 0
     raise ValueError(f"unknown benchmark {args.what!r}; available: {', '.join(BENCHMARKS)}")
+
+
+DEFAULT_RECORD_SEED = 1000  # as vla.data.record: evaluation seeds 0..999 stay unseen
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
     rec.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
     rec.add_argument("--out", required=True, help="dataset directory")
-    rec.add_argument("--seed", type=int, default=1000,
+    rec.add_argument("--seed", type=int, default=DEFAULT_RECORD_SEED,
                      help="first seed per task (default 1000: evaluation seeds 0..999 stay unseen)")
     rec.add_argument("--repo-id", default=None, help="dataset name in LeRobot's metadata (default local/<dir name>)")
     rec.add_argument("--storage", choices=["video", "images"], default="video", help="MP4 (AV1) videos or PNG images")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from sim import TASKS, make_env
-from sim.experts import OPEN, ScriptedExpert
+from sim.experts import ScriptedExpert
 
 
 def _solve(env, seed):
@@ -41,7 +41,7 @@ def test_grasp_holds_by_friction_only():
     color = next(c for c in ("red", "green", "blue") if c in info["task"])
     assert scene.cube_pos(color)[2] > 0.08
     release = scene.joint_positions().astype(np.float64)
-    release[-1] = OPEN
+    release[-1] = env.unwrapped.robot.gripper.upper
     for _ in range(10):
         scene.step(release)
     assert scene.cube_pos(color)[2] < 0.03

@@ -4,9 +4,9 @@ import pytest
 rosbags = pytest.importorskip("rosbags")
 from rosbags.rosbag2 import StoragePlugin  # noqa: E402
 
+from vla.bench.ros import joint_trajectory, write_demo_bag  # noqa: E402
 from vla.cli import main  # noqa: E402
 from vla.data import open_dataset  # noqa: E402
-from vla.data.bench_ros import joint_trajectory, write_demo_bag  # noqa: E402
 from vla.data.rosbag import convert_rosbag  # noqa: E402
 from vla.robot import load_robot_config  # noqa: E402
 

@@ -267,8 +267,8 @@ def new_model(config: VLAConfig, texts: list[str], action_low: np.ndarray, actio
         backbone, tokenizer = load_local_backbone(config.backbone_path)
     else:
         tokenizer = build_text_tokenizer(texts)
-        first, _ = add_vla_tokens(tokenizer, config.bins, config.action_dim)
+    first, _ = add_vla_tokens(tokenizer, config.bins, config.action_dim)  # before the tiny model sizes its vocab
+    if not config.backbone_path:
         backbone = tiny_backbone(config, tokenizer)
-    first, _ = add_vla_tokens(tokenizer, config.bins, config.action_dim)
     return VLAModel(config, backbone, tokenizer, ActionTokenizer(action_low, action_high, config.bins, first),
                     ActionTokenizer(state_low, state_high, config.bins, first))
