@@ -166,19 +166,24 @@ class VLAModel(nn.Module):
 
     # --- inference -------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict_bins(self, batch: Batch, decoding: str | None = None) -> torch.Tensor:
-        """(B, K*D) action bins, decoded in parallel or autoregressively (greedy)."""
+    def predict_bins(self, batch: Batch, decoding: str | None = None,
+                     image_features: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K*D) action bins, decoded in parallel or autoregressively (greedy).
+
+        `image_features`: the connector's output for these images, computed elsewhere (the
+        event-sparse encoder); the vision tower is then skipped."""
         decoding = decoding or self.config.decoding
         ids, mask, pixels = self.prefix(batch)
+        vision = {"pixels": pixels} if image_features is None else {"image_hidden_states": image_features}
         B, P = ids.shape
         N = self.config.num_action_tokens
         if decoding == "parallel":
             tail = self._queries(B)
-            h = self._hidden(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1), pixels)
+            h = self._hidden(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1), **vision)
             return self._action_logits(h.last_hidden_state[:, P:]).argmax(-1)
         if decoding != "autoregressive":
             raise ValueError(f"decoding={decoding!r}; expected 'parallel' or 'autoregressive'")
-        out = self._hidden(ids, mask, pixels, use_cache=True)
+        out = self._hidden(ids, mask, use_cache=True, **vision)
         cache, h = out.past_key_values, out.last_hidden_state[:, -1:]
         tokens = []
         for j in range(N):
@@ -192,9 +197,11 @@ class VLAModel(nn.Module):
         return torch.cat(tokens, 1)
 
     @torch.no_grad()
-    def predict(self, batch: Batch, decoding: str | None = None) -> torch.Tensor:
+    def predict(self, batch: Batch, decoding: str | None = None,
+                image_features: torch.Tensor | None = None) -> torch.Tensor:
         """(B, K, D) absolute joint targets."""
-        bins = self.predict_bins(batch, decoding).view(-1, self.config.chunk_length, self.config.action_dim)
+        cfg = self.config
+        bins = self.predict_bins(batch, decoding, image_features).view(-1, cfg.chunk_length, cfg.action_dim)
         actions = self._values(bins)
         if self.config.action_reference == "state":
             actions = actions + batch.state[:, None, :]

@@ -1,0 +1,188 @@
+"""Event-triggered visual sparsity: the detector on synthetic frames, exactness against the dense
+path, and the inference-level trigger."""
+
+import numpy as np
+import pytest
+import torch
+
+from tests.vla.test_model import mini_model
+from vla.policy import VLAPolicy
+from vla.robot import ConfigError
+from vla.sparsity.encoder import SparseVisionEncoder
+from vla.sparsity.events import EventDetector, EventThresholds
+from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig, load_sparsity_config
+
+GRID = 8  # 128 x 128 frames, 16-pixel patches
+
+
+def frame_with_square(row: int, col: int, size: int = 128, cell: int = 16) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    img = rng.integers(60, 120, (size, size, 3)).astype(np.uint8)  # textured, static background
+    img[row * cell : (row + 1) * cell, col * cell : (col + 1) * cell] = 230
+    return img
+
+
+# --- the event detector --------------------------------------------------------------------------
+def test_first_frame_fires_everywhere_then_a_moved_square_lights_exactly_its_patches():
+    det = EventDetector(GRID)
+    first = frame_with_square(2, 3)
+    assert det.detect("cam", first).all()
+    det.commit("cam", first, np.ones((GRID, GRID), bool))
+    assert not det.detect("cam", first).any()
+    fired = det.detect("cam", frame_with_square(2, 4))
+    expected = np.zeros((GRID, GRID), bool)
+    expected[2, 3] = expected[2, 4] = True  # where it was and where it is now
+    np.testing.assert_array_equal(fired, expected)
+
+
+def test_sensor_noise_and_global_flicker_light_nothing():
+    det = EventDetector(GRID)
+    base = frame_with_square(5, 5)
+    det.commit("cam", base, np.ones((GRID, GRID), bool))
+    rng = np.random.default_rng(1)
+    noisy = np.clip(base + rng.normal(0, 2.0, base.shape), 0, 255).astype(np.uint8)
+    assert not det.detect("cam", noisy).any()
+    brighter = np.clip(base.astype(np.float32) * 1.15, 0, 255).astype(np.uint8)  # lights flicker by 15%
+    assert not det.detect("cam", brighter).any()
+
+
+def test_reference_moves_only_for_encoded_patches_and_hysteresis_keeps_a_moving_patch_on():
+    t = EventThresholds(pixel_threshold=0.1, on_threshold=0.5, off_threshold=0.2)
+    det = EventDetector(GRID, t)
+    base = frame_with_square(0, 0)
+    det.commit("cam", base, np.ones((GRID, GRID), bool))
+    changed = base.copy()
+    changed[16:32, 16:32] = 250  # patch (1, 1) fully changed
+    fired = det.detect("cam", changed)
+    assert fired[1, 1] and fired.sum() == 1
+    det.commit("cam", changed, fired)
+    partly = changed.copy()
+    partly[16:20, 16:32] = 10  # a quarter of patch (1, 1): below on (0.5), above off (0.2)
+    assert det.detect("cam", partly)[1, 1]  # it fired last time, so it stays on
+    fresh = EventDetector(GRID, t)
+    fresh.commit("cam", changed, np.ones((GRID, GRID), bool))
+    assert not fresh.detect("cam", partly)[1, 1]  # without history the same change is below on
+    # A patch that was not re-encoded keeps its old reference: the change accumulates.
+    det2 = EventDetector(GRID, t)
+    det2.commit("cam", base, np.ones((GRID, GRID), bool))
+    det2.commit("cam", changed, np.zeros((GRID, GRID), bool))
+    assert det2.detect("cam", changed)[1, 1]
+
+
+def test_bad_frames_and_thresholds_are_named():
+    with pytest.raises(ValueError, match="uint8 H x W x 3"):
+        EventDetector(GRID).detect("cam", np.zeros((128, 128), np.uint8))
+    with pytest.raises(ValueError, match="off_threshold"):
+        EventThresholds(on_threshold=0.01, off_threshold=0.05)
+    with pytest.raises(ConfigError, match="trigger_threshold=2"):
+        SparsityConfig(trigger_threshold=2)
+    with pytest.raises(ConfigError, match="unknown sparsity key"):
+        load_sparsity_config(None, nonsense=1)
+
+
+# --- the vision cache ------------------------------------------------------------------------------
+def test_partial_encoding_of_every_patch_matches_the_dense_tower():
+    model = mini_model()
+    enc = SparseVisionEncoder(model.hf)
+    pixels = torch.rand(1, 2, 3, 64, 64) * 2 - 1
+    dense, _ = enc.encode(pixels, ["top", "wrist"])  # fills the cache
+    other = torch.rand(1, 2, 3, 64, 64) * 2 - 1
+    full = torch.ones(enc.num_patches, dtype=torch.bool)
+    with torch.no_grad():
+        want = model.hf.model.connector(model.hf.model.vision_model(pixel_values=other[0]).last_hidden_state)
+        # Run every patch through the partial path (not the dense shortcut): the layer math must match.
+        outs = [enc._partial(other[:, c], enc.cache[cam], torch.nonzero(full).flatten())
+                for c, cam in enumerate(["top", "wrist"])]
+        got = model.hf.model.connector(torch.cat(outs, 0))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_sparse_encoder_counts_recomputed_and_reused_patches():
+    model = mini_model()
+    enc = SparseVisionEncoder(model.hf)
+    pixels = torch.rand(1, 2, 3, 64, 64)
+    _, counts = enc.encode(pixels, ["top", "wrist"])
+    assert counts == {"patches_recomputed": 32, "patches_reused": 0}
+    mask = torch.zeros(4, 4, dtype=torch.bool)
+    mask[1, 2] = True
+    _, counts = enc.encode(pixels, ["top", "wrist"], {"top": mask, "wrist": torch.zeros(4, 4, dtype=torch.bool)})
+    assert counts == {"patches_recomputed": 1, "patches_reused": 31}
+
+
+# --- the policy: exactness and the trigger ----------------------------------------------------------
+
+
+def camera_obs(model, seed: int, noise: float = 0.0, base=None):
+    rng = np.random.default_rng(seed)
+    imgs = base if base is not None else {c: rng.integers(0, 255, (64, 64, 3)).astype(np.uint8)
+                                           for c in model.config.cameras}
+    if noise:
+        imgs = {c: np.clip(v + rng.normal(0, noise, v.shape), 0, 255).astype(np.uint8) for c, v in imgs.items()}
+    obs = {f"observation.images.{c}": v for c, v in imgs.items()}
+    obs.update({"observation.state": np.zeros(model.config.state_dim, np.float32), "task": "pick up the red cube"})
+    return obs, imgs
+
+
+ZERO = SparsityConfig(pixel_threshold=0, on_threshold=0, off_threshold=0, trigger_threshold=0)
+
+
+def test_zero_thresholds_equal_the_dense_policy_exactly():
+    model = mini_model()
+    dense, sparse = VLAPolicy(model, execute_steps=1), SparseVLAPolicy(model, ZERO)
+    sparse.reset()
+    for seed in range(4):
+        obs, _ = camera_obs(model, seed)
+        np.testing.assert_array_equal(sparse.predict_chunk(obs), dense.predict_chunk(obs))
+    assert all(s["inference"] and s["patches_reused"] == 0 for s in sparse.step_stats)
+
+
+def test_static_scene_reuses_everything_within_tolerance_of_dense():
+    model = mini_model()
+    cfg = SparsityConfig(trigger_threshold=0.05, max_open_loop=0)  # infer every step, reuse what is static
+    sparse, dense = SparseVLAPolicy(model, cfg), VLAPolicy(model, execute_steps=1)
+    sparse.reset()
+    obs, imgs = camera_obs(model, 0)
+    np.testing.assert_array_equal(sparse.predict_chunk(obs), dense.predict_chunk(obs))
+    np.testing.assert_array_equal(sparse.predict_chunk(obs), dense.predict_chunk(obs))  # identical frame: exact
+    noisy, _ = camera_obs(model, 1, noise=1.0, base=imgs)  # sensor noise below the detector's threshold
+    got, want = sparse.predict_chunk(noisy), dense.predict_chunk(noisy)
+    assert sparse.step_stats[-1]["patches_recomputed"] == 0 and sparse.step_stats[-1]["inference"]
+    bin_width = (model.action_tok.high - model.action_tok.low) / model.config.bins
+    assert np.all(np.abs(got - want) <= 2 * bin_width + 1e-6)  # stated tolerance: two action bins
+
+
+def test_trigger_skips_inference_when_little_changed_and_drops_the_queue_on_a_large_change():
+    model = mini_model()
+    sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0.3, max_open_loop=10, trigger_cameras=["top"]))
+    sparse.reset()
+    obs, imgs = camera_obs(model, 0)
+    first = sparse.predict_chunk(obs)
+    queued = list(sparse.queue)
+    assert len(queued) == model.config.chunk_length - 1
+    second = sparse.predict_chunk(obs)  # nothing changed: the next queued action, no inference
+    assert not sparse.step_stats[-1]["inference"]
+    np.testing.assert_array_equal(second[0], queued[0])
+    moved = dict(imgs, top=np.roll(imgs["top"], 32, axis=1))  # a person moves everything in view
+    obs2, _ = camera_obs(model, 0, base=moved)
+    sparse.predict_chunk(obs2)
+    last = sparse.step_stats[-1]
+    assert last["inference"] and last["interrupted"] and last["changed_fraction"] >= 0.3
+    assert first.shape == (1, model.config.action_dim)
+
+
+def test_trigger_cameras_must_exist():
+    with pytest.raises(ConfigError, match=r"trigger_cameras \['scene'\]"):
+        SparseVLAPolicy(mini_model(), SparsityConfig(trigger_cameras=["scene"]))
+
+
+def test_vla_eval_sparse_runs_the_shipped_policy_and_refuses_the_expert(tmp_path, capsys):
+    import json
+
+    from vla.cli import SHIPPED_POLICY, main
+
+    report = tmp_path / "r.json"
+    assert main(["eval", "--policy", str(SHIPPED_POLICY), "--sparse", "--trigger-threshold", "0.2",
+                 "--tasks", "touch", "--episodes", "1", "--quiet", "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["overall"]["episodes"] == 1
+    assert main(["eval", "--policy", "scripted", "--sparse", "--tasks", "touch", "--episodes", "1", "--quiet"]) == 2
+    assert "--sparse applies to VLA policies" in capsys.readouterr().err

@@ -1,0 +1,104 @@
+"""Event detection on camera frames: which vision patches changed since they were last encoded.
+
+Like an event camera, a patch "fires" when its log intensity changes, not when it is merely
+bright. For each camera the detector keeps a reference frame per patch: the pixels that were
+in that patch the last time the vision tower encoded it. A pixel counts as changed when its
+log-intensity difference to the reference exceeds `pixel_threshold` after the camera-wide
+median difference is subtracted (a global lighting flicker moves every pixel alike and cancels
+out; sensor noise stays below the pixel threshold). A patch's score is the fraction of its
+pixels that changed. Hysteresis: a patch fires when its score reaches `on_threshold`, and a
+patch that fired at the previous step keeps firing while its score is at least `off_threshold`
+(motion tends to continue; this stops a moving edge from flickering on and off).
+
+The grid is the vision tower's patch grid (`grid` x `grid` cells over the whole frame, so a
+frame that is resized before the tower maps onto it exactly). numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EventThresholds:
+    pixel_threshold: float = 0.10  # |d log I| of one pixel (0.10 is about a 10% intensity change)
+    on_threshold: float = 0.02  # fraction of a patch's pixels that must change for it to fire
+    off_threshold: float = 0.01  # a firing patch keeps firing down to this fraction
+
+    def __post_init__(self) -> None:
+        if self.pixel_threshold < 0 or self.on_threshold < 0 or self.off_threshold < 0:
+            raise ValueError(f"event thresholds must be >= 0, got {self}")
+        if self.off_threshold > self.on_threshold:
+            raise ValueError(f"off_threshold={self.off_threshold} must not exceed on_threshold={self.on_threshold}")
+
+
+def log_intensity(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) float32 log luminance; +1 keeps black finite."""
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected a uint8 H x W x 3 frame, got {frame.dtype} {frame.shape}")
+    luma = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.log1p(luma)
+
+
+class EventDetector:
+    """Per-camera, per-patch change detector with hysteresis and a per-patch reference frame."""
+
+    def __init__(self, grid: int, thresholds: EventThresholds | None = None):
+        if grid < 1:
+            raise ValueError(f"grid={grid}; expected >= 1 patches per side")
+        self.grid = grid
+        self.thresholds = thresholds or EventThresholds()
+        self.reference: dict[str, np.ndarray] = {}
+        self.active: dict[str, np.ndarray] = {}
+
+    def reset(self) -> None:
+        self.reference.clear()
+        self.active.clear()
+
+    def _cells(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        h, w = shape
+        if h < self.grid or w < self.grid:
+            raise ValueError(f"frame {h}x{w} is smaller than the {self.grid}x{self.grid} patch grid")
+        edges = [np.linspace(0, n, self.grid + 1).round().astype(int) for n in (h, w)]
+        return edges[0], edges[1]
+
+    def scores(self, camera: str, frame: np.ndarray) -> np.ndarray:
+        """(grid, grid) fraction of changed pixels per patch; all ones before the first encoding."""
+        log = log_intensity(frame)
+        ref = self.reference.get(camera)
+        if ref is None or ref.shape != log.shape:
+            return np.ones((self.grid, self.grid), dtype=np.float32)
+        diff = log - ref
+        diff -= np.median(diff)  # a global brightness change cancels out
+        changed = (np.abs(diff) > self.thresholds.pixel_threshold).astype(np.float32)
+        rows, cols = self._cells(log.shape)
+        # Sum over each cell with cumulative sums at the cell boundaries (cells may differ by a pixel).
+        sums = np.add.reduceat(np.add.reduceat(changed, rows[:-1], axis=0), cols[:-1], axis=1)
+        area = np.outer(np.diff(rows), np.diff(cols)).astype(np.float32)
+        return sums / area
+
+    def detect(self, camera: str, frame: np.ndarray) -> np.ndarray:
+        """(grid, grid) bool: the patches that fire now. Remembers them for the hysteresis; the
+        reference frame moves only in `commit`."""
+        score = self.scores(camera, frame)
+        t = self.thresholds
+        fire = score >= t.on_threshold
+        prev = self.active.get(camera)
+        if prev is not None:
+            fire |= prev & (score >= t.off_threshold)
+        if camera in self.reference:  # the first frame fires everywhere, but that is not motion
+            self.active[camera] = fire
+        return fire
+
+    def commit(self, camera: str, frame: np.ndarray, encoded: np.ndarray) -> None:
+        """The patches in `encoded` were just encoded from `frame`: they become the new reference."""
+        log = log_intensity(frame)
+        ref = self.reference.get(camera)
+        if ref is None or ref.shape != log.shape or encoded.all():
+            self.reference[camera] = log
+        else:
+            rows, cols = self._cells(log.shape)
+            for i, j in zip(*np.nonzero(encoded), strict=True):
+                ref[rows[i] : rows[i + 1], cols[j] : cols[j + 1]] = log[rows[i] : rows[i + 1], cols[j] : cols[j + 1]]

@@ -1,0 +1,135 @@
+"""The event-triggered VLA policy: infer only when the world changed, encode only what changed.
+
+At every control step the policy is asked for the next action(s). It runs the event detector
+on each camera against the frame each patch was last encoded from, then:
+
+- Inference-level trigger: if less than `trigger_threshold` of the trigger cameras' patches
+  fired and the last predicted chunk still has actions (and at most `max_open_loop` steps were
+  served from it in a row), no inference runs: the next queued action is returned. If at least
+  that much fired, queued actions are dropped and inference runs at once.
+- Token-level reuse: when inference runs, only fired patches are re-encoded in the vision
+  tower (`SparseVisionEncoder`); the others reuse cached keys/values and features.
+
+With every threshold at zero every patch fires at every step and the result equals the dense
+policy's exactly (tested). `step_stats` records, per call, whether inference ran and how many
+vision tokens were recomputed and reused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from vla.model.vla import VLAModel
+from vla.policy import VLAPolicy
+from vla.robot import CONFIG_DIR, ConfigError
+from vla.sparsity.encoder import SparseVisionEncoder
+from vla.sparsity.events import EventDetector, EventThresholds
+from vla.types import Observation, image_key
+
+DEFAULT_CONFIG = CONFIG_DIR / "sparsity" / "default.yaml"
+
+
+@dataclass
+class SparsityConfig:
+    pixel_threshold: float = 0.10
+    on_threshold: float = 0.02
+    off_threshold: float = 0.01
+    trigger_threshold: float = 0.3
+    trigger_cameras: list[str] | None = None
+    max_open_loop: int = 4
+    execute_steps: int = 1
+    token_reuse: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("pixel_threshold", "on_threshold", "off_threshold", "trigger_threshold"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= (1e9 if name == "pixel_threshold" else 1):
+                raise ConfigError(f"sparsity {name}={value!r}; expected a number in [0, 1]")
+        if self.off_threshold > self.on_threshold:
+            raise ConfigError(f"sparsity off_threshold={self.off_threshold} exceeds on_threshold={self.on_threshold}")
+        if self.max_open_loop < 0 or self.execute_steps < 1:
+            raise ConfigError(f"sparsity max_open_loop={self.max_open_loop} (>= 0), "
+                              f"execute_steps={self.execute_steps} (>= 1)")
+
+    @property
+    def thresholds(self) -> EventThresholds:
+        return EventThresholds(self.pixel_threshold, self.on_threshold, self.off_threshold)
+
+
+def load_sparsity_config(path: str | Path | None = None, **overrides: Any) -> SparsityConfig:
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"sparsity config {path} not found")
+    data = {**(yaml.safe_load(path.read_text()) or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    known = {f.name for f in fields(SparsityConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown sparsity key(s) {unknown}; known: {sorted(known)}")
+    return SparsityConfig(**data)
+
+
+class SparseVLAPolicy(VLAPolicy):
+    def __init__(self, model: VLAModel, sparsity: SparsityConfig | None = None, name: str = "vla-sparse", **kw):
+        self.sparsity = sparsity or SparsityConfig()
+        super().__init__(model, execute_steps=min(self.sparsity.execute_steps, model.config.chunk_length),
+                         name=name, fast=False, **kw)  # the sparse path runs the eager model
+        cams = self.sparsity.trigger_cameras
+        unknown = sorted(set(cams or []) - set(model.config.cameras))
+        if unknown:
+            raise ConfigError(f"sparsity trigger_cameras {unknown} are not cameras of this policy "
+                              f"({model.config.cameras})")
+        self.trigger_cameras = list(cams) if cams else list(model.config.cameras)
+        self.encoder = SparseVisionEncoder(model.hf)
+        self.detector = EventDetector(self.encoder.grid, self.sparsity.thresholds)
+        self.lm_image_tokens = model.layout.tokens_per_image * len(model.config.cameras)
+        self.metadata["sparsity"] = asdict(self.sparsity)
+        self.queue: list[np.ndarray] = []
+        self.open_loop = 0
+        self.step_stats: list[dict[str, Any]] = []
+
+    def reset(self) -> None:
+        self.queue, self.open_loop = [], 0
+        self.detector.reset()
+        self.encoder.reset()
+
+    def _frames(self, obs: Observation) -> dict[str, np.ndarray]:
+        return {cam: np.asarray(obs[image_key(cam)]) for cam in self.model.config.cameras}
+
+    @torch.no_grad()
+    def predict_chunk(self, obs: Observation) -> np.ndarray:
+        started = time.perf_counter()
+        batch = self._inputs(obs)  # validates the observation before anything is decided
+        frames = self._frames(obs)
+        fired = {cam: self.detector.detect(cam, f) for cam, f in frames.items()}
+        fraction = float(np.mean([fired[c].mean() for c in self.trigger_cameras]))
+        n = self.execute_steps
+        stats: dict[str, Any] = {"changed_fraction": round(fraction, 4), "interrupted": False}
+        if (fraction < self.sparsity.trigger_threshold and len(self.queue) >= n
+                and self.open_loop < self.sparsity.max_open_loop):
+            out, self.queue = self.queue[:n], self.queue[n:]
+            self.open_loop += 1
+            stats.update(inference=False, patches_recomputed=0, patches_reused=0, lm_image_tokens=0)
+        else:
+            stats["interrupted"] = bool(self.queue)
+            masks = None
+            if self.sparsity.token_reuse:
+                masks = {cam: torch.from_numpy(m) for cam, m in fired.items()}
+            pixels = self.model._pixels(batch.images)
+            features, counts = self.encoder.encode(pixels, list(self.model.config.cameras), masks)
+            chunk = self.model.predict(batch, self.decoding, image_features=features)[0]
+            chunk = chunk.float().cpu().numpy().astype(np.float32)
+            for cam, frame in frames.items():
+                encoded = self.encoder.encoded[cam].cpu().numpy().reshape(fired[cam].shape)
+                self.detector.commit(cam, frame, encoded)
+            out, self.queue, self.open_loop = list(chunk[:n]), list(chunk[n:]), 0
+            stats.update(inference=True, lm_image_tokens=self.lm_image_tokens, **counts)
+        stats["ms"] = (time.perf_counter() - started) * 1e3
+        self.step_stats.append(stats)
+        return np.stack(out).astype(np.float32)
