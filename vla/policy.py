@@ -17,7 +17,7 @@ class VLAPolicy:
     each predicted chunk (receding horizon), float32 absolute joint targets."""
 
     def __init__(self, model: VLAModel, decoding: str | None = None, execute_steps: int | None = None,
-                 name: str = "vla"):
+                 name: str = "vla", fast: bool | None = None):
         self.model = model.eval()
         cfg = model.config
         self.decoding = decoding or cfg.decoding
@@ -29,6 +29,13 @@ class VLAPolicy:
             "chunk_length": self.execute_steps, "model_chunk_length": cfg.chunk_length, "fps": cfg.fps,
             "decoding": self.decoding, "joint_names": list(cfg.joint_names),
         }
+        # On a GPU the static, compiled, half-precision path (vla.model.fast) runs each step.
+        self.fast = None
+        if fast or (fast is None and model.device.type == "cuda"):
+            from vla.model.fast import FastVLA
+
+            self.fast = FastVLA(model, model.device)
+            self.metadata["engine"] = self.fast.describe()
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, **kw) -> VLAPolicy:
@@ -66,5 +73,16 @@ class VLAPolicy:
 
     @torch.no_grad()
     def predict_chunk(self, obs: Observation) -> np.ndarray:
-        actions = self.model.predict(self._inputs(obs), self.decoding)[0, : self.execute_steps]
+        batch = self._inputs(obs)
+        if self.fast is not None:
+            S = self.model.vision_size
+            frames = [np.asarray(obs[image_key(c)]) for c in self.model.config.cameras]
+            if any(f.shape[:2] != (S, S) for f in frames):  # the static path takes the tower's size
+                small = torch.nn.functional.interpolate(batch.images[0].cpu(), size=(S, S), mode="bilinear",
+                                                        antialias=True)
+                frames = list(small.mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+            state = batch.state[0].cpu().numpy()
+            return self.fast.predict(frames, batch.tasks[0], state, self.decoding)[: self.execute_steps] \
+                .astype(np.float32)
+        actions = self.model.predict(batch, self.decoding)[0, : self.execute_steps]
         return actions.float().cpu().numpy().astype(np.float32)

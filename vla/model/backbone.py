@@ -89,28 +89,32 @@ def add_vla_tokens(tokenizer, bins: int, action_dim: int) -> tuple[int, list[int
     return ids[0], tokenizer.convert_tokens_to_ids(queries)
 
 
-def tiny_backbone(config: VLAConfig, tokenizer) -> torch.nn.Module:
-    """A randomly initialized backbone of the configured family, sized by the config."""
+def backbone_config(config: VLAConfig, vocab: int, pad_id: int, bos_id: int, eos_id: int, image_id: int):
+    """The Hugging Face config of a backbone of the configured family and size."""
     from transformers import PaliGemmaConfig, SmolVLMConfig
 
-    vocab = len(tokenizer)
     vision = {"image_size": config.image_size, **config.vision}
-    text = {"vocab_size": vocab, "max_position_embeddings": 1024, "pad_token_id": tokenizer.pad_token_id,
-            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, **config.text}
-    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    text = {"vocab_size": vocab, "max_position_embeddings": 1024, "pad_token_id": pad_id,
+            "bos_token_id": bos_id, "eos_token_id": eos_id, **config.text}
     if config.family in ("smolvlm", "idefics3"):
-        hf = SmolVLMConfig(vision_config=vision, text_config={"model_type": "llama", **text},
-                           scale_factor=config.scale_factor, image_token_id=image_id, vocab_size=vocab,
-                           pad_token_id=tokenizer.pad_token_id)
-    else:
-        patches = (config.image_size // vision.get("patch_size", 16)) ** 2
-        hf = PaliGemmaConfig(
-            vision_config={"model_type": "siglip_vision_model", "projection_dim": text["hidden_size"], **vision},
-            text_config={"model_type": "gemma", "head_dim": text["hidden_size"] // text["num_attention_heads"], **text},
-            image_token_id=image_id, projection_dim=text["hidden_size"], hidden_size=text["hidden_size"],
-            vocab_size=vocab, pad_token_id=tokenizer.pad_token_id,
-        )
-        hf.text_config.num_image_tokens = patches
+        return SmolVLMConfig(vision_config=vision, text_config={"model_type": "llama", **text},
+                             scale_factor=config.scale_factor, image_token_id=image_id, vocab_size=vocab,
+                             pad_token_id=pad_id)
+    patches = (config.image_size // vision.get("patch_size", 16)) ** 2
+    hf = PaliGemmaConfig(
+        vision_config={"model_type": "siglip_vision_model", "projection_dim": text["hidden_size"], **vision},
+        text_config={"model_type": "gemma", "head_dim": text["hidden_size"] // text["num_attention_heads"], **text},
+        image_token_id=image_id, projection_dim=text["hidden_size"], hidden_size=text["hidden_size"],
+        vocab_size=vocab, pad_token_id=pad_id,
+    )
+    hf.text_config.num_image_tokens = patches
+    return hf
+
+
+def tiny_backbone(config: VLAConfig, tokenizer) -> torch.nn.Module:
+    """A randomly initialized backbone of the configured family, sized by the config."""
+    hf = backbone_config(config, len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id,
+                         tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<image>"))
     torch.manual_seed(0)
     return AutoModelForImageTextToText.from_config(hf)
 

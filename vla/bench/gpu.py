@@ -1,0 +1,149 @@
+"""`vla bench gpu`: the onboard-GPU inference path, measured in one run on one card.
+
+Per-step latency (median, p99) and the control rate it allows, for the shipped tiny policy and
+a SmolVLM-256M-sized config (random weights, nothing downloaded): eager fp32, bf16, and bf16 +
+compile/CUDA graphs; parallel vs autoregressive decoding; dense vs event-sparse. Plus model
+memory (weights, KV cache, activations) for those and a 2B-sized config.
+
+Runs on CPU too (as the tests do, with few repeats): the report names the device, and a CPU
+figure is never a GPU figure.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vla.model.config import VLAConfig, load_model_config
+from vla.model.vla import VLAModel
+
+SIZES = ("smolvlm-256m", "smolvlm-2b")
+VOCAB = 49280  # SmolVLM's vocabulary, for realistic embedding sizes in the memory figures
+
+
+def random_model(name: str, cameras=("scene", "wrist"), state_dim: int = 8, action_dim: int = 8) -> VLAModel:
+    """A VLA of a named size with random weights (tokenizer built from a few instructions)."""
+    from vla.model.vla import new_model
+
+    cfg = load_model_config(name, cameras=list(cameras), state_dim=state_dim, action_dim=action_dim)
+    ones = np.ones(action_dim)
+    return new_model(cfg, ["pick up the red cube", "push the blue cube to the left"], -ones, ones,
+                     -np.ones(state_dim), np.ones(state_dim)).eval()
+
+
+def memory(cfg: VLAConfig, dtype_bytes: int = 2, vocab: int = VOCAB) -> dict[str, float]:
+    """Weights and KV cache in MiB for a config, counted on the meta device (nothing allocated)."""
+    from transformers import AutoModelForImageTextToText
+
+    from vla.model.backbone import backbone_config
+
+    hf_cfg = backbone_config(cfg, vocab, 0, 1, 2, 3)
+    with torch.device("meta"):
+        hf = AutoModelForImageTextToText.from_config(hf_cfg)
+    params = sum(p.numel() for p in hf.parameters())
+    text = hf_cfg.text_config
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    grid = cfg.image_size // cfg.vision["patch_size"]
+    image_tokens = grid * grid // (cfg.scale_factor**2 if cfg.family != "paligemma" else 1)
+    layout_extra = 3 if cfg.family != "paligemma" else 0  # <fake><global-img> ... <fake> per image
+    seq = len(cfg.cameras or ["a", "b"]) * (image_tokens + layout_extra) + cfg.max_text_tokens \
+        + (cfg.state_dim or 8) + cfg.chunk_length * (cfg.action_dim or 8)
+    kv = 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * seq * dtype_bytes
+    return {"parameters_m": round(params / 1e6, 2), "weights_mib": round(params * dtype_bytes / 2**20, 1),
+            "kv_cache_mib": round(kv / 2**20, 2), "sequence_length": seq}
+
+
+def _frames(model: VLAModel, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    S = model.vision_size
+    return [rng.integers(0, 255, (S, S, 3)).astype(np.uint8) for _ in model.config.cameras]
+
+
+def _time(fn, repeats: int, device: torch.device) -> list[float]:
+    for _ in range(3):
+        fn()  # warm-up: compilation, CUDA graph capture, allocator
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()  # returns numpy: the step's own host synchronisation is inside
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def _summary(times: list[float]) -> dict[str, float]:
+    med = statistics.median(times)
+    return {"median_ms": round(med, 3), "p99_ms": round(float(np.percentile(times, 99)), 3),
+            "achievable_hz": round(1000.0 / med, 1)}
+
+
+def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok: bool) -> dict[str, Any]:
+    from vla.model.fast import FastVLA
+
+    frames, state, task = _frames(model), np.zeros(model.config.state_dim, np.float32), "pick up the red cube"
+    rows: dict[str, Any] = {}
+    variants = [("eager_fp32", "fp32", False), ("eager_bf16", "bf16", False)]
+    if compile_ok:
+        variants.append(("compiled_bf16", "bf16", True))
+    for name, dtype, compiled in variants:
+        fast = FastVLA(model, device, dtype=dtype, compile=compiled)
+        for decoding in ("parallel", "autoregressive"):
+            try:
+                times = _time(lambda d=decoding, f=fast: f.predict(frames, task, state, d), repeats, device)
+                rows[f"{name}/{decoding}"] = _summary(times)
+            except Exception as exc:  # noqa: BLE001 - a variant that cannot run is reported, the others go on
+                rows[f"{name}/{decoding}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        if device.type == "cuda":
+            rows[f"{name}/peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            torch.cuda.reset_peak_memory_stats()
+    model.hf.to(torch.float32)
+    # Dense vs event-sparse: the same frames, a static scene with a small moving patch, per step.
+    from vla.policy import VLAPolicy
+    from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
+
+    obs = {f"observation.images.{c}": f for c, f in zip(model.config.cameras, frames, strict=True)}
+    obs.update({"observation.state": state, "task": task})
+    dense = VLAPolicy(model, execute_steps=1, fast=False)  # eager, as the sparse path
+    sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0.0, max_open_loop=0))
+    sparse.reset()
+
+    def moving(i: int) -> dict:
+        o = dict(obs)
+        for c in model.config.cameras:
+            f = frames[model.config.cameras.index(c)].copy()
+            f[(i * 7) % (f.shape[0] - 16) :][:16, :16] = 255  # one small object moves
+            o[f"observation.images.{c}"] = f
+        return o
+
+    step = iter(range(10**9))
+    rows["event/dense"] = _summary(_time(lambda: dense.predict_chunk(moving(next(step))), repeats, device))
+    rows["event/sparse"] = _summary(_time(lambda: sparse.predict_chunk(moving(next(step))), repeats, device))
+    rows["event/sparse_patches_recomputed"] = float(np.mean([s["patches_recomputed"]
+                                                             for s in sparse.step_stats[3:]]))
+    return rows
+
+
+def bench_gpu(policy: str | Path, repeats: int = 50, device: str | None = None, sizes: tuple[str, ...] = SIZES,
+              compile_ok: bool = True) -> dict[str, Any]:
+    device_t = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    card = torch.cuda.get_device_name(device_t) if device_t.type == "cuda" else f"CPU ({platform.machine()})"
+    report: dict[str, Any] = {"device": card, "torch": torch.__version__, "repeats": repeats,
+                              "note": "per step = one chunk inference (batch 1, 2 cameras); "
+                                      "achievable_hz = 1000 / median"}
+    shipped = VLAModel.from_pretrained(policy, device=device_t)
+    report["memory"] = {"shipped": memory(shipped.config, vocab=len(shipped.tokenizer))}
+    for size in sizes:
+        report["memory"][size] = memory(load_model_config(size, cameras=["scene", "wrist"], state_dim=8,
+                                                          action_dim=8))
+    report["latency"] = {"shipped": _bench_model(shipped, device_t, repeats, compile_ok)}
+    if "smolvlm-256m" in sizes:
+        model = random_model("smolvlm-256m").to(device_t)
+        report["latency"]["smolvlm-256m"] = _bench_model(model, device_t, repeats, compile_ok)
+    return report
