@@ -1,0 +1,96 @@
+"""`vla bench peers`: our VLA, LeRobot's ACT and LeRobot's Diffusion Policy, trained on the same
+LeRobot dataset with the same number of optimizer steps and batch size, then scored by the same
+`vla eval` harness on the same seeds and episodes.
+
+Per policy: per-task and mean success with 95% intervals, training wall time, parameters and
+policy time per control step. A policy that cannot train on the dataset (missing features) is
+reported with its error and the others still run.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vla.evaluate import evaluate, wilson_interval
+
+
+class _Timed:
+    """Any Policy, with the wall time of every call recorded (policy time per control step)."""
+
+    def __init__(self, policy):
+        self.policy, self.metadata, self.times = policy, policy.metadata, []
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def predict_chunk(self, obs):
+        start = time.perf_counter()
+        chunk = self.policy.predict_chunk(obs)
+        self.times.append(((time.perf_counter() - start) * 1e3, len(chunk)))
+        return chunk
+
+
+def _train(name: str, dataset: Path, out: Path, steps: int, batch_size: int, seed: int, progress: bool) -> dict:
+    if name == "vla":
+        from vla.train.trainer import TrainConfig, train
+
+        cfg = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=6e-4,
+                          warmup_steps=min(300, max(1, steps // 10)), checkpoint_every=max(steps, 1))
+        summary = train(dataset, out, "tiny", cfg, progress=progress)
+        return {"wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"]}
+    from vla.peers.train import train_peer
+
+    summary = train_peer(name, dataset, out, steps, batch_size, seed, progress=progress)
+    return {"wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"]}
+
+
+def _load(name: str, out: Path):
+    if name == "vla":
+        from vla.policy import VLAPolicy
+
+        return VLAPolicy.from_pretrained(out)
+    from vla.peers import LeRobotPolicy
+
+    return LeRobotPolicy.from_pretrained(out)
+
+
+def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str], out: str | Path = "out/peers",
+                batch_size: int = 32, seed: int = 0, policies: tuple[str, ...] = ("vla", "act", "diffusion"),
+                image_size: int | None = None, progress: bool = True) -> dict[str, Any]:
+    import sim
+
+    dataset, out = Path(dataset), Path(out)
+    report: dict[str, Any] = {
+        "dataset": str(dataset), "steps": steps, "batch_size": batch_size, "budget": "same optimizer steps",
+        "episodes_per_task": episodes, "seed": seed, "tasks": tasks,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+                   f"{'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
+        "policies": {},
+    }
+    for name in policies:
+        entry: dict[str, Any] = {}
+        try:
+            entry.update(_train(name, dataset, out / name, steps, batch_size, seed, progress))
+            timed = _Timed(_load(name, out / name))
+            result = evaluate(name, tasks, lambda t: sim.make_env(t, image_size=image_size),
+                              lambda env, p=timed: p, episodes, seed, progress=progress)
+            entry["tasks"] = {t: {k: v[k] for k in ("successes", "episodes", "success_rate", "ci95")}
+                              for t, v in result["tasks"].items()}
+            overall = result["overall"]
+            entry["mean_success"] = overall["success_rate"]
+            entry["ci95"] = [round(x, 4) for x in wilson_interval(overall["successes"], overall["episodes"])]
+            calls = np.array([ms for ms, _ in timed.times])
+            actions = sum(n for _, n in timed.times)
+            entry["policy_ms_per_control_step"] = round(float(calls.sum() / max(actions, 1)), 3)
+            entry["median_ms_per_call"] = round(float(np.median(calls)), 3)
+            entry["eval_wall_time_s"] = result["wall_time_s"]
+        except Exception as exc:  # noqa: BLE001 - one policy failing must not stop the others
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        report["policies"][name] = entry
+    return report
