@@ -16,16 +16,40 @@ def _write_report(report: dict, path: str | None) -> None:
     print(text)
 
 
-def _policy_factory(name: str, decoding: str | None = None):
-    """Policy name -> factory(env) -> Policy: 'scripted', or a checkpoint directory."""
+def _sparsity(args: argparse.Namespace):
+    """The event-sparsity config the flags ask for, or None for the dense policy."""
+    if not getattr(args, "sparse", False):
+        return None
+    from vla.sparsity.policy import load_sparsity_config
+
+    return load_sparsity_config(args.sparsity_config, trigger_threshold=args.trigger_threshold)
+
+
+def _policy_factory(name: str, decoding: str | None = None, sparsity=None):
+    """Policy name -> factory(env) -> Policy: 'scripted', or a checkpoint directory (dense or event-sparse)."""
     if name == "scripted":
+        if sparsity is not None:
+            raise ValueError("--sparse applies to VLA policies, not to the scripted expert")
         from sim.experts import ScriptedExpert
 
         return ScriptedExpert
     if Path(name).is_dir():
+        from vla.peers.lerobot_policy import is_lerobot_checkpoint
+
+        if is_lerobot_checkpoint(name):  # a LeRobot policy (ACT, Diffusion, ...) through its own processors
+            if sparsity is not None or decoding is not None:
+                raise ValueError("--sparse and --decoding apply to VLA policies, not to LeRobot checkpoints")
+            from vla.peers import LeRobotPolicy
+
+            peer = LeRobotPolicy.from_pretrained(name)
+            return lambda env: peer
         from vla.policy import VLAPolicy
 
         policy = VLAPolicy.from_pretrained(name, decoding=decoding)
+        if sparsity is not None:
+            from vla.sparsity.policy import SparseVLAPolicy
+
+            policy = SparseVLAPolicy(policy.model, sparsity, decoding=decoding, name=f"{Path(name).name}-sparse")
         return lambda env: policy
     raise ValueError(f"unknown policy {name!r}; expected 'scripted' or a policy checkpoint directory")
 
@@ -43,7 +67,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vla.evaluate import evaluate
 
     task_ids = resolve_tasks(args.tasks)
-    factory = _policy_factory(args.policy, args.decoding)
+    factory = _policy_factory(args.policy, args.decoding, _sparsity(args))
     report = evaluate(
         args.policy,
         task_ids,
@@ -138,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.policy == "scripted":
         raise ValueError("the scripted expert reads the simulator's private state and cannot be served; "
                          "serve a trained policy directory (e.g. policies/tiny_sim_single)")
-    policy = _policy_factory(args.policy, args.decoding)(None)
+    policy = _policy_factory(args.policy, args.decoding, _sparsity(args))(None)
     server = PolicyServer(policy, args.bind, curve_keys=args.curve_keys)
     print(f"serving {policy.metadata.get('name')} on {server.address} (Ctrl-C to stop)", file=sys.stderr)
     try:
@@ -181,7 +205,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ["sim", "data", "decoding", "serving", "handover", "rosbag", "ros-record"]
+BENCHMARKS = ["sim", "data", "decoding", "serving", "handover", "rosbag", "ros-record", "sparsity", "gpu", "peers"]
 DEFAULT_DURATION = {"serving": 300.0, "rosbag": 30.0, "ros-record": 20.0}
 
 
@@ -224,6 +248,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         _write_report(bench_ros_recording(args.duration), args.report)
         return 0
+    if args.what == "peers":
+        from sim import resolve_tasks
+        from vla.bench.peers import bench_peers
+
+        if not args.dataset:
+            raise ValueError("vla bench peers needs --dataset DIR (a LeRobot dataset)")
+        _write_report(bench_peers(args.dataset, args.steps, args.episodes, resolve_tasks(args.tasks),
+                                  out=args.out or "out/peers", batch_size=args.batch_size), args.report)
+        return 0
+    if args.what == "gpu":
+        from vla.bench.gpu import bench_gpu
+
+        _write_report(bench_gpu(args.policy or str(SHIPPED_POLICY), args.repeats), args.report)
+        return 0
+    if args.what == "sparsity":
+        from sim import resolve_tasks
+        from vla.bench.sparsity import bench_sparsity
+
+        tasks = resolve_tasks(args.tasks)
+        _write_report(bench_sparsity(args.policy or str(SHIPPED_POLICY), tasks, args.episodes,
+                                     sweep_episodes=args.sweep_episodes, config=args.sparsity_config,
+                                     plot=args.plot), args.report)
+        return 0
     raise ValueError(f"unknown benchmark {args.what!r}; available: {', '.join(BENCHMARKS)}")
 
 
@@ -244,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--image-size", type=int, default=None, help="square camera images (default: robot config)")
         p.add_argument("--seed", type=int, default=0, help="episode i uses seed S+i")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        sparse_args(p)
+
+    def sparse_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sparse", action="store_true",
+                       help="event-triggered visual sparsity: infer on change, re-encode changed patches only")
+        p.add_argument("--sparsity-config", default=None, help="YAML (default: configs/sparsity/default.yaml)")
+        p.add_argument("--trigger-threshold", type=float, default=None,
+                       help="re-infer when this fraction of the trigger cameras' patches changed")
 
     ev = sub.add_parser("eval", help="roll out a policy in the simulator and report success rates")
     rollout_args(ev)
@@ -320,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--bind", default="tcp://127.0.0.1:5555", help="anything but loopback needs --curve-keys")
     srv.add_argument("--curve-keys", default=None, help="directory with server.key_secret (see `vla keys`)")
     srv.add_argument("--decoding", choices=["parallel", "autoregressive"], default=None)
+    sparse_args(srv)
     srv.set_defaults(func=cmd_serve)
 
     cl = sub.add_parser("client", help="ask a policy server for health or metadata (JSON)")
@@ -342,10 +398,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decoding/serving: policy directory (default: a fresh tiny model / the shipped policy)")
     bench.add_argument("--repeats", type=int, default=20, help="decoding: timed chunks per mode")
     bench.add_argument("--task", default="place_in_bowl", help="sim, handover: the task to drive")
-    bench.add_argument("--steps", type=int, default=500, help="sim: control steps")
+    bench.add_argument("--steps", type=int, default=500, help="sim: control steps; peers: optimizer steps per policy")
     bench.add_argument("--tasks", default="single", help="data: tasks to record")
-    bench.add_argument("--episodes", type=int, default=10, help="data: episodes per task; handover: episodes")
+    bench.add_argument("--episodes", type=int, default=10,
+                       help="data, sparsity, peers: episodes per task; handover: episodes")
     bench.add_argument("--image-size", type=int, default=None)
+    bench.add_argument("--dataset", default=None, help="peers: the LeRobot dataset all policies train on")
+    bench.add_argument("--batch-size", type=int, default=32, help="peers: samples per optimizer step")
+    bench.add_argument("--out", default=None, help="peers: where the trained policies go (default out/peers)")
+    bench.add_argument("--sweep-episodes", type=int, default=10, help="sparsity: episodes per task per sweep point")
+    bench.add_argument("--sparsity-config", default=None,
+                       help="sparsity: YAML (default: configs/sparsity/default.yaml)")
+    bench.add_argument("--plot", default=None, help="sparsity: PNG of success vs speed-up over the threshold sweep")
     bench.add_argument("--report", default=None)
     bench.set_defaults(func=cmd_bench)
     return parser
