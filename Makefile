@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 VLA := $(VENV)/bin/vla
 export MUJOCO_GL ?= egl
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench bench-peers bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	./scripts/setup.sh
@@ -37,6 +37,20 @@ bench: $(VENV)/.installed
 	$(VLA) eval --policy scripted --tasks all --episodes 100 --seed 0 --report out/bench/expert_100.json --quiet
 	$(VLA) eval --policy policies/tiny_sim_single --tasks single --episodes 100 --seed 0 \
 		--report out/bench/policy_100.json --quiet
+	$(VLA) bench sparsity --policy policies/tiny_sim_single --tasks single --episodes 20 --sweep-episodes 10 \
+		--plot docs/img/sparsity_sweep.png --report out/bench/sparsity.json
+
+## Our VLA vs LeRobot's ACT and Diffusion Policy, same data and steps (about 50 min on 2 cores).
+bench-peers: $(VENV)/.installed
+	test -f out/data/sim_single_100/meta/info.json || \
+		$(VLA) record --tasks single --episodes 100 --out out/data/sim_single_100
+	rm -rf out/peers/full
+	$(VLA) bench peers --dataset out/data/sim_single_100 --steps 1000 --batch-size 32 --episodes 20 \
+		--out out/peers/full --report out/bench/peers_full.json
+
+## The GPU inference path (vla bench gpu): one prepared run for a machine with a CUDA card.
+bench-gpu: $(VENV)/.installed
+	$(VLA) bench gpu --policy policies/tiny_sim_single --repeats 50 --report out/bench/gpu.json
 
 clean:
 	rm -rf out .pytest_cache

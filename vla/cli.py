@@ -22,7 +22,8 @@ def _sparsity(args: argparse.Namespace):
         return None
     from vla.sparsity.policy import load_sparsity_config
 
-    return load_sparsity_config(args.sparsity_config, trigger_threshold=args.trigger_threshold)
+    return load_sparsity_config(args.sparsity_config, trigger_threshold=args.trigger_threshold,
+                                token_budget=args.token_budget)
 
 
 def _policy_factory(name: str, decoding: str | None = None, sparsity=None):
@@ -45,7 +46,8 @@ def _policy_factory(name: str, decoding: str | None = None, sparsity=None):
             return lambda env: peer
         from vla.policy import VLAPolicy
 
-        policy = VLAPolicy.from_pretrained(name, decoding=decoding)
+        # The event-sparse path runs the eager fp32 model; the static GPU path is for dense policies.
+        policy = VLAPolicy.from_pretrained(name, decoding=decoding, fast=False if sparsity is not None else None)
         if sparsity is not None:
             from vla.sparsity.policy import SparseVLAPolicy
 
@@ -299,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sparsity-config", default=None, help="YAML (default: configs/sparsity/default.yaml)")
         p.add_argument("--trigger-threshold", type=float, default=None,
                        help="re-infer when this fraction of the trigger cameras' patches changed")
+        p.add_argument("--token-budget", type=int, default=None,
+                       help="image tokens per camera the language model keeps (coverage-based pruning)")
 
     ev = sub.add_parser("eval", help="roll out a policy in the simulator and report success rates")
     rollout_args(ev)

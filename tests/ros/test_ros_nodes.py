@@ -154,15 +154,13 @@ def test_server_loss_holds_the_arm_and_the_loop_resumes(ros):
         server.close()
 
 
-# Seeds on which the shipped policy solves `push` in `vla eval` (it solves 26 of 100); over ROS the
-# timing differs (commands reach the sim one tick after the observation they answer), so the test
-# allows several of them.
-PUSH_SEEDS = (0, 3, 5, 6, 8, 14)
+# Seeds on which the shipped policy solves `push` in `vla eval` (it solves 42 of 100, and 8 of seeds
+# 0-8); over ROS the timing differs (commands reach the sim one tick after the observation they
+# answer), so the test allows several of them.
+PUSH_SEEDS = (0, 2, 3, 4, 5, 6, 7, 8)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="the shipped policy (6.6% success) solved none of these seeds over ROS "
-                   "on 2026-11-26; the graph itself runs (see the other tests). Passes with a stronger policy.")
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped policy")
 def test_end_to_end_sim_policy_server_and_policy_node_complete_a_task(ros):
     node, tmp, domain = ros

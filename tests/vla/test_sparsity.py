@@ -44,6 +44,10 @@ def test_sensor_noise_and_global_flicker_light_nothing():
     assert not det.detect("cam", noisy).any()
     brighter = np.clip(base.astype(np.float32) * 1.15, 0, 255).astype(np.uint8)  # lights flicker by 15%
     assert not det.detect("cam", brighter).any()
+    dark = np.full((128, 128, 3), 3, np.uint8)  # in the dark, +-2 levels of noise is a large step in log
+    det.commit("dark", dark, np.ones((GRID, GRID), bool))
+    noisy_dark = np.clip(dark + rng.integers(-2, 3, dark.shape), 0, 255).astype(np.uint8)
+    assert not det.detect("dark", noisy_dark).any()
 
 
 def test_reference_moves_only_for_encoded_patches_and_hysteresis_keeps_a_moving_patch_on():
@@ -170,6 +174,13 @@ def test_trigger_skips_inference_when_little_changed_and_drops_the_queue_on_a_la
     assert first.shape == (1, model.config.action_dim)
 
 
+def test_the_sparse_path_refuses_a_half_precision_model():
+    model = mini_model()
+    model.hf.to(torch.bfloat16)
+    with pytest.raises(ConfigError, match="eager fp32 model"):
+        SparseVLAPolicy(model, SparsityConfig(trigger_cameras=None))
+
+
 def test_trigger_cameras_must_exist():
     with pytest.raises(ConfigError, match=r"trigger_cameras \['scene'\]"):
         SparseVLAPolicy(mini_model(), SparsityConfig(trigger_cameras=["scene"]))
@@ -186,3 +197,44 @@ def test_vla_eval_sparse_runs_the_shipped_policy_and_refuses_the_expert(tmp_path
     assert json.loads(report.read_text())["overall"]["episodes"] == 1
     assert main(["eval", "--policy", "scripted", "--sparse", "--tasks", "touch", "--episodes", "1", "--quiet"]) == 2
     assert "--sparse applies to VLA policies" in capsys.readouterr().err
+
+
+# --- token pruning under a budget -------------------------------------------------------------------
+def test_coverage_selection_keeps_distinct_tokens_and_everything_within_budget():
+    from vla.sparsity.pruning import coverage_select
+
+    a, b = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    feats = torch.stack([a, a * 2, a * 0.5, b])  # three redundant tokens and one distinct
+    assert coverage_select(feats, 2).tolist() in ([0, 3], [1, 3], [2, 3])
+    assert coverage_select(feats, 9).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="token budget 0"):
+        coverage_select(feats, 0)
+
+
+@pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
+def test_pruning_with_every_token_kept_equals_the_model(decoding):
+    from vla.model.vla import Batch
+    from vla.sparsity.pruning import predict_pruned
+
+    model = mini_model()
+    obs, imgs = camera_obs(model, 3)
+    batch = VLAPolicy(model)._inputs(obs)
+    features, _ = SparseVisionEncoder(model.hf).encode(model._pixels(batch.images), list(model.config.cameras))
+    T = features.shape[1]
+    got = predict_pruned(model, batch, features, [torch.arange(T)] * 2, decoding)
+    want = model.predict_bins(Batch(batch.images, batch.tasks, batch.state), decoding)
+    assert torch.equal(got, want)
+    half = predict_pruned(model, batch, features, [torch.arange(T // 2)] * 2, decoding)
+    assert half.shape == want.shape and int(half.min()) >= 0 and int(half.max()) < model.config.bins
+
+
+def test_policy_with_a_token_budget_reports_the_tokens_the_language_model_saw():
+    model = mini_model()
+    sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0, token_budget=2))
+    sparse.reset()
+    obs, _ = camera_obs(model, 0)
+    chunk = sparse.predict_chunk(obs)
+    assert chunk.shape == (1, model.config.action_dim) and np.all(np.isfinite(chunk))
+    assert sparse.step_stats[-1]["lm_image_tokens"] == 2 * len(model.config.cameras)
+    with pytest.raises(ConfigError, match="token_budget=0"):
+        SparsityConfig(token_budget=0)

@@ -11,6 +11,7 @@ figure is never a GPU figure.
 
 from __future__ import annotations
 
+import copy
 import platform
 import statistics
 import time
@@ -93,7 +94,7 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
     if compile_ok:
         variants.append(("compiled_bf16", "bf16", True))
     for name, dtype, compiled in variants:
-        fast = FastVLA(model, device, dtype=dtype, compile=compiled)
+        fast = FastVLA(copy.deepcopy(model), device, dtype=dtype, compile=compiled)  # the model stays fp32
         for decoding in ("parallel", "autoregressive"):
             try:
                 times = _time(lambda d=decoding, f=fast: f.predict(frames, task, state, d), repeats, device)
@@ -103,7 +104,6 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
         if device.type == "cuda":
             rows[f"{name}/peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             torch.cuda.reset_peak_memory_stats()
-    model.hf.to(torch.float32)
     # Dense vs event-sparse: the same frames, a static scene with a small moving patch, per step.
     from vla.policy import VLAPolicy
     from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
@@ -126,7 +126,7 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
     rows["event/dense"] = _summary(_time(lambda: dense.predict_chunk(moving(next(step))), repeats, device))
     rows["event/sparse"] = _summary(_time(lambda: sparse.predict_chunk(moving(next(step))), repeats, device))
     rows["event/sparse_patches_recomputed"] = float(np.mean([s["patches_recomputed"]
-                                                             for s in sparse.step_stats[3:]]))
+                                                             for s in list(sparse.step_stats)[3:]]))
     return rows
 
 

@@ -66,6 +66,9 @@ def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str]
     import sim
 
     dataset, out = Path(dataset), Path(out)
+    taken = [str(out / name) for name in policies if (out / name).exists()]
+    if taken:  # never mix a new run with old checkpoints
+        raise FileExistsError(f"{', '.join(taken)} already exist; remove them or pass another --out")
     report: dict[str, Any] = {
         "dataset": str(dataset), "steps": steps, "batch_size": batch_size, "budget": "same optimizer steps",
         "episodes_per_task": episodes, "seed": seed, "tasks": tasks,

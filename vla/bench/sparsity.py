@@ -98,6 +98,8 @@ def _arm(name: str, policy, tasks: list[str], episodes: int, seed: int, flops: d
     stats = policy.step_stats
     ms = np.array([s["ms"] for s in stats])
     encoded = np.array([s["patches_recomputed"] for s in stats], dtype=float)
+    lm_tokens = np.array([s.get("lm_image_tokens", s["patches_recomputed"] and patches_total) for s in stats],
+                         dtype=float)
     ran = np.array([s["inference"] for s in stats])
     layers = flops["tower"] - flops["embedding"]
     step_flops = np.where(ran, flops["total"] - layers * (1 - encoded / patches_total), 0.0)
@@ -107,6 +109,7 @@ def _arm(name: str, policy, tasks: list[str], episodes: int, seed: int, flops: d
         "ci95": overall["ci95"], "tasks": per_task, "control_steps": len(stats),
         "inference_fraction": round(float(ran.mean()), 4),
         "visual_tokens_per_step": round(float(encoded.mean()), 2),
+        "lm_image_tokens_per_step": round(float(lm_tokens.mean()), 2),
         "gflops_per_step": round(float(step_flops.mean()) / 1e9, 4),
         "median_step_ms": round(float(np.median(ms)), 3), "p95_step_ms": round(float(np.percentile(ms, 95)), 3),
         "mean_step_ms": round(float(ms.mean()), 3),
@@ -138,6 +141,12 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
                                     flops, patches_total, progress)
     report["sparse"] = _arm("sparse", SparseVLAPolicy(model, sparse_cfg), tasks, episodes, seed, flops,
                             patches_total, progress)
+    # The same, with query-agnostic pruning: the language model keeps half of each camera's image tokens.
+    half = max(1, model.layout.tokens_per_image // 2)
+    pruned_cfg = SparsityConfig(**{**sparse_cfg.__dict__, "token_budget": half})
+    report["sparse_pruned"] = _arm(f"sparse+budget {half}", SparseVLAPolicy(model, pruned_cfg), tasks, episodes, seed,
+                                   flops, patches_total, progress)
+    report["sparse_pruned"]["token_budget_per_camera"] = half
     d, s = report["dense"], report["sparse"]
     report["token_reduction"] = round(d["visual_tokens_per_step"] / max(s["visual_tokens_per_step"], 1e-9), 3)
     report["speedup"] = round(d["median_step_ms"] / max(s["median_step_ms"], 1e-9), 3)

@@ -47,8 +47,12 @@ class FastVLA:
                  compile: bool = True):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = inference_dtype(self.device, dtype)
-        self.model = model.eval().to(self.device)
+        self.model = model.eval().to(self.device)  # takes the model over: its weights change dtype in place
+        rotary = {name: buf.clone() for name, buf in self.model.hf.named_buffers() if "inv_freq" in name}
         self.model.hf.to(self.dtype)
+        for name, buf in rotary.items():  # rotary frequencies stay fp32: rounding them skews every angle
+            module, attr = self.model.hf.get_submodule(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]
+            setattr(module, attr, buf)
         cfg = model.config
         self.config = cfg
         self.path = "static" if cfg.family in ("smolvlm", "idefics3") else "eager (unsupported family)"
@@ -114,7 +118,7 @@ class FastVLA:
         seq = torch.cat([ids, self.queries], 1)
         full_mask = torch.cat([mask, torch.ones_like(self.queries)], 1)
         h = self.text_model(inputs_embeds=self._embed(seq, frames_u8), attention_mask=full_mask,
-                            position_ids=self.positions).last_hidden_state
+                            position_ids=self.positions, use_cache=False).last_hidden_state
         return self.model._action_logits(h[:, ids.shape[1]:]).argmax(-1)
 
     def _decode_step(self, token: torch.Tensor, mask: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
@@ -133,7 +137,8 @@ class FastVLA:
         token = self.model._action_logits(h[:, -1:]).argmax(-1)
         tokens = [token]
         for j in range(1, N):
-            token = self._decode(token, full_mask, self.positions[:, P + j - 1 : P + j])
+            # clone: a CUDA-graph replay overwrites its output buffer at the next call
+            token = self._decode(token, full_mask, self.positions[:, P + j - 1 : P + j]).clone()
             tokens.append(token)
         return torch.cat(tokens, 1)
 

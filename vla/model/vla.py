@@ -179,7 +179,8 @@ class VLAModel(nn.Module):
         N = self.config.num_action_tokens
         if decoding == "parallel":
             tail = self._queries(B)
-            h = self._hidden(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1), **vision)
+            h = self._hidden(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1), use_cache=False,
+                             **vision)
             return self._action_logits(h.last_hidden_state[:, P:]).argmax(-1)
         if decoding != "autoregressive":
             raise ValueError(f"decoding={decoding!r}; expected 'parallel' or 'autoregressive'")
@@ -200,11 +201,14 @@ class VLAModel(nn.Module):
     def predict(self, batch: Batch, decoding: str | None = None,
                 image_features: torch.Tensor | None = None) -> torch.Tensor:
         """(B, K, D) absolute joint targets."""
+        return self.values_from_bins(self.predict_bins(batch, decoding, image_features), batch.state)
+
+    def values_from_bins(self, bins: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """(B, K*D) action bins -> (B, K, D) absolute joint targets."""
         cfg = self.config
-        bins = self.predict_bins(batch, decoding, image_features).view(-1, cfg.chunk_length, cfg.action_dim)
-        actions = self._values(bins)
-        if self.config.action_reference == "state":
-            actions = actions + batch.state[:, None, :]
+        actions = self._values(bins.view(-1, cfg.chunk_length, cfg.action_dim))
+        if cfg.action_reference == "state":
+            actions = actions + state[:, None, :]
         return actions
 
     # --- checkpoints -----------------------------------------------------------------------------

@@ -43,8 +43,8 @@ def peer_config(kind: str, device: str = "cpu", image_size: int = 128, chunk_len
         # random crop 8 px smaller than the frames (120 of 128) as its augmentation.
         return DiffusionConfig(device=device, n_obs_steps=1, horizon=16, n_action_steps=8, drop_n_last_frames=0,
                                down_dims=(128, 256, 512), noise_scheduler_type="DDIM", num_inference_steps=10,
-                               crop_shape=(image_size - 8, image_size - 8), use_group_norm=True, pretrained_backbone_weights=None,
-                               push_to_hub=False)
+                               crop_shape=(image_size - 8, image_size - 8), use_group_norm=True,
+                               pretrained_backbone_weights=None, push_to_hub=False)
     raise ValueError(f"unknown peer policy {kind!r}; expected one of {PEERS}")
 
 

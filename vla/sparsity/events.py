@@ -5,8 +5,9 @@ bright. For each camera the detector keeps a reference frame per patch: the pixe
 in that patch the last time the vision tower encoded it. A pixel counts as changed when its
 log-intensity difference to the reference exceeds `pixel_threshold` after the camera-wide
 median difference is subtracted (a global lighting flicker moves every pixel alike and cancels
-out; sensor noise stays below the pixel threshold). A patch's score is the fraction of its
-pixels that changed. Hysteresis: a patch fires when its score reaches `on_threshold`, and a
+out), and its absolute change exceeds `pixel_floor` levels of 255 (in dark regions a few levels
+of sensor noise are a large step in log). A patch's score is the fraction of its pixels that
+changed. Hysteresis: a patch fires when its score reaches `on_threshold`, and a
 patch that fired at the previous step keeps firing while its score is at least `off_threshold`
 (motion tends to continue; this stops a moving edge from flickering on and off).
 
@@ -24,11 +25,12 @@ import numpy as np
 @dataclass(frozen=True)
 class EventThresholds:
     pixel_threshold: float = 0.10  # |d log I| of one pixel (0.10 is about a 10% intensity change)
+    pixel_floor: float = 6.0  # and |d I| in levels of 255: in the dark, noise of a few levels is a large log step
     on_threshold: float = 0.02  # fraction of a patch's pixels that must change for it to fire
     off_threshold: float = 0.01  # a firing patch keeps firing down to this fraction
 
     def __post_init__(self) -> None:
-        if self.pixel_threshold < 0 or self.on_threshold < 0 or self.off_threshold < 0:
+        if min(self.pixel_threshold, self.pixel_floor, self.on_threshold, self.off_threshold) < 0:
             raise ValueError(f"event thresholds must be >= 0, got {self}")
         if self.off_threshold > self.on_threshold:
             raise ValueError(f"off_threshold={self.off_threshold} must not exceed on_threshold={self.on_threshold}")
@@ -72,7 +74,10 @@ class EventDetector:
             return np.ones((self.grid, self.grid), dtype=np.float32)
         diff = log - ref
         diff -= np.median(diff)  # a global brightness change cancels out
-        changed = (np.abs(diff) > self.thresholds.pixel_threshold).astype(np.float32)
+        changed = np.abs(diff) > self.thresholds.pixel_threshold
+        if self.thresholds.pixel_floor > 0:  # small absolute changes are noise, however dark the pixel
+            changed &= np.abs(np.expm1(log) - np.expm1(ref)) > self.thresholds.pixel_floor
+        changed = changed.astype(np.float32)
         rows, cols = self._cells(log.shape)
         # Sum over each cell with cumulative sums at the cell boundaries (cells may differ by a pixel).
         sums = np.add.reduceat(np.add.reduceat(changed, rows[:-1], axis=0), cols[:-1], axis=1)

@@ -18,6 +18,7 @@ vision tokens were recomputed and reused.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from vla.policy import VLAPolicy
 from vla.robot import CONFIG_DIR, ConfigError
 from vla.sparsity.encoder import SparseVisionEncoder
 from vla.sparsity.events import EventDetector, EventThresholds
+from vla.sparsity.pruning import coverage_select, predict_pruned
 from vla.types import Observation, image_key
 
 DEFAULT_CONFIG = CONFIG_DIR / "sparsity" / "default.yaml"
@@ -39,6 +41,7 @@ DEFAULT_CONFIG = CONFIG_DIR / "sparsity" / "default.yaml"
 @dataclass
 class SparsityConfig:
     pixel_threshold: float = 0.10
+    pixel_floor: float = 6.0
     on_threshold: float = 0.02
     off_threshold: float = 0.01
     trigger_threshold: float = 0.3
@@ -46,21 +49,28 @@ class SparsityConfig:
     max_open_loop: int = 4
     execute_steps: int = 1
     token_reuse: bool = True
+    token_budget: int | None = None  # image tokens per camera the language model keeps (None: all)
+    refresh_every: int = 20  # re-encode every patch densely at least every this many inferences
 
     def __post_init__(self) -> None:
-        for name in ("pixel_threshold", "on_threshold", "off_threshold", "trigger_threshold"):
+        for name in ("pixel_threshold", "pixel_floor", "on_threshold", "off_threshold", "trigger_threshold"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value <= (1e9 if name == "pixel_threshold" else 1):
-                raise ConfigError(f"sparsity {name}={value!r}; expected a number in [0, 1]")
+            top = 1.0 if name in ("on_threshold", "off_threshold", "trigger_threshold") else 1e9
+            if not isinstance(value, (int, float)) or not 0 <= value <= top:
+                raise ConfigError(f"sparsity {name}={value!r}; expected a number in [0, {top:g}]")
         if self.off_threshold > self.on_threshold:
             raise ConfigError(f"sparsity off_threshold={self.off_threshold} exceeds on_threshold={self.on_threshold}")
+        if self.token_budget is not None and (not isinstance(self.token_budget, int) or self.token_budget < 1):
+            raise ConfigError(f"sparsity token_budget={self.token_budget!r}; expected a positive integer or null")
+        if self.refresh_every < 1:
+            raise ConfigError(f"sparsity refresh_every={self.refresh_every}; expected >= 1")
         if self.max_open_loop < 0 or self.execute_steps < 1:
             raise ConfigError(f"sparsity max_open_loop={self.max_open_loop} (>= 0), "
                               f"execute_steps={self.execute_steps} (>= 1)")
 
     @property
     def thresholds(self) -> EventThresholds:
-        return EventThresholds(self.pixel_threshold, self.on_threshold, self.off_threshold)
+        return EventThresholds(self.pixel_threshold, self.pixel_floor, self.on_threshold, self.off_threshold)
 
 
 def load_sparsity_config(path: str | Path | None = None, **overrides: Any) -> SparsityConfig:
@@ -86,16 +96,21 @@ class SparseVLAPolicy(VLAPolicy):
             raise ConfigError(f"sparsity trigger_cameras {unknown} are not cameras of this policy "
                               f"({model.config.cameras})")
         self.trigger_cameras = list(cams) if cams else list(model.config.cameras)
+        dtype = next(model.hf.parameters()).dtype
+        if dtype != torch.float32:
+            raise ConfigError(f"the event-sparse path runs the eager fp32 model; this one is {dtype} "
+                              "(load it without the static GPU path: VLAPolicy.from_pretrained(..., fast=False))")
         self.encoder = SparseVisionEncoder(model.hf)
         self.detector = EventDetector(self.encoder.grid, self.sparsity.thresholds)
         self.lm_image_tokens = model.layout.tokens_per_image * len(model.config.cameras)
         self.metadata["sparsity"] = asdict(self.sparsity)
         self.queue: list[np.ndarray] = []
         self.open_loop = 0
-        self.step_stats: list[dict[str, Any]] = []
+        self.since_refresh = 0
+        self.step_stats: deque[dict[str, Any]] = deque(maxlen=200_000)
 
     def reset(self) -> None:
-        self.queue, self.open_loop = [], 0
+        self.queue, self.open_loop, self.since_refresh = [], 0, 0
         self.detector.reset()
         self.encoder.reset()
 
@@ -119,17 +134,28 @@ class SparseVLAPolicy(VLAPolicy):
         else:
             stats["interrupted"] = bool(self.queue)
             masks = None
-            if self.sparsity.token_reuse:
+            self.since_refresh += 1
+            if self.sparsity.token_reuse and self.since_refresh < self.sparsity.refresh_every:
                 masks = {cam: torch.from_numpy(m) for cam, m in fired.items()}
+            else:  # bound the drift of cached keys/values of static patches
+                self.since_refresh = 0
             pixels = self.model._pixels(batch.images)
             features, counts = self.encoder.encode(pixels, list(self.model.config.cameras), masks)
-            chunk = self.model.predict(batch, self.decoding, image_features=features)[0]
+            budget = self.sparsity.token_budget
+            lm_tokens = self.lm_image_tokens
+            if budget is not None and budget < features.shape[1]:
+                keep = [coverage_select(f, budget) for f in features]
+                bins = predict_pruned(self.model, batch, features, keep, self.decoding)
+                chunk = self.model.values_from_bins(bins, batch.state)[0]
+                lm_tokens = budget * features.shape[0]
+            else:
+                chunk = self.model.predict(batch, self.decoding, image_features=features)[0]
             chunk = chunk.float().cpu().numpy().astype(np.float32)
             for cam, frame in frames.items():
                 encoded = self.encoder.encoded[cam].cpu().numpy().reshape(fired[cam].shape)
                 self.detector.commit(cam, frame, encoded)
             out, self.queue, self.open_loop = list(chunk[:n]), list(chunk[n:]), 0
-            stats.update(inference=True, lm_image_tokens=self.lm_image_tokens, **counts)
+            stats.update(inference=True, lm_image_tokens=lm_tokens, **counts)
         stats["ms"] = (time.perf_counter() - started) * 1e3
         self.step_stats.append(stats)
         return np.stack(out).astype(np.float32)
