@@ -160,7 +160,6 @@ def test_server_loss_holds_the_arm_and_the_loop_resumes(ros):
 PUSH_SEEDS = (0, 2, 3, 4, 5, 6, 7, 8)
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped policy")
 def test_end_to_end_sim_policy_server_and_policy_node_complete_a_task(ros):
     node, tmp, domain = ros

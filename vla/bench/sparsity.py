@@ -51,7 +51,8 @@ class _TimedDense(VLAPolicy):
             self.queue = list(super().predict_chunk(obs))
         out = self.queue.pop(0)[None]
         n = self.patches**2 * len(self.model.config.cameras) if ran else 0
-        self.step_stats.append({"inference": ran, "patches_recomputed": n, "patches_reused": 0,
+        lm = self.model.layout.tokens_per_image * len(self.model.config.cameras) if ran else 0
+        self.step_stats.append({"inference": ran, "patches_recomputed": n, "patches_reused": 0, "lm_image_tokens": lm,
                                 "ms": (time.perf_counter() - started) * 1e3})
         return out
 
@@ -98,8 +99,7 @@ def _arm(name: str, policy, tasks: list[str], episodes: int, seed: int, flops: d
     stats = policy.step_stats
     ms = np.array([s["ms"] for s in stats])
     encoded = np.array([s["patches_recomputed"] for s in stats], dtype=float)
-    lm_tokens = np.array([s.get("lm_image_tokens", s["patches_recomputed"] and patches_total) for s in stats],
-                         dtype=float)
+    lm_tokens = np.array([s["lm_image_tokens"] for s in stats], dtype=float)
     ran = np.array([s["inference"] for s in stats])
     layers = flops["tower"] - flops["embedding"]
     step_flops = np.where(ran, flops["total"] - layers * (1 - encoded / patches_total), 0.0)

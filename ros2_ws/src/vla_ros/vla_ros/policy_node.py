@@ -111,14 +111,14 @@ class PolicyNode(Node):
             self.images[camera] = msg_to_image(msg)
             self.stamps[f"image {camera}"] = time.monotonic()
         except ValueError as exc:
-            self.get_logger().warn(f"camera {camera}: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"camera {camera}: {exc}", throttle_duration_sec=5.0)
 
     def _on_joints(self, msg: JointState) -> None:
         try:
             self.state = joint_state_to_array(msg, self.names)
             self.stamps["joint_states"] = time.monotonic()
         except ValueError as exc:
-            self.get_logger().warn(str(exc), throttle_duration_sec=5.0)
+            self.get_logger().warning(str(exc), throttle_duration_sec=5.0)
 
     def _on_instruction(self, msg: String) -> None:
         if msg.data != self.instruction:
@@ -139,7 +139,7 @@ class PolicyNode(Node):
         try:
             policy = RemotePolicy(self.client)
         except (TimeoutError, RuntimeError) as exc:
-            self.get_logger().warn(f"policy server not ready: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"policy server not ready: {exc}", throttle_duration_sec=5.0)
             return False
         self.loop = ControlLoop(policy, SafetyFilter(self.robot, self.p["safety_mode"]),
                                 refill_threshold=self.p["refill_threshold"], blend=self.p["blend"],
@@ -167,7 +167,7 @@ class PolicyNode(Node):
             "inferences": self.loop.executor.inferences,
         })))
         if status.holding:
-            self.get_logger().warn(f"holding: {status.reason}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"holding: {status.reason}", throttle_duration_sec=2.0)
 
 
     def _diagnostics(self) -> None:

@@ -89,7 +89,7 @@ class RecorderNode(Node):
 
     def _warn(self, text: str) -> None:
         self.stats["warnings"] += 1
-        self.get_logger().warn(text, throttle_duration_sec=5.0)
+        self.get_logger().warning(text, throttle_duration_sec=5.0)
 
     def _on_image(self, camera: str, msg: Image) -> None:
         try:

@@ -98,7 +98,7 @@ class SimNode(Node):
                 raise ValueError("non-finite target")
         except ValueError as exc:
             self.commands_rejected += 1
-            self.get_logger().warn(f"command ignored: {exc}")
+            self.get_logger().warning(f"command ignored: {exc}")
             return
         self.target = target
 
