@@ -238,3 +238,24 @@ def test_policy_with_a_token_budget_reports_the_tokens_the_language_model_saw():
     assert sparse.step_stats[-1]["lm_image_tokens"] == 2 * len(model.config.cameras)
     with pytest.raises(ConfigError, match="token_budget=0"):
         SparsityConfig(token_budget=0)
+    retrieving = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0, retrieve_tokens=1),
+                                 decoding="autoregressive")
+    retrieving.reset()
+    assert np.all(np.isfinite(retrieving.predict_chunk(obs)))
+
+
+def test_query_aware_retrieval_in_autoregressive_decoding():
+    from vla.sparsity.pruning import predict_pruned
+
+    model = mini_model()
+    obs, _ = camera_obs(model, 4)
+    batch = VLAPolicy(model)._inputs(obs)
+    features, _ = SparseVisionEncoder(model.hf).encode(model._pixels(batch.images), list(model.config.cameras))
+    T = features.shape[1]
+    every = [torch.arange(T)] * 2
+    full = predict_pruned(model, batch, features, every, "autoregressive")
+    assert torch.equal(predict_pruned(model, batch, features, every, "autoregressive", retrieve=T), full)
+    one = predict_pruned(model, batch, features, every, "autoregressive", retrieve=1)
+    assert one.shape == full.shape and torch.equal(one[:, 0], full[:, 0])  # the first token reads every image token
+    with pytest.raises(ValueError, match="retrieve=0"):
+        predict_pruned(model, batch, features, every, "autoregressive", retrieve=0)

@@ -50,6 +50,7 @@ class SparsityConfig:
     execute_steps: int = 1
     token_reuse: bool = True
     token_budget: int | None = None  # image tokens per camera the language model keeps (None: all)
+    retrieve_tokens: int | None = None  # autoregressive decoding: visual tokens per camera the decode steps attend to
     refresh_every: int = 20  # re-encode every patch densely at least every this many inferences
 
     def __post_init__(self) -> None:
@@ -62,6 +63,8 @@ class SparsityConfig:
             raise ConfigError(f"sparsity off_threshold={self.off_threshold} exceeds on_threshold={self.on_threshold}")
         if self.token_budget is not None and (not isinstance(self.token_budget, int) or self.token_budget < 1):
             raise ConfigError(f"sparsity token_budget={self.token_budget!r}; expected a positive integer or null")
+        if self.retrieve_tokens is not None and (not isinstance(self.retrieve_tokens, int) or self.retrieve_tokens < 1):
+            raise ConfigError(f"sparsity retrieve_tokens={self.retrieve_tokens!r}; expected a positive integer or null")
         if self.refresh_every < 1:
             raise ConfigError(f"sparsity refresh_every={self.refresh_every}; expected >= 1")
         if self.max_open_loop < 0 or self.execute_steps < 1:
@@ -143,11 +146,12 @@ class SparseVLAPolicy(VLAPolicy):
             features, counts = self.encoder.encode(pixels, list(self.model.config.cameras), masks)
             budget = self.sparsity.token_budget
             lm_tokens = self.lm_image_tokens
-            if budget is not None and budget < features.shape[1]:
-                keep = [coverage_select(f, budget) for f in features]
-                bins = predict_pruned(self.model, batch, features, keep, self.decoding)
+            retrieve = self.sparsity.retrieve_tokens if self.decoding == "autoregressive" else None
+            if (budget is not None and budget < features.shape[1]) or retrieve is not None:
+                keep = [coverage_select(f, budget or features.shape[1]) for f in features]
+                bins = predict_pruned(self.model, batch, features, keep, self.decoding, retrieve)
                 chunk = self.model.values_from_bins(bins, batch.state)[0]
-                lm_tokens = budget * features.shape[0]
+                lm_tokens = len(keep[0]) * features.shape[0]
             else:
                 chunk = self.model.predict(batch, self.decoding, image_features=features)[0]
             chunk = chunk.float().cpu().numpy().astype(np.float32)

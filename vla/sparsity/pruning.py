@@ -44,10 +44,15 @@ def coverage_select(features: torch.Tensor, budget: int) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_pruned(model: VLAModel, batch: Batch, features: torch.Tensor, keep: list[torch.Tensor],
-                   decoding: str = "parallel") -> torch.Tensor:
+                   decoding: str = "parallel", retrieve: int | None = None) -> torch.Tensor:
     """(1, K*D) action bins with only the kept image tokens of each camera in the language model.
 
-    features: (N_cameras, T, d) connector output; keep: per camera, indices into its T tokens."""
+    features: (N_cameras, T, d) connector output; keep: per camera, indices into its T tokens.
+    retrieve (autoregressive only): query-aware retrieval at decode time. After the prefill, the
+    `retrieve` kept image tokens per camera whose last-layer states are most similar to the
+    prefill's last state (the query: instruction and joint state, having read the images) stay
+    visible; the decode steps attend to those cached keys/values only. The first action token
+    comes from the full prefill; with `retrieve` >= the kept tokens nothing changes (tested)."""
     text_model = model.hf.model.text_model
     ids, mask, _ = model.prefix(batch)
     P, N = ids.shape[1], model.config.num_action_tokens
@@ -72,7 +77,19 @@ def predict_pruned(model: VLAModel, batch: Batch, features: torch.Tensor, keep: 
                      use_cache=decoding == "autoregressive")
     if decoding == "parallel":
         return model._action_logits(out.last_hidden_state[:, -N:]).argmax(-1)
-    cache, h, att = out.past_key_values, out.last_hidden_state[:, -1:], seq_mask[:, keep_seq]
+    cache, h, att = out.past_key_values, out.last_hidden_state[:, -1:], seq_mask[:, keep_seq].clone()
+    if retrieve is not None:
+        if retrieve < 1:
+            raise ValueError(f"retrieve={retrieve}; expected at least 1 visual token per camera")
+        kept_positions = keep_seq.nonzero().flatten()  # sequence index of each kept position
+        states = F.normalize(out.last_hidden_state[0].float(), dim=-1)
+        relevance = states @ states[-1]
+        for c in range(features.shape[0]):
+            cam = image_pos[c * T : (c + 1) * T][kept[c * T : (c + 1) * T]]  # this camera's kept positions
+            where = torch.searchsorted(kept_positions, cam)  # their index in the pruned sequence
+            if len(where) > retrieve:
+                dropped = where[relevance[where].argsort(descending=True)[retrieve:]]
+                att[0, dropped] = 0
     tokens = []
     for j in range(N):
         token = model._action_logits(h).argmax(-1)
