@@ -17,13 +17,15 @@ def _write_report(report: dict, path: str | None) -> None:
 
 
 def _sparsity(args: argparse.Namespace):
-    """The event-sparsity config the flags ask for, or None for the dense policy."""
+    """(event-sparsity config, the robot's cameras not on the arm) the flags ask for; None for dense."""
     if not getattr(args, "sparse", False):
         return None
+    from vla.robot import load_robot_config
     from vla.sparsity.policy import load_sparsity_config
 
-    return load_sparsity_config(args.sparsity_config, trigger_threshold=args.trigger_threshold,
-                                token_budget=args.token_budget)
+    config = load_sparsity_config(args.sparsity_config, trigger_threshold=args.trigger_threshold,
+                                  token_budget=args.token_budget)
+    return config, load_robot_config(args.robot).world_cameras
 
 
 def _policy_factory(name: str, decoding: str | None = None, sparsity=None):
@@ -51,7 +53,9 @@ def _policy_factory(name: str, decoding: str | None = None, sparsity=None):
         if sparsity is not None:
             from vla.sparsity.policy import SparseVLAPolicy
 
-            policy = SparseVLAPolicy(policy.model, sparsity, decoding=decoding, name=f"{Path(name).name}-sparse")
+            config, world_cameras = sparsity
+            policy = SparseVLAPolicy(policy.model, config, decoding=decoding, name=f"{Path(name).name}-sparse",
+                                     world_cameras=world_cameras)
         return lambda env: policy
     raise ValueError(f"unknown policy {name!r}; expected 'scripted' or a policy checkpoint directory")
 
@@ -379,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--bind", default="tcp://127.0.0.1:5555", help="anything but loopback needs --curve-keys")
     srv.add_argument("--curve-keys", default=None, help="directory with server.key_secret (see `vla keys`)")
     srv.add_argument("--decoding", choices=["parallel", "autoregressive"], default=None)
+    srv.add_argument("--robot", default="panda", help="--sparse: robot config whose fixed cameras trigger inference")
     sparse_args(srv)
     srv.set_defaults(func=cmd_serve)
 

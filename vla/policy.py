@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from vla.model.vla import Batch, VLAModel
-from vla.types import OBS_IMAGES_PREFIX, OBS_STATE, TASK, Observation, image_key
+from vla.types import TASK, Observation, check_observation
 
 
 class VLAPolicy:
@@ -47,42 +47,27 @@ class VLAPolicy:
 
     def _inputs(self, obs: Observation) -> Batch:
         cfg = self.model.config
-        given = sorted(k[len(OBS_IMAGES_PREFIX):] for k in obs if k.startswith(OBS_IMAGES_PREFIX))
-        if given != sorted(cfg.cameras):
-            raise ValueError(f"observation has cameras {given}; this policy was trained with {cfg.cameras}")
-        frames = []
-        for cam in cfg.cameras:
-            img = np.asarray(obs[image_key(cam)])
-            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-                raise ValueError(f"{image_key(cam)}: expected uint8 H x W x 3, got {img.dtype} {img.shape}")
-            frames.append(torch.from_numpy(img).permute(2, 0, 1))
-        sizes = {tuple(f.shape) for f in frames}
-        if len(sizes) > 1:  # cameras of different sizes: bring them to the vision tower's size first
+        frames, state = check_observation(obs, cfg.cameras, cfg.state_dim)
+        images = [torch.from_numpy(f).permute(2, 0, 1) for f in frames]
+        if len({tuple(f.shape) for f in images}) > 1:  # cameras of different sizes: to the tower's size first
             S = self.model.vision_size
-            frames = [torch.nn.functional.interpolate(f[None].float(), size=(S, S), mode="bilinear",
-                                                      antialias=True)[0] for f in frames]
-        state = np.asarray(obs[OBS_STATE], dtype=np.float32)
-        if state.shape != (cfg.state_dim,) or not np.all(np.isfinite(state)):
-            raise ValueError(f"{OBS_STATE}: expected {cfg.state_dim} finite values, got shape {state.shape}")
-        task = obs.get(TASK)
-        if not isinstance(task, str) or not task.strip():
-            raise ValueError(f"observation needs a non-empty '{TASK}' instruction, got {task!r}")
+            images = [torch.nn.functional.interpolate(f[None].float(), size=(S, S), mode="bilinear",
+                                                      antialias=True)[0] for f in images]
         device = self.model.device
-        images = torch.stack(frames)[None].float().div(255).to(device)  # (1, N, 3, H, W)
-        return Batch(images, [task], torch.from_numpy(state)[None].to(device))
+        batch_images = torch.stack(images)[None].float().div(255).to(device)  # (1, N, 3, H, W)
+        return Batch(batch_images, [obs[TASK]], torch.from_numpy(state)[None].to(device))
 
     @torch.no_grad()
     def predict_chunk(self, obs: Observation) -> np.ndarray:
-        batch = self._inputs(obs)
         if self.fast is not None:
+            cfg = self.model.config
+            frames, state = check_observation(obs, cfg.cameras, cfg.state_dim)
             S = self.model.vision_size
-            frames = [np.asarray(obs[image_key(c)]) for c in self.model.config.cameras]
             if any(f.shape[:2] != (S, S) for f in frames):  # the static path takes the tower's size
-                small = torch.nn.functional.interpolate(batch.images[0].cpu(), size=(S, S), mode="bilinear",
-                                                        antialias=True)
+                images = self._inputs(obs).images[0].cpu()
+                small = torch.nn.functional.interpolate(images, size=(S, S), mode="bilinear", antialias=True)
                 frames = list(small.mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
-            state = batch.state[0].cpu().numpy()
-            return self.fast.predict(frames, batch.tasks[0], state, self.decoding)[: self.execute_steps] \
-                .astype(np.float32)
+            return self.fast.predict(frames, obs[TASK], state, self.decoding)[: self.execute_steps].astype(np.float32)
+        batch = self._inputs(obs)
         actions = self.model.predict(batch, self.decoding)[0, : self.execute_steps]
         return actions.float().cpu().numpy().astype(np.float32)

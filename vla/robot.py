@@ -48,8 +48,11 @@ class CameraSpec:
     topic: str
     width: int = 128
     height: int = 128
+    on_arm: bool = False  # mounted on the arm (a wrist camera): its view moves whenever the arm does
 
     def __post_init__(self) -> None:
+        if not isinstance(self.on_arm, bool):
+            raise ConfigError(f"camera {self.name!r}: on_arm={self.on_arm!r}; expected true or false")
         if not self.name.isidentifier():
             raise ConfigError(f"camera name {self.name!r}: expected an identifier like 'wrist'")
         for dim in ("width", "height"):
@@ -132,6 +135,11 @@ class RobotConfig:
     @property
     def camera_names(self) -> list[str]:
         return [c.name for c in self.cameras]
+
+    @property
+    def world_cameras(self) -> list[str]:
+        """Cameras that watch the scene from a fixed place (not mounted on the arm)."""
+        return [c.name for c in self.cameras if not c.on_arm]
 
 
 def _require(data: dict[str, Any], key: str, where: str) -> Any:

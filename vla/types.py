@@ -31,6 +31,28 @@ def camera_of(key: str) -> str:
     return key[len(OBS_IMAGES_PREFIX) :]
 
 
+def check_observation(obs: Observation, cameras: list[str], state_dim: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The frames (in `cameras` order) and the state of an observation, after checking that it has
+    exactly these cameras with uint8 H x W x 3 images, `state_dim` finite values and an instruction.
+    Every policy's input check: the error names what was wrong and what was expected."""
+    given = sorted(camera_of(k) for k in obs if k.startswith(OBS_IMAGES_PREFIX))
+    if given != sorted(cameras):
+        raise ValueError(f"observation has cameras {given}; this policy was trained with {list(cameras)}")
+    frames = []
+    for cam in cameras:
+        img = np.asarray(obs[image_key(cam)])
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"{image_key(cam)}: expected uint8 H x W x 3, got {img.dtype} {img.shape}")
+        frames.append(img)
+    state = np.asarray(obs[OBS_STATE], dtype=np.float32)
+    if state.shape != (state_dim,) or not np.all(np.isfinite(state)):
+        raise ValueError(f"{OBS_STATE}: expected {state_dim} finite values, got shape {state.shape}")
+    task = obs.get(TASK)
+    if not isinstance(task, str) or not task.strip():
+        raise ValueError(f"observation needs a non-empty '{TASK}' instruction, got {task!r}")
+    return frames, state
+
+
 @runtime_checkable
 class Policy(Protocol):
     """What the control loop, the evaluator and the policy server drive.

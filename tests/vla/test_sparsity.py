@@ -181,6 +181,15 @@ def test_the_sparse_path_refuses_a_half_precision_model():
         SparseVLAPolicy(model, SparsityConfig(trigger_cameras=None))
 
 
+def test_trigger_defaults_to_the_robots_cameras_not_on_the_arm():
+    from vla.robot import load_robot_config
+
+    assert load_robot_config("panda").world_cameras == ["scene"]  # the wrist camera is on_arm
+    policy = SparseVLAPolicy(mini_model(), SparsityConfig(), world_cameras=["top"])
+    assert policy.trigger_cameras == ["top"]
+    assert SparseVLAPolicy(mini_model(), SparsityConfig()).trigger_cameras == ["top", "wrist"]
+
+
 def test_trigger_cameras_must_exist():
     with pytest.raises(ConfigError, match=r"trigger_cameras \['scene'\]"):
         SparseVLAPolicy(mini_model(), SparsityConfig(trigger_cameras=["scene"]))

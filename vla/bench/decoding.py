@@ -13,10 +13,15 @@ import torch
 from vla.model.vla import Batch, VLAModel
 
 
-def _time(fn, repeats: int) -> list[float]:
-    fn()  # warm-up (allocations, kernels)
+def time_calls(fn, repeats: int, warmup: int = 1, device: torch.device | None = None) -> list[float]:
+    """Milliseconds of each of `repeats` calls after `warmup` untimed ones (allocations, kernels,
+    compilation); on CUDA the device is idle when each timing starts."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
@@ -50,7 +55,7 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
 
     modes = {}
     for mode in ("parallel", "autoregressive"):
-        times = _time(lambda m=mode: run(m), repeats)
+        times = time_calls(lambda m=mode: run(m), repeats)
         modes[mode] = {"median_ms": round(statistics.median(times), 3),
                        "p90_ms": round(float(np.percentile(times, 90)), 3)}
     parallel, autoregressive = modes["parallel"]["median_ms"], modes["autoregressive"]["median_ms"]

@@ -14,13 +14,13 @@ from __future__ import annotations
 import copy
 import platform
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from vla.bench.decoding import time_calls
 from vla.model.config import VLAConfig, load_model_config
 from vla.model.vla import VLAModel
 
@@ -66,17 +66,8 @@ def _frames(model: VLAModel, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 255, (S, S, 3)).astype(np.uint8) for _ in model.config.cameras]
 
 
-def _time(fn, repeats: int, device: torch.device) -> list[float]:
-    for _ in range(3):
-        fn()  # warm-up: compilation, CUDA graph capture, allocator
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()  # returns numpy: the step's own host synchronisation is inside
-        times.append((time.perf_counter() - start) * 1e3)
-    return times
+def _timed(fn, repeats: int, device: torch.device) -> list[float]:
+    return time_calls(fn, repeats, warmup=3, device=device)  # 3: compilation and CUDA-graph capture
 
 
 def _summary(times: list[float]) -> dict[str, float]:
@@ -97,7 +88,7 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
         fast = FastVLA(copy.deepcopy(model), device, dtype=dtype, compile=compiled)  # the model stays fp32
         for decoding in ("parallel", "autoregressive"):
             try:
-                times = _time(lambda d=decoding, f=fast: f.predict(frames, task, state, d), repeats, device)
+                times = _timed(lambda d=decoding, f=fast: f.predict(frames, task, state, d), repeats, device)
                 rows[f"{name}/{decoding}"] = _summary(times)
             except Exception as exc:  # noqa: BLE001 - a variant that cannot run is reported, the others go on
                 rows[f"{name}/{decoding}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -123,8 +114,8 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
         return o
 
     step = iter(range(10**9))
-    rows["event/dense"] = _summary(_time(lambda: dense.predict_chunk(moving(next(step))), repeats, device))
-    rows["event/sparse"] = _summary(_time(lambda: sparse.predict_chunk(moving(next(step))), repeats, device))
+    rows["event/dense"] = _summary(_timed(lambda: dense.predict_chunk(moving(next(step))), repeats, device))
+    rows["event/sparse"] = _summary(_timed(lambda: sparse.predict_chunk(moving(next(step))), repeats, device))
     rows["event/sparse_patches_recomputed"] = float(np.mean([s["patches_recomputed"]
                                                              for s in list(sparse.step_stats)[3:]]))
     return rows

@@ -26,6 +26,7 @@ import torch
 from vla.evaluate import rollout, summarize
 from vla.model.vla import VLAModel
 from vla.policy import VLAPolicy
+from vla.robot import load_robot_config
 from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig, load_sparsity_config
 
 
@@ -122,6 +123,7 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
                    progress: bool = True) -> dict[str, Any]:
     model = VLAModel.from_pretrained(policy_dir, device="cpu")
     sparse_cfg = load_sparsity_config(config)
+    world = load_robot_config().world_cameras  # the sim's robot: its fixed cameras trigger inference
     grid = model.vision_size // model.hf.config.vision_config.patch_size
     patches_total = grid * grid * len(model.config.cameras)
     flops = _flops(model)
@@ -139,12 +141,14 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
     report["fixed_schedule"] = _arm(f"fixed every {model.config.execute_steps}",
                                     _TimedDense(model, model.config.execute_steps), tasks, episodes, seed,
                                     flops, patches_total, progress)
-    report["sparse"] = _arm("sparse", SparseVLAPolicy(model, sparse_cfg), tasks, episodes, seed, flops,
+    sparse = SparseVLAPolicy(model, sparse_cfg, world_cameras=world)
+    report["sparse"] = _arm("sparse", sparse, tasks, episodes, seed, flops,
                             patches_total, progress)
     # The same, with query-agnostic pruning: the language model keeps half of each camera's image tokens.
     half = max(1, model.layout.tokens_per_image // 2)
     pruned_cfg = SparsityConfig(**{**sparse_cfg.__dict__, "token_budget": half})
-    report["sparse_pruned"] = _arm(f"sparse+budget {half}", SparseVLAPolicy(model, pruned_cfg), tasks, episodes, seed,
+    pruned = SparseVLAPolicy(model, pruned_cfg, world_cameras=world)
+    report["sparse_pruned"] = _arm(f"sparse+budget {half}", pruned, tasks, episodes, seed,
                                    flops, patches_total, progress)
     report["sparse_pruned"]["token_budget_per_camera"] = half
     d, s = report["dense"], report["sparse"]
@@ -158,7 +162,8 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
     points = []
     for threshold in sweep:
         cfg = SparsityConfig(**{**sparse_cfg.__dict__, "trigger_threshold": threshold})
-        arm = _arm(f"trigger={threshold}", SparseVLAPolicy(model, cfg), tasks, sweep_episodes, seed, flops,
+        policy = SparseVLAPolicy(model, cfg, world_cameras=world)
+        arm = _arm(f"trigger={threshold}", policy, tasks, sweep_episodes, seed, flops,
                    patches_total, progress)
         dense_ms = d["median_step_ms"]
         points.append({"trigger_threshold": threshold, "success_rate": arm["success_rate"],

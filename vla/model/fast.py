@@ -85,12 +85,8 @@ class FastVLA:
         """Prefix ids without the state (image block, bos, instruction) and its mask; cached per instruction."""
         hit = self._text_cache.get(task)
         if hit is None:
-            m = self.model
-            head = [t for _ in m.config.cameras for t in m.layout.image_block()]
-            if m.layout.bos_id is not None:
-                head.append(m.layout.bos_id)
-            text, text_mask = m._text([task])
-            head_t = torch.tensor(head, device=self.device)[None]
+            head_t = self.model.head_ids(len(self.config.cameras))
+            text, text_mask = self.model._text([task])
             hit = (torch.cat([head_t, text], 1), torch.cat([torch.ones_like(head_t), text_mask], 1))
             if len(self._text_cache) < 256:
                 self._text_cache[task] = hit
@@ -159,7 +155,7 @@ class FastVLA:
                 return m.predict(batch, decoding)[0].float().cpu().numpy()
         frames_u8 = self.upload(frames)
         prefix, prefix_mask = self._ids(task)
-        state_ids = m._bins(state_t, m.state_low, m.state_high) + m.first_value_id
+        state_ids = m.state_ids(state_t)
         ids = torch.cat([prefix, state_ids], 1)
         mask = torch.cat([prefix_mask, torch.ones_like(state_ids)], 1)
         if decoding == "parallel":
@@ -168,10 +164,7 @@ class FastVLA:
             bins = self._autoregressive(ids, mask, frames_u8)
         else:
             raise ValueError(f"decoding={decoding!r}; expected 'parallel' or 'autoregressive'")
-        actions = m._values(bins.view(cfg.chunk_length, cfg.action_dim))
-        if cfg.action_reference == "state":
-            actions = actions + state_t
-        return actions.cpu().numpy()  # the one host synchronisation of the step
+        return m.values_from_bins(bins, state_t)[0].cpu().numpy()  # the one host synchronisation of the step
 
     def describe(self) -> dict[str, Any]:
         return {"device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""), "path": self.path,

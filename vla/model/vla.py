@@ -105,15 +105,23 @@ class VLAModel(nn.Module):
     def prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """input_ids (B, P), attention_mask (B, P), pixel_values for images + instruction + state."""
         B, N = batch.images.shape[:2]
-        head = [t for _ in range(N) for t in self.layout.image_block()]
-        if self.layout.bos_id is not None:
-            head.append(self.layout.bos_id)
-        head_ids = torch.tensor(head, device=self.device).expand(B, -1)
+        head_ids = self.head_ids(N).expand(B, -1)
         text_ids, text_mask = self._text(batch.tasks)
-        state_ids = self._bins(batch.state, self.state_low, self.state_high) + self.first_value_id
+        state_ids = self.state_ids(batch.state)
         ids = torch.cat([head_ids, text_ids, state_ids], dim=1)
         mask = torch.cat([torch.ones_like(head_ids), text_mask, torch.ones_like(state_ids)], dim=1)
         return ids, mask, self._pixels(batch.images)
+
+    def head_ids(self, cameras: int) -> torch.Tensor:
+        """(1, H) ids of the image blocks (and BOS where the family has one) that open every sequence."""
+        head = [t for _ in range(cameras) for t in self.layout.image_block()]
+        if self.layout.bos_id is not None:
+            head.append(self.layout.bos_id)
+        return torch.tensor(head, device=self.device)[None]
+
+    def state_ids(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, S) joint states -> their value tokens."""
+        return self._bins(state, self.state_low, self.state_high) + self.first_value_id
 
     def _queries(self, B: int) -> torch.Tensor:
         q = torch.tensor(self.query_ids, device=self.device)

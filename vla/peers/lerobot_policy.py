@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.types import OBS_IMAGES_PREFIX, OBS_STATE, TASK, Observation, image_key
+from vla.types import OBS_STATE, TASK, Observation, camera_of, check_observation, image_key
 
 
 def is_lerobot_checkpoint(path: str | Path) -> bool:
@@ -38,10 +38,10 @@ class LeRobotPolicy:
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         cfg = policy.config
-        self.cameras = [k[len(OBS_IMAGES_PREFIX):] for k in cfg.image_features]
+        self.cameras = [camera_of(k) for k in cfg.image_features]
         self.state_dim = int(cfg.robot_state_feature.shape[0]) if cfg.robot_state_feature else 0
         self.action_dim = int(cfg.action_feature.shape[0])
-        self.image_shapes = {k[len(OBS_IMAGES_PREFIX):]: tuple(v.shape) for k, v in cfg.image_features.items()}
+        self.image_shapes = {camera_of(k): tuple(v.shape) for k, v in cfg.image_features.items()}
         self.metadata: dict[str, Any] = {
             "name": name, "type": cfg.type, "cameras": self.cameras, "state_dim": self.state_dim,
             "action_dim": self.action_dim, "chunk_length": 1, "fps": fps,
@@ -72,24 +72,16 @@ class LeRobotPolicy:
         self.policy.reset()
 
     def _batch(self, obs: Observation) -> dict[str, Any]:
-        given = sorted(k[len(OBS_IMAGES_PREFIX):] for k in obs if k.startswith(OBS_IMAGES_PREFIX))
-        if given != sorted(self.cameras):
-            raise ValueError(f"observation has cameras {given}; this policy was trained with {self.cameras}")
+        frames, state = check_observation(obs, self.cameras, self.state_dim)
         batch: dict[str, Any] = {}
-        for cam in self.cameras:
-            img = np.asarray(obs[image_key(cam)])
-            if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-                raise ValueError(f"{image_key(cam)}: expected uint8 H x W x 3, got {img.dtype} {img.shape}")
+        for cam, img in zip(self.cameras, frames, strict=True):
             t = torch.from_numpy(img).permute(2, 0, 1).float().div(255)[None]
             want = self.image_shapes[cam][-2:]
             if tuple(t.shape[-2:]) != want:  # documented automatic resize to the trained size
                 t = torch.nn.functional.interpolate(t, size=want, mode="bilinear", antialias=True)
             batch[image_key(cam)] = t
-        state = np.asarray(obs[OBS_STATE], dtype=np.float32)
-        if state.shape != (self.state_dim,) or not np.all(np.isfinite(state)):
-            raise ValueError(f"{OBS_STATE}: expected {self.state_dim} finite values, got shape {state.shape}")
         batch[OBS_STATE] = torch.from_numpy(state)[None]
-        batch[TASK] = [str(obs.get(TASK, ""))]
+        batch[TASK] = [obs[TASK]]
         return batch
 
     @torch.no_grad()

@@ -89,11 +89,14 @@ def load_sparsity_config(path: str | Path | None = None, **overrides: Any) -> Sp
 
 
 class SparseVLAPolicy(VLAPolicy):
-    def __init__(self, model: VLAModel, sparsity: SparsityConfig | None = None, name: str = "vla-sparse", **kw):
+    def __init__(self, model: VLAModel, sparsity: SparsityConfig | None = None, name: str = "vla-sparse",
+                 world_cameras: list[str] | None = None, **kw):
+        """`world_cameras`: the robot's cameras not mounted on the arm (`RobotConfig.world_cameras`),
+        the trigger's default when the sparsity config names none."""
         self.sparsity = sparsity or SparsityConfig()
         super().__init__(model, execute_steps=min(self.sparsity.execute_steps, model.config.chunk_length),
                          name=name, fast=False, **kw)  # the sparse path runs the eager model
-        cams = self.sparsity.trigger_cameras
+        cams = self.sparsity.trigger_cameras or [c for c in (world_cameras or []) if c in model.config.cameras]
         unknown = sorted(set(cams or []) - set(model.config.cameras))
         if unknown:
             raise ConfigError(f"sparsity trigger_cameras {unknown} are not cameras of this policy "
