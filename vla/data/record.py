@@ -64,6 +64,7 @@ class Recording:
     storage: str
     seed: int
     tasks: dict[str, TaskProgress]
+    settle_frames: int = 0
 
     def save(self, root: Path) -> None:
         path = root / SIDECAR
@@ -128,11 +129,16 @@ def _prepare_root(root: Path, resume: bool, overwrite: bool) -> None:
         root.rmdir()  # LeRobot creates the directory itself
 
 
-def _episode(env, expert, seed: int) -> tuple[list[dict[str, Any]], bool]:
-    """Roll out the expert once; the frames pair each observation with the action taken from it."""
+def _episode(env, expert, seed: int, settle_frames: int = 0) -> tuple[list[dict[str, Any]], bool]:
+    """Roll out the expert once; the frames pair each observation with the action taken from it.
+
+    `settle_frames` more frames are kept after success, the expert holding still: their
+    `subtask_index` is one past the last subtask and their scene description is the final
+    state, which the planner needs as its goal."""
     obs, info = env.reset(seed=seed)
     expert.reset()
     frames = []
+    settle: int | None = None  # frames still to keep once the task succeeded
     while True:
         action = expert.predict_chunk(obs)[0]
         frame = {k: v for k, v in obs.items() if k != TASK}
@@ -144,9 +150,15 @@ def _episode(env, expert, seed: int) -> tuple[list[dict[str, Any]], bool]:
             TASK: obs[TASK],
         })
         frames.append(frame)
+        if settle is not None:
+            settle -= 1
+            if settle == 0:
+                return frames, True
         obs, _, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            return frames, bool(info["success"])
+        if settle is None and (terminated or truncated):
+            if not info["success"] or settle_frames == 0:
+                return frames, bool(info["success"])
+            settle = settle_frames
 
 
 def record(
@@ -162,6 +174,7 @@ def record(
     overwrite: bool = False,
     progress: bool = True,
     max_attempts_factor: int = 3,
+    settle_frames: int = 0,
 ) -> dict[str, Any]:
     """Record `episodes` successful expert episodes of each task into a LeRobot dataset at `out`."""
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder prints its configuration otherwise
@@ -183,14 +196,16 @@ def record(
     first = next(iter(envs.values())).unwrapped
     if resume:
         rec = Recording.load(root)
-        if (rec.robot, rec.image_size, rec.storage) != (robot, image_size, storage):
+        if (rec.robot, rec.image_size, rec.storage, rec.settle_frames) != (robot, image_size, storage,
+                                                                              settle_frames):
             raise DatasetError(
                 f"cannot resume {root}: it was recorded with robot={rec.robot}, image_size={rec.image_size}, "
-                f"storage={rec.storage}; got robot={robot}, image_size={image_size}, storage={storage}"
+                f"storage={rec.storage}, settle_frames={rec.settle_frames}; got robot={robot}, "
+                f"image_size={image_size}, storage={storage}, settle_frames={settle_frames}"
             )
         ds = LeRobotDataset.resume(repo_id, root=root, video_backend=DEFAULT_VIDEO_BACKEND)
     else:
-        rec = Recording(robot, image_size, storage, seed, {})
+        rec = Recording(robot, image_size, storage, seed, {}, settle_frames)
         ds = LeRobotDataset.create(
             repo_id, fps=int(first.robot.control_rate_hz), features=features_for(envs[task_ids[0]], storage == "video"),
             root=root, robot_type=first.robot.name, use_videos=storage == "video",
@@ -214,7 +229,7 @@ def record(
                                            f"{attempts} attempts; expected {episodes}")
                     attempts += 1
                     ep_seed = state.next_seed
-                    frames, success = _episode(env, expert, ep_seed)
+                    frames, success = _episode(env, expert, ep_seed, settle_frames)
                     with guard.section():  # an episode is saved whole or not at all
                         state.next_seed += 1
                         if success:
