@@ -70,6 +70,13 @@ class TabletopEnv(gym.Env):
         success = info["success"]
         return self._observation(), float(success), success, False, info
 
+    def displace(self, color: str, pose) -> dict[str, Any]:
+        """Move a cube elsewhere on the table between steps (a perturbation); the new observation."""
+        if self.episode is None:
+            raise RuntimeError("displace() called before reset()")
+        self.scene.place_cube(color, pose)
+        return self._observation()
+
     def render(self):
         if self.render_mode == "rgb_array":
             return self.scene.render(self.robot.cameras[0].name)

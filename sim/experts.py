@@ -16,7 +16,7 @@ import numpy as np
 from sim.describer import REGION_Y, in_bowl
 from sim.ik import TcpIK, down_rotation
 from sim.scene import COLORS, CUBE_HALF, TabletopScene
-from sim.tasks import Subtask
+from sim.tasks import Subtask, parse_subtask
 
 RELEASE = 0.03  # finger opening (m) to let go of a placed cube: clear of it, short of its neighbours
 PUSH_OPENING = 0.012  # fingers just apart: two contact points on the cube's face
@@ -213,3 +213,45 @@ class ScriptedExpert:
     def _hold(self, ticks: int) -> Iterator[Action]:
         for _ in range(ticks):
             yield self._action()
+
+
+class SkillExpert(ScriptedExpert):
+    """The scripted skills driven by language: it executes the subtask its observation's `task`
+    names ("put the red cube in the bowl"), whatever the episode is. A planner's subtasks can so
+    be executed by skills that do not fail on their own, which isolates the planner's quality.
+    An instruction that is not a subtask holds the arm still (`metadata['unparsed']` counts them)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.metadata["name"] = "scripted-skills"
+        self.metadata["unparsed"] = 0
+        self._current: str | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self._current, self._yaw = None, 0.0
+
+    def predict_chunk(self, obs) -> np.ndarray:
+        text = " ".join(str(obs["task"]).split())
+        if self._plan is None or text != self._current:
+            ScriptedExpert.reset(self)  # a new subtask starts from where the arm is, yaw included
+            self._current = text
+            self._q = self.scene.joint_positions()[:-1].astype(np.float64)
+            self._grip = float(self.scene.joint_positions()[-1])
+            self._pos = self.scene.tcp_pos()
+            try:
+                self._plan = self._solve_subtask(parse_subtask(text))
+            except ValueError:
+                self.metadata["unparsed"] += 1
+                self._plan = self._hold(10_000)
+        return super().predict_chunk(obs)
+
+    def _solve_subtask(self, sub: Subtask) -> Iterator[Action]:
+        # The last subtask may have ended with the fingers next to what they placed: rise first.
+        if self._pos[2] < SAFE_Z - 0.01:
+            yield from self._move([self._pos[0], self._pos[1], SAFE_Z], self._yaw, self._grip, FAST)
+        for _attempt in range(3):
+            if sub.done(self.scene):
+                break
+            yield from self._solve(sub)
+        yield from self._hold(10_000)

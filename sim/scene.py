@@ -104,6 +104,15 @@ class TabletopScene:
             self.data.qpos[adr + 3 : adr + 7] = (np.cos(pose.yaw / 2), 0.0, 0.0, np.sin(pose.yaw / 2))
         mujoco.mj_forward(self.model, self.data)
 
+    def place_cube(self, color: str, pose: ObjectPose) -> None:
+        """Move one cube to rest at `pose` on the table, at rest (a perturbation: someone moved it)."""
+        joint = self.model.joint(cube(color))
+        adr, vadr = joint.qposadr[0], joint.dofadr[0]
+        self.data.qpos[adr : adr + 3] = (pose.x, pose.y, CUBE_HALF)
+        self.data.qpos[adr + 3 : adr + 7] = (np.cos(pose.yaw / 2), 0.0, 0.0, np.sin(pose.yaw / 2))
+        self.data.qvel[vadr : vadr + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
     # --- physics ----------------------------------------------------------------------------
     def step(self, target: np.ndarray) -> None:
         """Advance one control period, interpolating joint targets linearly as a trajectory controller does."""

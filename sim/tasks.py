@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.describer import in_bowl, in_region, on_cube
+from sim.describer import REGIONS, in_bowl, in_region, on_cube
 from sim.scene import COLORS, CUBE_HALF, ObjectPose, TabletopScene
 
 # Where objects may be placed (robot base at the origin, +x away from the robot, +y to its left).
@@ -76,6 +76,38 @@ SINGLE_TEMPLATES = {
         "place the {a} cube onto the {b} cube",
     ),
 }
+
+
+def parse_subtask(text: str) -> Subtask:
+    """The subtask a canonical instruction names ("put the red cube in the bowl"); ValueError otherwise."""
+    import re
+
+    words = " ".join(text.split())
+    colors, regions = "|".join(COLORS), "|".join(REGIONS)
+    for kind, templates in SINGLE_TEMPLATES.items():
+        b = regions if kind == "push" else colors
+        pattern = re.escape(templates[0]).replace(r"\{a\}", f"(?P<a>{colors})").replace(r"\{b\}", f"(?P<b>{b})")
+        m = re.fullmatch(pattern, words)
+        if m:
+            dest = m.groupdict().get("b")
+            if dest == m["a"]:
+                break
+            return Subtask(kind, words, m["a"], dest)
+    canon = "; ".join(t[0] for t in SINGLE_TEMPLATES.values())
+    raise ValueError(f"{text!r} is not a subtask instruction; expected one of: {canon} "
+                     f"(a, b: {', '.join(COLORS)}; regions: {', '.join(REGIONS)})")
+
+
+def free_spot(scene: TabletopScene, color: str, rng: np.random.Generator) -> ObjectPose:
+    """A table pose for `color` clear of the other cubes, the bowl and the gripper (for perturbations)."""
+    bowl, tcp = scene.bowl_pos(), scene.tcp_pos()
+    others = [scene.cube_pos(c) for c in COLORS if c != color]
+    for _ in range(1000):
+        x, y = rng.uniform(*CUBE_X), rng.uniform(*CUBE_Y)
+        if (np.hypot(x - bowl[0], y - bowl[1]) >= MIN_BOWL_GAP and np.hypot(x - tcp[0], y - tcp[1]) >= 0.12
+                and all(np.hypot(x - p[0], y - p[1]) >= MIN_CUBE_GAP for p in others)):
+            return ObjectPose(float(x), float(y), float(rng.uniform(-np.pi / 4, np.pi / 4)))
+    raise RuntimeError(f"no free spot on the table for the {color} cube")
 
 
 def subtask(kind: str, a: str, b: str | None = None) -> Subtask:
