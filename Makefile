@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 VLA := $(VENV)/bin/vla
 export MUJOCO_GL ?= egl
 
-.PHONY: setup demo test test-all lint bench bench-peers bench-gpu clean
+.PHONY: setup demo test test-all lint bench bench-peers bench-planner bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	./scripts/setup.sh
@@ -47,6 +47,13 @@ bench-peers: $(VENV)/.installed
 	rm -rf out/peers/full
 	$(VLA) bench peers --dataset out/data/sim_single_100 --steps 1000 --batch-size 32 --episodes 20 \
 		--out out/peers/full --report out/bench/peers_full.json
+
+## The planner (flat vs System-1 vs System-2, re-planning after a perturbation) on the multi-step tasks.
+bench-planner: $(VENV)/.installed
+	$(VLA) bench planner --planner policies/tiny_sim_planner --policy scripted-skills --episodes 34 \
+		--heldout-episodes 20 --report out/bench/planner_skills.json
+	$(VLA) bench planner --planner policies/tiny_sim_planner --policy policies/tiny_sim_single --episodes 10 \
+		--heldout-episodes 0 --arms flat,system1,system2 --report out/bench/planner_vla.json
 
 ## The GPU inference path (vla bench gpu): one prepared run for a machine with a CUDA card.
 bench-gpu: $(VENV)/.installed

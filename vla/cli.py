@@ -30,6 +30,10 @@ def _sparsity(args: argparse.Namespace):
 
 def _policy_factory(name: str, decoding: str | None = None, sparsity=None):
     """Policy name -> factory(env) -> Policy: 'scripted', or a checkpoint directory (dense or event-sparse)."""
+    if name == "scripted-skills":  # the scripted skills, driven by the subtask each observation names
+        from sim.experts import SkillExpert
+
+        return SkillExpert
     if name == "scripted":
         if sparsity is not None:
             raise ValueError("--sparse applies to VLA policies, not to the scripted expert")
@@ -57,7 +61,20 @@ def _policy_factory(name: str, decoding: str | None = None, sparsity=None):
             policy = SparseVLAPolicy(policy.model, config, decoding=decoding, name=f"{Path(name).name}-sparse",
                                      world_cameras=world_cameras)
         return lambda env: policy
-    raise ValueError(f"unknown policy {name!r}; expected 'scripted' or a policy checkpoint directory")
+    raise ValueError(
+        f"unknown policy {name!r}; expected 'scripted', 'scripted-skills' or a policy checkpoint directory"
+    )
+
+
+def _planned(factory, args: argparse.Namespace):
+    """The policy factory wrapped in the planner's loop when --planner is given."""
+    if not getattr(args, "planner", None):
+        return factory
+    from vla.control.planned import PlannedPolicy
+    from vla.planner.planner import Planner
+
+    planner = Planner.from_pretrained(args.planner, system=args.system, candidates=args.candidates, seed=args.seed)
+    return lambda env: PlannedPolicy(planner, factory(env), replan=not args.no_replan)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -73,7 +90,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vla.evaluate import evaluate
 
     task_ids = resolve_tasks(args.tasks)
-    factory = _policy_factory(args.policy, args.decoding, _sparsity(args))
+    factory = _planned(_policy_factory(args.policy, args.decoding, _sparsity(args)), args)
     report = evaluate(
         args.policy,
         task_ids,
@@ -112,7 +129,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         summary = record(
             resolve_tasks(args.tasks), args.episodes, args.out, seed=args.seed, repo_id=args.repo_id,
             storage=args.storage, robot=args.robot, image_size=args.image_size, resume=args.resume,
-            overwrite=args.overwrite, progress=not args.quiet,
+            overwrite=args.overwrite, progress=not args.quiet, settle_frames=args.settle_frames,
         )
     except RecordingInterrupted as exc:
         _write_report(exc.summary, None)
@@ -141,6 +158,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, lora=args.lora,
                       checkpoint_every=args.checkpoint_every, instruction_key=args.instruction_key,
                       warmup_steps=min(args.warmup_steps, max(1, args.steps // 10)))
+    if args.objective == "planner":
+        from vla.planner.train import train_planner
+
+        if not args.init:
+            print("vla train --objective planner needs --init: the VLA checkpoint whose backbone learns to plan "
+                  "(e.g. policies/tiny_sim_single)", file=sys.stderr)
+            return 2
+        summary = train_planner(args.dataset, args.out, args.init, cfg, resume=args.resume, progress=not args.quiet)
+        print(json.dumps({k: summary[k] for k in ("steps", "wall_time_s", "episodes", "parameters")}, indent=2))
+        return 0
     overrides = {k: v for k, v in (("chunk_length", args.chunk_length), ("decoding", args.decoding)) if v}
     summary = train(args.dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
                     model_overrides=overrides)
@@ -211,7 +238,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS = ["sim", "data", "decoding", "serving", "handover", "rosbag", "ros-record", "sparsity", "gpu", "peers"]
+BENCHMARKS = ["sim", "data", "decoding", "serving", "handover", "rosbag", "ros-record", "sparsity", "gpu", "peers",
+              "planner"]
 DEFAULT_DURATION = {"serving": 300.0, "rosbag": 30.0, "ros-record": 20.0}
 
 
@@ -226,7 +254,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from sim import resolve_tasks
         from vla.bench.data import bench_data
 
-        _write_report(bench_data(resolve_tasks(args.tasks), args.episodes, args.image_size), args.report)
+        _write_report(bench_data(resolve_tasks(args.tasks or "single"), args.episodes, args.image_size), args.report)
         return 0
     if args.what == "decoding":
         from vla.bench.decoding import bench_decoding
@@ -260,8 +288,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         if not args.dataset:
             raise ValueError("vla bench peers needs --dataset DIR (a LeRobot dataset)")
-        _write_report(bench_peers(args.dataset, args.steps, args.episodes, resolve_tasks(args.tasks),
+        _write_report(bench_peers(args.dataset, args.steps, args.episodes, resolve_tasks(args.tasks or "single"),
                                   out=args.out or "out/peers", batch_size=args.batch_size), args.report)
+        return 0
+    if args.what == "planner":
+        from sim import make_env, resolve_tasks
+        from vla.bench.planner import ARMS, bench_planner
+
+        if not args.planner:
+            raise ValueError(
+                "vla bench planner needs --planner DIR (a checkpoint from `vla train --objective planner`)"
+            )
+        executor = args.policy or str(SHIPPED_POLICY)
+        _write_report(bench_planner(
+            args.planner, executor, lambda t: make_env(t, image_size=args.image_size), _policy_factory(executor),
+            resolve_tasks(args.tasks or "multi"), args.episodes, seed=args.seed, candidates=args.candidates,
+            arms=args.arms.split(",") if args.arms else list(ARMS), heldout_episodes=args.heldout_episodes,
+        ), args.report)
         return 0
     if args.what == "gpu":
         from vla.bench.gpu import bench_gpu
@@ -272,7 +315,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from sim import resolve_tasks
         from vla.bench.sparsity import bench_sparsity
 
-        tasks = resolve_tasks(args.tasks)
+        tasks = resolve_tasks(args.tasks or "single")
         _write_report(bench_sparsity(args.policy or str(SHIPPED_POLICY), tasks, args.episodes,
                                      sweep_episodes=args.sweep_episodes, config=args.sparsity_config,
                                      plot=args.plot), args.report)
@@ -315,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--report", default=None, help="write the JSON report here")
     ev.add_argument("--video-dir", default=None, help="write MP4s of the first episodes of each task here")
     ev.add_argument("--videos-per-task", type=int, default=2)
+    ev.add_argument("--planner", default=None,
+                    help="a planner checkpoint: the goal becomes subtasks for the policy (multi-step tasks)")
+    ev.add_argument("--system", choices=["system1", "system2"], default="system1",
+                    help="planner: one greedy plan, or candidates scored by world model and critic")
+    ev.add_argument("--candidates", type=int, default=4, help="planner: System-2 candidate plans")
+    ev.add_argument("--no-replan", action="store_true", help="planner: follow the first plan whatever happens")
     ev.set_defaults(func=cmd_eval)
 
     demo = sub.add_parser("demo", help="the shipped policy in the simulator, with videos and a report")
@@ -335,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--robot", default="panda")
     rec.add_argument("--image-size", type=int, default=None)
     rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --out")
+    rec.add_argument("--settle-frames", type=int, default=0,
+                     help="frames kept after success with the arm still: the final scene the planner learns as goal")
     rec.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     rec.add_argument("--quiet", action="store_true")
     rec.set_defaults(func=cmd_record)
@@ -354,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-every", type=int, default=1000)
     tr.add_argument("--instruction-key", default="task", help="per-frame text to condition on (task or subtask)")
     tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    tr.add_argument("--objective", choices=["action", "planner"], default="action",
+                    help="action: the action head (default); planner: scene description, plans, world model, critic")
+    tr.add_argument("--init", default=None,
+                    help="planner: the VLA checkpoint to start from (its backbone and tokenizer)")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=cmd_train)
 
@@ -408,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=20, help="decoding: timed chunks per mode")
     bench.add_argument("--task", default="place_in_bowl", help="sim, handover: the task to drive")
     bench.add_argument("--steps", type=int, default=500, help="sim: control steps; peers: optimizer steps per policy")
-    bench.add_argument("--tasks", default="single", help="data: tasks to record")
+    bench.add_argument("--tasks", default=None, help="data, sparsity, peers (default single), planner (default multi)")
     bench.add_argument("--episodes", type=int, default=10,
                        help="data, sparsity, peers: episodes per task; handover: episodes")
     bench.add_argument("--image-size", type=int, default=None)
@@ -419,6 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sparsity-config", default=None,
                        help="sparsity: YAML (default: configs/sparsity/default.yaml)")
     bench.add_argument("--plot", default=None, help="sparsity: PNG of success vs speed-up over the threshold sweep")
+    bench.add_argument("--planner", default=None, help="planner: the planner checkpoint")
+    bench.add_argument("--candidates", type=int, default=4, help="planner: System-2 candidate plans")
+    bench.add_argument("--arms", default=None, help="planner: comma-separated arms (default all)")
+    bench.add_argument("--heldout-episodes", type=int, default=20,
+                       help="planner: held-out episodes per task for plan/world/describe/critic accuracy")
+    bench.add_argument("--seed", type=int, default=0, help="planner: first episode seed")
     bench.add_argument("--report", default=None)
     bench.set_defaults(func=cmd_bench)
     return parser

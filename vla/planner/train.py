@@ -1,0 +1,235 @@
+"""`vla train --objective planner`: teach the backbone to describe, plan, predict and judge.
+
+Each optimizer step sums four losses on one backbone: scene description and plan writing
+(cross-entropy on the target text, images augmented as for actions), the world model's state
+change (cross-entropy) and the critic's ranking loss. The critic learns self-supervised, as
+in VLWM: along a demonstration the cost must fall step by step toward the goal, and the goal
+state must cost less than a distractor (another episode's state with a different goal) or the
+end of a plan with one step left out. Warm-starting from a trained VLA (`--init`) keeps its
+vision features and tokenizer, so the same backbone serves actions and plans.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import random
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vla.data import open_dataset
+from vla.planner.data import EpisodePlan, PlannerData, build_planner_data
+from vla.planner.model import (
+    USES,
+    PlannerConfig,
+    PlannerModel,
+    critic_prompt,
+    describe_prompt,
+    plan_prompt,
+    world_prompt,
+)
+from vla.planner.plan import apply_change
+from vla.train.data import augment
+from vla.train.trainer import STATE_FILE, TrainConfig, _lr_lambda, latest_checkpoint
+
+MARGIN = 1.0
+
+
+def measure_lengths(model: PlannerModel, data: PlannerData, slack: int = 8) -> PlannerConfig:
+    """Per-use prompt/target token lengths: the longest in the data plus `slack`."""
+    tok = model.vla.tokenizer
+
+    def longest(texts, eos=False):
+        return max(len(ids) for ids in tok(sorted(set(texts)), add_special_tokens=False)["input_ids"]) + eos + slack
+
+    states = [s for ep in data.episodes for s in ep.states]
+    goals = [ep.states[-1] for ep in data.episodes]
+    return PlannerConfig(
+        prompt_tokens={
+            "describe": longest([describe_prompt()]),
+            "plan": longest([plan_prompt(i) for _, i, _ in data.plans]),
+            "world": longest([world_prompt(a, s) for a, s, _ in data.world]),
+            "critic": longest([critic_prompt(g, s) for g in goals[:50] for s in states[:200]] +
+                              [critic_prompt(g, g) for g in goals], eos=True),
+        },
+        target_tokens={"describe": longest([d for _, d in data.descriptions]),
+                       "plan": longest([p for _, _, p in data.plans]),
+                       "world": longest([c for _, _, c in data.world])},
+    )
+
+
+def critic_pairs(episodes: list[EpisodePlan], n: int, rng: random.Random) -> tuple[list[str], list[str], list[str]]:
+    """(goals, better states, worse states): progress along a demonstration, and goal vs distractor."""
+    goals, better, worse = [], [], []
+    while len(goals) < n:
+        ep = rng.choice(episodes)
+        goal, states = ep.states[-1], ep.states
+        kind = rng.random()
+        if kind < 0.4:  # one step of progress lowers the cost
+            j = rng.randrange(len(states) - 1)
+            good, bad = states[j + 1], states[j]
+        elif kind < 0.7:  # a state of an episode with another goal
+            other = rng.choice(episodes)
+            bad = rng.choice(other.states)
+            if bad == goal:
+                continue
+            good = goal
+        else:  # the end of the plan with one step left out
+            steps = ep.plan_from(0).steps
+            drop = rng.randrange(len(steps))
+            bad = states[0]
+            for k, step in enumerate(steps):
+                if k != drop:
+                    bad = apply_change(bad, step.change)
+            if bad == goal:
+                continue
+            good = goal
+        goals.append(goal)
+        better.append(good)
+        worse.append(bad)
+    return goals, better, worse
+
+
+def planner_step(model: PlannerModel, data: PlannerData, batch_size: int, generator: torch.Generator,
+                 rng: random.Random, do_augment: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+    def images(rows):
+        x = data.images[torch.tensor(rows)].float().div_(255)
+        return (augment(x, generator) if do_augment else x).to(model.device)
+
+    desc = [data.descriptions[rng.randrange(len(data.descriptions))] for _ in range(batch_size)]
+    plans = [data.plans[rng.randrange(len(data.plans))] for _ in range(batch_size)]
+    world = [data.world[rng.randrange(len(data.world))] for _ in range(batch_size)]
+    l_desc, a_desc = model.lm_loss("describe", [describe_prompt()] * batch_size, [d for _, d in desc],
+                                   images([r for r, _ in desc]))
+    l_plan, a_plan = model.lm_loss("plan", [plan_prompt(i) for _, i, _ in plans], [p for _, _, p in plans],
+                                   images([r for r, _, _ in plans]))
+    l_world, a_world = model.lm_loss("world", [world_prompt(a, s) for a, s, _ in world], [c for _, _, c in world])
+    goals, better, worse = critic_pairs(data.episodes, batch_size, rng)
+    costs = model.cost(goals + goals, better + worse)
+    good, bad = costs[:batch_size], costs[batch_size:]
+    l_critic = F.relu(MARGIN + good - bad).mean()
+    loss = l_desc + l_plan + l_world + l_critic
+    return loss, {"loss": loss.item(), "describe_loss": l_desc.item(), "describe_acc": a_desc,
+                  "plan_loss": l_plan.item(), "plan_acc": a_plan, "world_loss": l_world.item(),
+                  "world_acc": a_world, "critic_loss": l_critic.item(),
+                  "critic_rank_acc": float((good < bad).float().mean())}
+
+
+def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: TrainConfig | None = None,
+                  resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train a planner on `dataset`, starting from the VLA (or planner) checkpoint `init`; save to `out`."""
+    from tqdm import tqdm
+
+    from vla.model.vla import VLAModel
+    from vla.train.trainer import _tensorboard
+
+    cfg = cfg or TrainConfig()
+    out = Path(out)
+    ckpt = latest_checkpoint(out) if resume else None
+    if resume and ckpt is None:
+        raise FileNotFoundError(f"--resume: no checkpoint under {out / 'checkpoints'}")
+    if not resume and (out / "checkpoints").exists():
+        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    demo = open_dataset(dataset)
+    source = ckpt or Path(init)
+    vla = VLAModel.from_pretrained(source, device=device)
+    if sorted(vla.config.cameras) != sorted(demo.cameras):
+        raise ValueError(f"{source} was trained with cameras {vla.config.cameras}; the dataset has {demo.cameras}")
+    data = build_planner_data(demo, vla.vision_size, progress=progress)
+    data.cameras = list(vla.config.cameras)
+    if (Path(source) / "planner.json").is_file():
+        model = PlannerModel.from_pretrained(source, device=device)
+    else:
+        model = PlannerModel(vla)
+        model.config = measure_lengths(model, data)
+        model.to(device)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    start_step = 0
+    if ckpt is not None:
+        state = torch.load(ckpt / STATE_FILE, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_step = int(state["step"])
+    generator = torch.Generator().manual_seed(cfg.seed * 1000 + start_step)
+    rng.seed(cfg.seed * 1000 + start_step)
+    out.mkdir(parents=True, exist_ok=True)
+    fields = ["step", "loss", "describe_loss", "describe_acc", "plan_loss", "plan_acc", "world_loss", "world_acc",
+              "critic_loss", "critic_rank_acc", "lr", "samples_per_s", "elapsed_s"]
+    metrics_path = out / "metrics.csv"
+    new_file = start_step == 0 or not metrics_path.exists()
+    metrics_file = metrics_path.open("w" if new_file else "a", newline="")
+    writer = csv.DictWriter(metrics_file, fieldnames=fields)
+    if new_file:
+        writer.writeheader()
+    tb = _tensorboard(out / "tensorboard")
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda"
+                else torch.autocast("cpu", enabled=False))
+    started, window, window_start = time.perf_counter(), [], time.perf_counter()
+    for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="train planner",
+                     disable=not progress):
+        with autocast:
+            loss, metrics = planner_step(model, data, cfg.batch_size, generator, rng, cfg.augment)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        window.append(metrics)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            row = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+            row.update(step=done, lr=scheduler.get_last_lr()[0], elapsed_s=time.perf_counter() - started,
+                       samples_per_s=len(window) * cfg.batch_size / (time.perf_counter() - window_start))
+            writer.writerow({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+            metrics_file.flush()
+            if tb is not None:
+                for k, v in row.items():
+                    tb.add_scalar(f"planner/{k}", v, done)
+            window, window_start = [], time.perf_counter()
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            _checkpoint(model, optimizer, scheduler, done, out)
+    metrics_file.close()
+    if tb is not None:
+        tb.close()
+    final = latest_checkpoint(out)
+    for item in final.iterdir():
+        if item.name != STATE_FILE:
+            shutil.copy2(item, out / item.name)
+    summary = {
+        "objective": "planner", "dataset": str(dataset), "init": str(init), "steps": cfg.steps,
+        "resumed_from_step": start_step, "wall_time_s": round(time.perf_counter() - started, 1),
+        "train_config": asdict(cfg), "planner_config": asdict(model.config),
+        "episodes": len(data.episodes), "frames_decoded": len(data.images), "uses": list(USES),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+                   f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
+    }
+    (out / "train_info.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _checkpoint(model: PlannerModel, optimizer, scheduler, step: int, out: Path) -> Path:
+    path = out / "checkpoints" / f"step_{step:07d}"
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
+               tmp / STATE_FILE)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
