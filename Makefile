@@ -48,12 +48,19 @@ bench-peers: $(VENV)/.installed
 	$(VLA) bench peers --dataset out/data/sim_single_100 --steps 1000 --batch-size 32 --episodes 20 \
 		--out out/peers/full --report out/bench/peers_full.json
 
-## The planner (flat vs System-1 vs System-2, re-planning after a perturbation) on the multi-step tasks.
+## The planner on the multi-step tasks: held-out accuracy, then flat vs System-1 vs System-2 and
+## re-planning after a perturbation, with the scripted skills and with the shipped VLA executing.
+## (docs/BENCHMARKS.md ran the two halves of each pair side by side with OMP_NUM_THREADS=1.)
+PLANNER_BENCH = $(VLA) bench planner --planner policies/tiny_sim_planner --episodes 34
 bench-planner: $(VENV)/.installed
-	$(VLA) bench planner --planner policies/tiny_sim_planner --policy scripted-skills --episodes 34 \
-		--heldout-episodes 20 --report out/bench/planner_skills.json
-	$(VLA) bench planner --planner policies/tiny_sim_planner --policy policies/tiny_sim_single --episodes 10 \
-		--heldout-episodes 0 --arms flat,system1,system2 --report out/bench/planner_vla.json
+	$(PLANNER_BENCH) --policy scripted-skills --heldout-episodes 20 --arms flat,system1,system2 \
+		--report out/bench/planner_skills_a.json
+	$(PLANNER_BENCH) --policy scripted-skills --heldout-episodes 0 --arms perturbed_no_replan,perturbed_replan \
+		--report out/bench/planner_skills_b.json
+	$(PLANNER_BENCH) --policy policies/tiny_sim_single --heldout-episodes 0 --arms flat,system1 \
+		--report out/bench/planner_vla_a.json
+	$(PLANNER_BENCH) --policy policies/tiny_sim_single --heldout-episodes 0 --arms system2 \
+		--report out/bench/planner_vla_b.json
 
 ## The GPU inference path (vla bench gpu): one prepared run for a machine with a CUDA card.
 bench-gpu: $(VENV)/.installed

@@ -250,8 +250,10 @@ class SkillExpert(ScriptedExpert):
         # The last subtask may have ended with the fingers next to what they placed: rise first.
         if self._pos[2] < SAFE_Z - 0.01:
             yield from self._move([self._pos[0], self._pos[1], SAFE_Z], self._yaw, self._grip, FAST)
-        for _attempt in range(3):
-            if sub.done(self.scene):
-                break
+        attempts = 0
+        while True:  # closed loop: a subtask undone (the cube moved away) is done again
+            if sub.done(self.scene) or attempts >= 5:
+                yield self._action()
+                continue
+            attempts += 1
             yield from self._solve(sub)
-        yield from self._hold(10_000)

@@ -240,7 +240,7 @@ def test_replanning_after_an_object_is_moved(planner):
     from vla.control.planned import PlannedPolicy
 
     env = make_env("pair_in_bowl")
-    planner.system = "system1"
+    planner.system = "system2"
     policy = PlannedPolicy(planner, SkillExpert(env), replan=True)
     result = _episode(env, policy, 3, perturb=True)
     kinds = [e.kind for e in policy.trace.events]
@@ -249,3 +249,4 @@ def test_replanning_after_an_object_is_moved(planner):
     blind = PlannedPolicy(planner, SkillExpert(env), replan=False)
     assert not _episode(env, blind, 3, perturb=True)["success"]
     env.close()
+    planner.system = "system1"

@@ -4,8 +4,9 @@ At the start of an episode the planner turns the goal instruction into a plan. E
 `check_every` control ticks the planner describes the scene from the cameras; each step whose
 predicted change now holds is done, and the policy is handed the next subtask as its
 instruction. When objects that the current subtask should not touch are no longer where the
-plan expects them (for `patience` checks in a row), or the plan is finished but the goal does
-not hold, the planner re-plans from what it sees (if `replan`). The planner only ever gives
+plan expects them (seen the same way `patience` checks in a row), or the plan is finished but
+the goal does not hold, the planner re-plans from what it sees (if `replan`). A new plan is
+taken only if its own predicted changes lead from the seen scene to its goal. The planner only ever gives
 text; the actions are the wrapped policy's. numpy only: the planner is any object with
 `plan(obs, instruction) -> PlanResult` and `describe(obs) -> str`.
 """
@@ -37,7 +38,7 @@ class PlanTrace:
 
 
 class PlannedPolicy:
-    def __init__(self, planner, policy, replan: bool = True, check_every: int = 10, patience: int = 2,
+    def __init__(self, planner, policy, replan: bool = True, check_every: int = 5, patience: int = 3,
                  max_replans: int = 4):
         if check_every < 1 or patience < 1 or max_replans < 0:
             raise ValueError(f"check_every={check_every}, patience={patience}, max_replans={max_replans}; "
@@ -55,6 +56,7 @@ class PlannedPolicy:
         self.states: list[str] = []
         self.index = 0
         self.tick = self.since_check = self.off_count = 0
+        self.off_seen: tuple | None = None
         self.trace = PlanTrace()
 
     @property
@@ -73,11 +75,15 @@ class PlannedPolicy:
         if result.plan is None:
             self.trace.events.append(PlanEvent(self.tick, "failed", result.error or "no plan"))
             return  # keep following the old plan, if any, rather than nothing
-        self.plan, self.index, self.off_count = result.plan, 0, 0
         try:
-            self.states = [result.start, *result.plan.states(result.start)]
+            states = [result.start, *result.plan.states(result.start)]
         except PlanFormatError:  # the scene was not read: no expectations to check against
-            self.states = [None] * (len(result.plan.steps) + 1)
+            states = [None] * (len(result.plan.steps) + 1)
+        if self.plan is not None and (states[-1] is None or not satisfies(states[-1], result.plan.goal)):
+            # A new plan must, by its own predictions, get from what is seen to its goal.
+            self.trace.events.append(PlanEvent(self.tick, "rejected", result.plan.text()))
+            return
+        self.plan, self.states, self.index, self.off_count, self.off_seen = result.plan, states, 0, 0, None
         self.trace.events.append(PlanEvent(self.tick, kind, result.plan.text()))
 
     def _check(self, obs: Observation) -> None:
@@ -102,7 +108,11 @@ class PlannedPolicy:
             off = set() if expected is None else differing_subjects(seen, expected) - touched
         else:  # plan done: everything should look like the goal
             off = differing_subjects(seen, self.plan.goal) & set(clauses(self.plan.goal))
-        self.off_count = self.off_count + 1 if off else 0
+        # The same objects seen the same wrong way, `patience` checks in a row: one misread frame
+        # (an arm in front of a cube) is not a divergence.
+        evidence = tuple(sorted((subject, clauses(seen).get(subject, "")) for subject in off))
+        self.off_count = self.off_count + 1 if off and evidence == self.off_seen else int(bool(off))
+        self.off_seen = evidence if off else None
         if self.off_count >= self.patience:
             self.trace.events.append(PlanEvent(self.tick, "diverged", f"{sorted(off)}: saw {seen!r}"))
             self.off_count = 0
