@@ -230,6 +230,7 @@ class SkillExpert(ScriptedExpert):
     def reset(self) -> None:
         super().reset()
         self._current, self._yaw = None, 0.0
+        self.metadata["unparsed"] = 0
 
     def predict_chunk(self, obs) -> np.ndarray:
         text = " ".join(str(obs["task"]).split())

@@ -91,7 +91,7 @@ def parse_subtask(text: str) -> Subtask:
         if m:
             dest = m.groupdict().get("b")
             if dest == m["a"]:
-                break
+                raise ValueError(f"{text!r}: a cube cannot be stacked on itself; name two different cubes")
             return Subtask(kind, words, m["a"], dest)
     canon = "; ".join(t[0] for t in SINGLE_TEMPLATES.values())
     raise ValueError(f"{text!r} is not a subtask instruction; expected one of: {canon} "

@@ -161,6 +161,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.objective == "planner":
         from vla.planner.train import train_planner
 
+        ignored = [f for f, v in (("--model", args.model != "tiny"), ("--lora", args.lora),
+                                  ("--chunk-length", args.chunk_length), ("--decoding", args.decoding)) if v]
+        if ignored:
+            print(f"vla train --objective planner: {', '.join(ignored)} apply to the action objective only; "
+                  "the planner takes its backbone from --init", file=sys.stderr)
+            return 2
         if not args.init:
             print("vla train --objective planner needs --init: the VLA checkpoint whose backbone learns to plan "
                   "(e.g. policies/tiny_sim_single)", file=sys.stderr)
@@ -363,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--system", choices=["system1", "system2"], default="system1",
                     help="planner: one greedy plan, or candidates scored by world model and critic")
     ev.add_argument("--candidates", type=int, default=4, help="planner: System-2 candidate plans")
-    ev.add_argument("--no-replan", action="store_true", help="planner: follow the first plan whatever happens")
+    ev.add_argument("--no-replan", action="store_true",
+                    help="planner: follow the first plan whatever happens (a first plan that failed is still retried)")
     ev.set_defaults(func=cmd_eval)
 
     demo = sub.add_parser("demo", help="the shipped policy in the simulator, with videos and a report")

@@ -70,7 +70,7 @@ def test_parse_subtask_is_the_inverse_of_the_canonical_phrasing():
         assert parse_subtask(sub.instruction) == Subtask_like(sub)
     with pytest.raises(ValueError, match="is not a subtask instruction"):
         parse_subtask("put all the cubes in the bowl")
-    with pytest.raises(ValueError, match="is not a subtask instruction"):
+    with pytest.raises(ValueError, match="cannot be stacked on itself"):
         parse_subtask("stack the red cube on the red cube")
 
 

@@ -77,6 +77,8 @@ def run_arm(arm: str, tasks: list[str], episodes: int, seed: int, make_env: Call
             policy = PlannedPolicy(planner, executor, replan=arm != "perturbed_no_replan")
         results = []
         for i in range(episodes):
+            if planner is not None:
+                planner.reseed(seed + i)  # each arm's episode i samples the same way, whatever ran before
             r = _episode(env, policy, seed + i, perturb=arm.startswith("perturbed"))
             results.append(EpisodeResult(task, seed + i, "", r["success"], r["steps"]))
             if isinstance(policy, PlannedPolicy):

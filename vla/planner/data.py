@@ -49,7 +49,7 @@ def episode_plans(ds: DemoDataset) -> list[EpisodePlan]:
     episode = np.asarray(hf["episode_index"]).reshape(-1)
     index = np.asarray(hf[SUBTASK_INDEX]).reshape(-1)
     subtask, scene = hf[SUBTASK], hf[SCENE_DESCRIPTION]
-    tasks = list(ds.lerobot.meta.tasks.index)
+    tasks = ds.tasks
     task_index = np.asarray(hf["task_index"]).reshape(-1)
     out = []
     bounds = np.flatnonzero(np.diff(episode)) + 1
@@ -80,14 +80,18 @@ class PlannerData:
     cameras: list[str]
 
 
-def build_planner_data(ds: DemoDataset, image_size: int, every: int = 3, jitter: int = 3,
-                       progress: bool = True) -> PlannerData:
+def build_planner_data(ds: DemoDataset, image_size: int, cameras: list[str] | None = None, every: int = 3,
+                       jitter: int = 3, progress: bool = True) -> PlannerData:
     """Decode the frames the examples need (every `every`-th frame, and `jitter` frames after each
-    subtask start) into memory, resized to the vision tower's `image_size`."""
+    subtask start) into memory, resized to the vision tower's `image_size`, cameras stacked in
+    `cameras` order (the model's; the dataset's by default)."""
     from tqdm import tqdm
 
     from vla.train.data import _resize
 
+    cameras = list(cameras or ds.cameras)
+    if sorted(cameras) != sorted(ds.cameras):
+        raise DatasetError(f"the model takes cameras {cameras}; the dataset has {list(ds.cameras)}")
     episodes = episode_plans(ds)
     hf = ds.lerobot.hf_dataset.with_format(None)
     scene = hf[SCENE_DESCRIPTION]
@@ -107,7 +111,7 @@ def build_planner_data(ds: DemoDataset, image_size: int, every: int = 3, jitter:
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds.lerobot, order), batch_size=64, num_workers=2)
     r = 0
     for batch in tqdm(loader, desc="decode frames", unit="batch", disable=not progress):
-        x = torch.stack([_resize(batch[OBS_IMAGES_PREFIX + c], image_size) for c in ds.cameras], dim=1)
+        x = torch.stack([_resize(batch[OBS_IMAGES_PREFIX + c], image_size) for c in cameras], dim=1)
         if images is None:
             images = torch.empty((len(order), *x.shape[1:]), dtype=torch.uint8)
         images[r : r + len(x)] = (x * 255).round().clamp(0, 255).to(torch.uint8)
@@ -117,5 +121,5 @@ def build_planner_data(ds: DemoDataset, image_size: int, every: int = 3, jitter:
     return PlannerData(
         images, rows, [(rows[f], scene[f]) for f in order],
         [(rows[f], ep.instruction, ep.plan_from(i).text()) for f, ep, i in plan_frames],
-        world, episodes, list(ds.cameras),
+        world, episodes, cameras,
     )

@@ -64,6 +64,10 @@ class Planner:
         """World model: the state after `subtask` (its predicted change applied to `state`)."""
         return apply_change(state, self.model.generate("world", [world_prompt(state, subtask)])[0])
 
+    def reseed(self, seed: int) -> None:
+        """System-2's sampling restarts from `seed` (an evaluation seeds it per episode)."""
+        self.generator.manual_seed(seed)
+
     def plan(self, obs: Observation, instruction: str, start: str | None = None) -> PlanResult:
         t0 = time.perf_counter()
         images = self._images(obs)
@@ -91,7 +95,9 @@ class Planner:
         else:
             result.costs = self._score(plans, start)
             result.chosen = int(np.argmin(result.costs))  # first minimum: candidate 0 wins ties
-            result.plan = plans[result.chosen] if np.isfinite(result.costs[result.chosen]) else None
+            result.plan = plans[result.chosen]
+            if not np.isfinite(result.costs[result.chosen]):  # none could be scored: System-1's answer
+                result.chosen, result.plan = 0, plans[0]
         if result.plan is None:
             result.error = errors[0] if errors else "no plan"
         result.seconds = time.perf_counter() - t0
@@ -106,17 +112,16 @@ class Planner:
         states = {i: start for i in live}
         for k in range(max(len(plans[i].steps) for i in live)):
             todo = [i for i in live if k < len(plans[i].steps)]
-            changes = self.model.generate("world", [world_prompt(states[i], plans[i].steps[k].subtask) for i in todo])
-            for i, change in zip(todo, changes, strict=True):
+            for i in todo:  # one at a time: a text too long for the model fails only its candidate
                 try:
+                    change = self.model.generate("world", [world_prompt(states[i], plans[i].steps[k].subtask)])[0]
                     states[i] = apply_change(states[i], change)
-                except PlanFormatError:
+                except (PlanFormatError, ValueError):
                     live.remove(i)
-        if live:
-            with torch.no_grad():
-                # The goal is what the greedy plan stated (all candidates share it).
-                goal = next(plans[i].goal for i in live)
-                c = self.model.cost([goal] * len(live), [states[i] for i in live]).cpu().tolist()
-            for i, v in zip(live, c, strict=True):
-                costs[i] = v
+        for i in live:  # each candidate against its own goal (the same one when the goal was forced)
+            try:
+                with torch.no_grad():
+                    costs[i] = float(self.model.cost([plans[i].goal], [states[i]])[0])
+            except ValueError:
+                pass
         return costs

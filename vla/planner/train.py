@@ -57,8 +57,8 @@ def measure_lengths(model: PlannerModel, data: PlannerData, slack: int = 8) -> P
             "describe": longest([describe_prompt()]),
             "plan": longest([plan_prompt(i) for _, i, _ in data.plans]),
             "world": longest([world_prompt(a, s) for a, s, _ in data.world]),
-            "critic": longest([critic_prompt(g, s) for g in goals[:50] for s in states[:200]] +
-                              [critic_prompt(g, g) for g in goals], eos=True),
+            # The longest goal with the longest state: every pair the critic meets fits.
+            "critic": longest([critic_prompt(max(goals, key=len), max(states, key=len))], eos=True),
         },
         target_tokens={"describe": longest([d for _, d in data.descriptions]),
                        "plan": longest([p for _, _, p in data.plans]),
@@ -146,10 +146,17 @@ def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: T
     vla = VLAModel.from_pretrained(source, device=device)
     if sorted(vla.config.cameras) != sorted(demo.cameras):
         raise ValueError(f"{source} was trained with cameras {vla.config.cameras}; the dataset has {demo.cameras}")
-    data = build_planner_data(demo, vla.vision_size, progress=progress)
-    data.cameras = list(vla.config.cameras)
-    if (Path(source) / "planner.json").is_file():
-        model = PlannerModel.from_pretrained(source, device=device)
+    data = build_planner_data(demo, vla.vision_size, cameras=list(vla.config.cameras), progress=progress)
+    if (Path(source) / "planner.json").is_file():  # resuming, or more training of a planner
+        from safetensors.torch import load_file
+
+        from vla.model.vla import load_weights
+        from vla.planner.model import PLANNER_CONFIG, PLANNER_WEIGHTS
+
+        config = PlannerConfig.from_dict(json.loads((Path(source) / PLANNER_CONFIG).read_text()))
+        model = PlannerModel(vla, config)
+        load_weights(model.critic, load_file(str(Path(source) / PLANNER_WEIGHTS)), str(Path(source) / PLANNER_WEIGHTS))
+        model.to(device)
     else:
         model = PlannerModel(vla)
         model.config = measure_lengths(model, data)
