@@ -38,7 +38,7 @@ from vla.planner.model import (
 )
 from vla.planner.plan import apply_change
 from vla.train.data import augment
-from vla.train.trainer import STATE_FILE, TrainConfig, _lr_lambda, latest_checkpoint
+from vla.train.trainer import STATE_FILE, TrainConfig, _checkpoint, _lr_lambda, latest_checkpoint
 
 MARGIN = 1.0
 
@@ -208,7 +208,7 @@ def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: T
                     tb.add_scalar(f"planner/{k}", v, done)
             window, window_start = [], time.perf_counter()
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            _checkpoint(model, optimizer, scheduler, done, out)
+            _checkpoint(model, optimizer, scheduler, done, out, cfg)  # the action trainer's: same layout
     metrics_file.close()
     if tb is not None:
         tb.close()
@@ -228,15 +228,3 @@ def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: T
     (out / "train_info.json").write_text(json.dumps(summary, indent=2))
     return summary
 
-
-def _checkpoint(model: PlannerModel, optimizer, scheduler, step: int, out: Path) -> Path:
-    path = out / "checkpoints" / f"step_{step:07d}"
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step},
-               tmp / STATE_FILE)
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
-    return path
