@@ -11,7 +11,6 @@ vision features and tokenizer, so the same backbone serves actions and plans.
 
 from __future__ import annotations
 
-import csv
 import json
 import platform
 import random
@@ -21,7 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,7 +36,7 @@ from vla.planner.model import (
 )
 from vla.planner.plan import apply_change
 from vla.train.data import augment
-from vla.train.trainer import STATE_FILE, TrainConfig, _checkpoint, _lr_lambda, latest_checkpoint
+from vla.train.trainer import STATE_FILE, MetricsLog, TrainConfig, _checkpoint, _lr_lambda, latest_checkpoint
 
 MARGIN = 1.0
 
@@ -129,7 +127,6 @@ def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: T
     from tqdm import tqdm
 
     from vla.model.vla import VLAModel
-    from vla.train.trainer import _tensorboard
 
     cfg = cfg or TrainConfig()
     out = Path(out)
@@ -174,18 +171,12 @@ def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: T
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + start_step)
     rng.seed(cfg.seed * 1000 + start_step)
     out.mkdir(parents=True, exist_ok=True)
-    fields = ["step", "loss", "describe_loss", "describe_acc", "plan_loss", "plan_acc", "world_loss", "world_acc",
-              "critic_loss", "critic_rank_acc", "lr", "samples_per_s", "elapsed_s"]
-    metrics_path = out / "metrics.csv"
-    new_file = start_step == 0 or not metrics_path.exists()
-    metrics_file = metrics_path.open("w" if new_file else "a", newline="")
-    writer = csv.DictWriter(metrics_file, fieldnames=fields)
-    if new_file:
-        writer.writeheader()
-    tb = _tensorboard(out / "tensorboard")
+    log = MetricsLog(out, ["step", "loss", "describe_loss", "describe_acc", "plan_loss", "plan_acc", "world_loss",
+                           "world_acc", "critic_loss", "critic_rank_acc", "lr", "samples_per_s", "elapsed_s"],
+                     resumed=start_step > 0, batch_size=cfg.batch_size, tag="planner")
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda"
                 else torch.autocast("cpu", enabled=False))
-    started, window, window_start = time.perf_counter(), [], time.perf_counter()
+    started = time.perf_counter()
     for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="train planner",
                      disable=not progress):
         with autocast:
@@ -195,23 +186,13 @@ def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: T
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-        window.append(metrics)
+        log.add(metrics)
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
-            row = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-            row.update(step=done, lr=scheduler.get_last_lr()[0], elapsed_s=time.perf_counter() - started,
-                       samples_per_s=len(window) * cfg.batch_size / (time.perf_counter() - window_start))
-            writer.writerow({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
-            metrics_file.flush()
-            if tb is not None:
-                for k, v in row.items():
-                    tb.add_scalar(f"planner/{k}", v, done)
-            window, window_start = [], time.perf_counter()
+            log.write(done, scheduler.get_last_lr()[0])
         if done % cfg.checkpoint_every == 0 or done == cfg.steps:
             _checkpoint(model, optimizer, scheduler, done, out, cfg)  # the action trainer's: same layout
-    metrics_file.close()
-    if tb is not None:
-        tb.close()
+    log.close()
     final = latest_checkpoint(out)
     for item in final.iterdir():
         if item.name != STATE_FILE:

@@ -143,16 +143,11 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
     core: VLAModel = accelerator.unwrap_model(vla)
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + start_step + accelerator.process_index)
     out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / "metrics.csv"
-    fields = ["step", "loss", "acc_parallel", "acc_autoregressive", "lr", "samples_per_s", "elapsed_s"]
-    new_file = not metrics_path.exists() or start_step == 0
-    metrics_file = metrics_path.open("w" if new_file else "a", newline="")
-    writer = csv.DictWriter(metrics_file, fieldnames=fields)
-    if new_file:
-        writer.writeheader()
-    tb = _tensorboard(out / "tensorboard") if accelerator.is_main_process else None
+    log = MetricsLog(out, ["step", "loss", "acc_parallel", "acc_autoregressive", "lr", "samples_per_s", "elapsed_s"],
+                     resumed=start_step > 0, batch_size=cfg.batch_size, tag="train",
+                     enabled=accelerator.is_main_process)
     vla.train()
-    started, window, window_start = time.perf_counter(), [], time.perf_counter()
+    started = time.perf_counter()
     bar = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="train",
                disable=not (progress and accelerator.is_main_process))
     for step in bar:
@@ -169,26 +164,14 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
         accelerator.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-        window.append(metrics)
+        log.add(metrics)
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
-            row = {k: float(np.nanmean([m[k] for m in window])) for k in window[0]}
-            row.update(step=done, lr=scheduler.get_last_lr()[0],
-                       samples_per_s=len(window) * cfg.batch_size / (time.perf_counter() - window_start),
-                       elapsed_s=time.perf_counter() - started)
-            if accelerator.is_main_process:
-                writer.writerow({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
-                metrics_file.flush()
-                if tb is not None:
-                    for k, v in row.items():
-                        tb.add_scalar(f"train/{k}", v, done)
+            row = log.write(done, scheduler.get_last_lr()[0])
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc_parallel']:.2f}")
-            window, window_start = [], time.perf_counter()
         if accelerator.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             _checkpoint(core, optimizer, scheduler, done, out, cfg)
-    metrics_file.close()
-    if tb is not None:
-        tb.close()
+    log.close()
     accelerator.wait_for_everyone()
     summary: dict[str, Any] = {}
     if accelerator.is_main_process:
@@ -226,6 +209,49 @@ def _checkpoint(model: VLAModel, optimizer, scheduler, step: int, out: Path, cfg
         shutil.rmtree(path)
     tmp.rename(path)  # a checkpoint appears whole or not at all
     return path
+
+
+class MetricsLog:
+    """Per-step metrics averaged over `log_every` steps into OUT/metrics.csv (appended to on
+    resume) and TensorBoard when installed. `enabled=False` (non-main processes) writes nothing."""
+
+    def __init__(self, out: Path, fields: list[str], resumed: bool, batch_size: int, tag: str, enabled: bool = True):
+        self.fields, self.batch_size, self.tag, self.enabled = fields, batch_size, tag, enabled
+        self.window: list[dict[str, float]] = []
+        self.started = self.window_start = time.perf_counter()
+        self.file = self.writer = self.tb = None
+        if enabled:
+            path = out / "metrics.csv"
+            new_file = not resumed or not path.exists()
+            self.file = path.open("w" if new_file else "a", newline="")
+            self.writer = csv.DictWriter(self.file, fieldnames=fields)
+            if new_file:
+                self.writer.writeheader()
+            self.tb = _tensorboard(out / "tensorboard")
+
+    def add(self, metrics: dict[str, float]) -> None:
+        self.window.append(metrics)
+
+    def write(self, step: int, lr: float) -> dict[str, float]:
+        """Average the window into one row, write it, start a new window; returns the row."""
+        now = time.perf_counter()
+        row = {k: float(np.nanmean([m[k] for m in self.window])) for k in self.window[0]}
+        row.update(step=step, lr=lr, samples_per_s=len(self.window) * self.batch_size / (now - self.window_start),
+                   elapsed_s=now - self.started)
+        if self.enabled:
+            self.writer.writerow({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+            self.file.flush()
+            if self.tb is not None:
+                for k, v in row.items():
+                    self.tb.add_scalar(f"{self.tag}/{k}", v, step)
+        self.window, self.window_start = [], time.perf_counter()
+        return row
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 def _tensorboard(path: Path):
