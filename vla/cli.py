@@ -245,7 +245,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 BENCHMARKS = ["sim", "data", "decoding", "serving", "handover", "rosbag", "ros-record", "sparsity", "gpu", "peers",
-              "planner"]
+              "planner", "chunk"]
 DEFAULT_DURATION = {"serving": 300.0, "rosbag": 30.0, "ros-record": 20.0}
 
 
@@ -296,6 +296,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ValueError("vla bench peers needs --dataset DIR (a LeRobot dataset)")
         _write_report(bench_peers(args.dataset, args.steps, args.episodes, resolve_tasks(args.tasks or "single"),
                                   out=args.out or "out/peers", batch_size=args.batch_size), args.report)
+        return 0
+    if args.what == "chunk":
+        from sim import resolve_tasks
+        from vla.bench.chunk import bench_chunk
+
+        if not args.dataset or not args.heldout:
+            raise ValueError("vla bench chunk needs --dataset DIR (training) and --heldout DIR (other seeds)")
+        chunks = [int(k) for k in (args.chunks or "4,10,20").split(",")]
+        _write_report(bench_chunk(args.dataset, args.heldout, chunks, args.steps, args.episodes,
+                                  resolve_tasks(args.tasks or "single"), out=args.out or "out/chunk",
+                                  batch_size=args.batch_size, seed=args.seed), args.report)
         return 0
     if args.what == "planner":
         from sim import make_env, resolve_tasks
@@ -486,7 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--arms", default=None, help="planner: comma-separated arms (default all)")
     bench.add_argument("--heldout-episodes", type=int, default=20,
                        help="planner: held-out episodes per task for plan/world/describe/critic accuracy")
-    bench.add_argument("--seed", type=int, default=0, help="planner: first episode seed")
+    bench.add_argument("--seed", type=int, default=0,
+                       help="planner: first episode seed; chunk: training seed and first episode seed")
+    bench.add_argument("--heldout", default=None,
+                       help="chunk: a LeRobot dataset recorded from other seeds, for the open-loop error")
+    bench.add_argument("--chunks", default=None, help="chunk: comma-separated chunk lengths K (default 4,10,20)")
     bench.add_argument("--report", default=None)
     bench.set_defaults(func=cmd_bench)
     return parser
