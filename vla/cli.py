@@ -157,12 +157,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, lora=args.lora,
                       checkpoint_every=args.checkpoint_every, instruction_key=args.instruction_key,
-                      warmup_steps=min(args.warmup_steps, max(1, args.steps // 10)))
+                      warmup_steps=min(args.warmup_steps, max(1, args.steps // 10)),
+                      parallel_fraction=args.parallel_fraction, label_sigma=args.label_sigma)
     if args.objective == "planner":
         from vla.planner.train import train_planner
 
         ignored = [f for f, v in (("--model", args.model != "tiny"), ("--lora", args.lora),
-                                  ("--chunk-length", args.chunk_length), ("--decoding", args.decoding)) if v]
+                                  ("--chunk-length", args.chunk_length), ("--decoding", args.decoding),
+                                  ("--parallel-fraction", args.parallel_fraction != 0.5),
+                                  ("--label-sigma", args.label_sigma)) if v]
         if ignored:
             print(f"vla train --objective planner: {', '.join(ignored)} apply to the action objective only; "
                   "the planner takes its backbone from --init", file=sys.stderr)
@@ -419,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--chunk-length", type=int, default=None, help="override the model config's K")
     tr.add_argument("--decoding", choices=["parallel", "autoregressive"], default=None)
+    tr.add_argument("--parallel-fraction", type=float, default=0.5,
+                    help="share of each batch that trains parallel decoding; the rest trains autoregressive "
+                         "(0.5: one checkpoint serves both; 1: parallel only)")
+    tr.add_argument("--label-sigma", type=float, default=0.0,
+                    help="Gaussian soft action targets this many bins wide (0: one-hot cross-entropy)")
     tr.add_argument("--lora", action="store_true", help="LoRA adapters (peft) instead of full fine-tuning")
     tr.add_argument("--checkpoint-every", type=int, default=1000)
     tr.add_argument("--instruction-key", default="task", help="per-frame text to condition on (task or subtask)")

@@ -104,6 +104,38 @@ def test_overfits_a_tiny_batch_in_both_decoding_modes():
         assert np.all(np.abs((pred - batch.actions).numpy()) <= half_bin), mode
 
 
+def test_parallel_fraction_picks_which_samples_train_which_mode():
+    model = mini_model().eval()
+    batch = mini_batch(model, B=4)
+    _, both = model(batch)
+    _, par = model(batch, parallel_fraction=1.0)
+    _, auto = model(batch, parallel_fraction=0.0)
+    assert np.isfinite(both["acc_parallel"]) and np.isfinite(both["acc_autoregressive"])
+    assert np.isfinite(par["acc_parallel"]) and np.isnan(par["acc_autoregressive"])
+    assert np.isnan(auto["acc_parallel"]) and np.isfinite(auto["acc_autoregressive"])
+    with pytest.raises(ValueError, match="parallel_fraction=1.5"):
+        model(batch, parallel_fraction=1.5)
+
+
+def test_soft_labels_charge_a_near_miss_less_than_a_far_one():
+    from vla.model.vla import action_loss
+
+    target = torch.tensor([[100, 7]])
+    logits = torch.randn(1, 2, 256)
+    exact = torch.nn.functional.cross_entropy(logits[0], target[0])
+    assert action_loss(logits, target).item() == pytest.approx(exact.item())
+    assert action_loss(logits, target, 1e-3).item() == pytest.approx(exact.item(), rel=1e-5)  # sigma -> 0: one-hot
+
+    def certain(bins: list[int]) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.tensor([bins]), 256).float() * 30
+
+    near, far = action_loss(certain([101, 8]), target, 2.0), action_loss(certain([140, 47]), target, 2.0)
+    assert near < far and action_loss(certain([100, 7]), target, 2.0) < near
+    # one-hot CE charges both misses the same
+    one_hot_near, one_hot_far = action_loss(certain([101, 8]), target), action_loss(certain([140, 47]), target)
+    assert one_hot_near.item() == pytest.approx(one_hot_far.item())
+
+
 @pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
 def test_decoding_yields_only_action_tokens(mode):
     model = mini_model().eval()

@@ -87,3 +87,19 @@ def test_vla_train_cli_rejects_a_dataset_without_actions(tmp_path, capsys):
     ds.finalize()
     assert main(["train", "--dataset", str(tmp_path / "noaction"), "--out", str(tmp_path / "p"), "--steps", "1"]) == 2
     assert "lacks feature(s) ['action']" in capsys.readouterr().err
+
+
+def test_training_options_that_would_leave_the_policy_untrained_are_refused(so101_like, tmp_path):
+    with pytest.raises(ValueError, match="label_sigma=-1"):
+        TrainConfig(label_sigma=-1)
+    with pytest.raises(ValueError, match="parallel_fraction=2"):
+        TrainConfig(parallel_fraction=2)
+    cfg = TrainConfig(steps=2, batch_size=4, parallel_fraction=1.0)
+    with pytest.raises(ValueError, match="leaves the policy's decoding mode .'autoregressive'. untrained"):
+        train(so101_like, tmp_path / "p", "tiny", cfg, progress=False,
+              model_overrides={**MINI, "decoding": "autoregressive"})
+    summary = train(so101_like, tmp_path / "q", "tiny", TrainConfig(steps=2, batch_size=4, warmup_steps=1,
+                    parallel_fraction=1.0, label_sigma=2.0), progress=False, model_overrides=MINI)
+    assert summary["train_config"]["label_sigma"] == 2.0
+    rows = list(csv.DictReader((tmp_path / "q" / "metrics.csv").open()))
+    assert rows[-1]["acc_autoregressive"] == "nan" and np.isfinite(float(rows[-1]["loss"]))

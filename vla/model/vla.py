@@ -151,25 +151,36 @@ class VLAModel(nn.Module):
         return self._bins(actions, self.action_low, self.action_high).flatten(1)
 
     # --- training --------------------------------------------------------------------------------
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Cross-entropy on action tokens only. Even samples train parallel decoding, odd ones autoregressive."""
+    def forward(self, batch: Batch, parallel_fraction: float = 0.5,
+                label_sigma: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy on action tokens only.
+
+        `parallel_fraction` of the samples (spread evenly; every other one at 0.5) train parallel
+        decoding, the rest autoregressive decoding, teacher-forced, so one checkpoint serves both.
+        `label_sigma` > 0 replaces each one-hot target with a Gaussian over neighbouring bins (that
+        many bins wide): a near miss then costs less than a far one."""
+        if not 0.0 <= parallel_fraction <= 1.0:
+            raise ValueError(f"parallel_fraction={parallel_fraction}; expected 0..1")
         ids, mask, pixels = self.prefix(batch)
         B, P = ids.shape
         target = self.targets(batch)  # (B, N)
         N = target.shape[1]
-        parallel = (torch.arange(B, device=self.device) % 2 == 0)[:, None]
+        i = torch.arange(B, device=self.device)
+        parallel = (torch.ceil((i + 1) * parallel_fraction) > torch.ceil(i * parallel_fraction))[:, None]
         tail = torch.where(parallel, self._queries(B), target + self.first_value_id)
         out = self._hidden(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1), pixels)
         h = out.last_hidden_state
         # Parallel: the query at position P + j predicts action token j. Autoregressive: the
         # position before token j (P - 1 + j) predicts it, teacher-forced.
         h = torch.where(parallel[..., None], h[:, P : P + N], h[:, P - 1 : P - 1 + N])
-        logits = self._action_logits(h)  # (B, N, bins)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
+        logits = self._action_logits(h).float()  # (B, N, bins)
+        loss = action_loss(logits, target, label_sigma)
         with torch.no_grad():
             acc = (logits.argmax(-1) == target).float()
-            metrics = {"loss": loss.item(), "acc_parallel": acc[parallel[:, 0]].mean().item(),
-                       "acc_autoregressive": acc[~parallel[:, 0]].mean().item() if B > 1 else float("nan")}
+            nan = float("nan")
+            metrics = {"loss": loss.item(),
+                       "acc_parallel": acc[parallel[:, 0]].mean().item() if parallel.any() else nan,
+                       "acc_autoregressive": acc[~parallel[:, 0]].mean().item() if not parallel.all() else nan}
         return loss, metrics
 
     # --- inference -------------------------------------------------------------------------------
@@ -255,6 +266,16 @@ class VLAModel(nn.Module):
                     ActionTokenizer.from_dict(toks["state"]))
         load_weights(model.backbone, load_file(str(path / WEIGHTS)), str(path / WEIGHTS))
         return model.to(device).eval()
+
+
+def action_loss(logits: torch.Tensor, target: torch.Tensor, label_sigma: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of (..., bins) logits against (...) target bins; with `label_sigma` > 0
+    the target is a Gaussian over the bins centred on the true one (that many bins wide)."""
+    if label_sigma <= 0:
+        return F.cross_entropy(logits.flatten(0, -2), target.flatten())
+    bins = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.float32)
+    soft = torch.softmax(-0.5 * ((bins - target[..., None]) / label_sigma) ** 2, dim=-1)
+    return -(soft * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
 def load_weights(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:

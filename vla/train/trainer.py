@@ -47,6 +47,14 @@ class TrainConfig:
     lora_rank: int = 16
     instruction_key: str = "task"
     augment: bool = True
+    parallel_fraction: float = 0.5  # samples that train parallel decoding; the rest train autoregressive
+    label_sigma: float = 0.0  # > 0: Gaussian soft targets this many bins wide instead of one-hot
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.parallel_fraction <= 1.0:
+            raise ValueError(f"parallel_fraction={self.parallel_fraction}; expected 0..1 (0.5 trains both modes)")
+        if self.label_sigma < 0:
+            raise ValueError(f"label_sigma={self.label_sigma}; expected >= 0 bins (0: one-hot targets)")
 
 
 def model_config_for(dataset: DemoDataset, model: str, **overrides: Any) -> VLAConfig:
@@ -126,6 +134,10 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
         policy_cfg = VLAModel.from_pretrained(ckpt).config
     else:
         policy_cfg = model_config_for(demo, model, **(model_overrides or {}))
+    untrained = {"parallel": cfg.parallel_fraction == 0.0, "autoregressive": cfg.parallel_fraction == 1.0}
+    if untrained[policy_cfg.decoding]:
+        raise ValueError(f"parallel_fraction={cfg.parallel_fraction} leaves the policy's decoding mode "
+                         f"({policy_cfg.decoding!r}) untrained; pick a fraction that trains it")
     cache = DemoCache.from_dataset(demo, policy_cfg.chunk_length, vision_image_size(policy_cfg),
                                    cfg.instruction_key, progress=progress)
     vla = VLAModel.from_pretrained(ckpt) if ckpt is not None else build_model(demo, cache, policy_cfg)
@@ -158,7 +170,7 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
         batch = Batch(images.to(accelerator.device), [cache.texts[i] for i in cache.text_index[index]],
                       cache.state[index].to(accelerator.device), cache.chunk(index).to(accelerator.device))
         with accelerator.autocast():
-            loss, metrics = vla(batch)
+            loss, metrics = vla(batch, cfg.parallel_fraction, cfg.label_sigma)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, cfg.grad_clip)
