@@ -89,6 +89,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from sim import make_env, resolve_tasks
     from vla.evaluate import evaluate
 
+    if args.heldout:  # open loop on recorded demonstrations: no simulator involved
+        from vla.model.vla import VLAModel
+        from vla.train.validate import open_loop_error
+
+        model = VLAModel.from_pretrained(args.policy)
+        report = {"policy": args.policy, "heldout": args.heldout, "decoding": args.decoding or model.config.decoding,
+                  "chunk_length": model.config.chunk_length, "execute_steps": model.config.execute_steps,
+                  **open_loop_error(model, args.heldout, args.decoding)}
+        _write_report(report, args.report)
+        return 0
     task_ids = resolve_tasks(args.tasks)
     factory = _planned(_policy_factory(args.policy, args.decoding, _sparsity(args)), args)
     report = evaluate(
@@ -376,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
     ev.add_argument("--episodes", type=int, default=10, help="episodes per task")
     ev.add_argument("--report", default=None, help="write the JSON report here")
+    ev.add_argument("--heldout", default=None,
+                    help="a LeRobot dataset of demonstrations the policy never saw: report the open-loop error of "
+                         "its predicted chunks against them instead of running the simulator")
     ev.add_argument("--video-dir", default=None, help="write MP4s of the first episodes of each task here")
     ev.add_argument("--videos-per-task", type=int, default=2)
     ev.add_argument("--planner", default=None,

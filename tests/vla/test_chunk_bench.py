@@ -1,13 +1,16 @@
 """`vla bench chunk`: one training run per chunk length, scored open loop on held-out
 demonstrations and closed loop in the sim."""
 
+import json
+
 import numpy as np
 import pytest
 
-from vla.bench.chunk import bench_chunk, open_loop_error
+from vla.bench.chunk import bench_chunk
 from vla.cli import main
 from vla.data import open_dataset
 from vla.data.record import record
+from vla.train.validate import open_loop_error
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +21,17 @@ def datasets(tmp_path_factory):
     return root / "train", root / "heldout"
 
 
-def test_each_chunk_length_is_trained_and_scored_open_and_closed_loop(datasets, tmp_path):
+@pytest.fixture(scope="module")
+def swept(datasets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "k"
     train_ds, heldout = datasets
-    report = bench_chunk(train_ds, heldout, [2, 4], steps=1, episodes=1, tasks=["push"], out=tmp_path / "k",
-                         batch_size=4, progress=False)
+    return bench_chunk(train_ds, heldout, [2, 4], steps=1, episodes=1, tasks=["push"], out=out, batch_size=4,
+                       progress=False), out
+
+
+def test_each_chunk_length_is_trained_and_scored_open_and_closed_loop(datasets, swept):
+    train_ds, heldout = datasets
+    report, out = swept
     assert list(report["chunks"]) == ["2", "4"]
     frames = open_dataset(heldout).num_frames
     for k, entry in report["chunks"].items():
@@ -30,12 +40,12 @@ def test_each_chunk_length_is_trained_and_scored_open_and_closed_loop(datasets, 
         assert loop["frames"] == frames
         assert all(np.isfinite(loop[key]) and loop[key] >= 0 for key in ("arm_mrad_first", "arm_mrad_executed"))
         assert entry["episodes"] == 1 and 0 <= entry["success_rate"] <= 1 and entry["policy_ms_per_control_step"] > 0
-        assert (tmp_path / "k" / f"k{k}" / "model.safetensors").is_file()
+        assert (out / f"k{k}" / "model.safetensors").is_file()
     with pytest.raises(FileExistsError, match="k2"):  # never mixed with an old run
-        bench_chunk(train_ds, heldout, [2], steps=1, episodes=1, tasks=["push"], out=tmp_path / "k", progress=False)
+        bench_chunk(train_ds, heldout, [2], steps=1, episodes=1, tasks=["push"], out=out, progress=False)
     from vla.policy import VLAPolicy
 
-    model = VLAPolicy.from_pretrained(tmp_path / "k" / "k2").model
+    model = VLAPolicy.from_pretrained(out / "k2").model
     model.config.cameras = ["scene"]
     with pytest.raises(ValueError, match=r"cameras \['scene', 'wrist'\] differ from the policy's \['scene'\]"):
         open_loop_error(model, heldout)
@@ -48,3 +58,15 @@ def test_cli_needs_both_datasets_and_valid_lengths(datasets, tmp_path, capsys):
     assert main(["bench", "chunk", "--dataset", str(train_ds), "--heldout", str(heldout), "--chunks", "1,4",
                  "--out", str(tmp_path)]) != 0
     assert "each must be >= 2" in capsys.readouterr().err
+
+
+def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, swept, tmp_path, capsys):
+    train_ds, heldout = datasets
+    report = tmp_path / "open_loop.json"
+    assert main(["eval", "--policy", str(swept[1] / "k2"), "--heldout", str(heldout), "--decoding", "autoregressive",
+                 "--report", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["decoding"] == "autoregressive" and data["chunk_length"] == 2 and data["execute_steps"] == 1
+    assert data["frames"] == open_dataset(heldout).num_frames and data["arm_mrad_executed"] >= 0
+    assert main(["eval", "--policy", str(train_ds), "--heldout", str(heldout)]) != 0  # a dataset is no policy
+    assert "vla eval: error" in capsys.readouterr().err

@@ -21,39 +21,9 @@ import numpy as np
 import torch
 
 from vla.bench.peers import _Timed
-from vla.data import open_dataset
 from vla.evaluate import evaluate, wilson_interval
-from vla.model.vla import Batch, VLAModel
-from vla.train.data import DemoCache
-from vla.train.trainer import TrainConfig, train, vision_image_size
-
-
-@torch.no_grad()
-def open_loop_error(model: VLAModel, heldout: str | Path, batch_size: int = 64) -> dict[str, float]:
-    """Mean absolute error of the predicted chunk against the held-out demonstrations' actions.
-
-    `arm_mrad_first` / `arm_mrad_executed`: arm joints (all but the last action dimension, the
-    gripper), over the first action / the first `execute_steps` actions, in milliradians;
-    `gripper_executed`: the gripper dimension over the executed actions, in its own units."""
-    cfg = model.config
-    cache = DemoCache.from_dataset(open_dataset(heldout), cfg.chunk_length, vision_image_size(cfg), progress=False)
-    if cache.cameras != list(cfg.cameras):
-        raise ValueError(f"held-out dataset cameras {cache.cameras} differ from the policy's {list(cfg.cameras)}")
-    model.eval()
-    errors = []
-    for start in range(0, len(cache), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(cache)))
-        batch = Batch(cache.images[index].float().div_(255), [cache.texts[i] for i in cache.text_index[index]],
-                      cache.state[index])
-        errors.append((model.predict(batch, "parallel") - cache.chunk(index)).abs())
-    err = torch.cat(errors).numpy()  # (N, K, D)
-    E = cfg.execute_steps
-    return {
-        "frames": int(err.shape[0]),
-        "arm_mrad_first": round(float(err[:, 0, :-1].mean() * 1e3), 2),
-        "arm_mrad_executed": round(float(err[:, :E, :-1].mean() * 1e3), 2),
-        "gripper_executed": round(float(err[:, :E, -1].mean()), 5),
-    }
+from vla.train.trainer import TrainConfig, train
+from vla.train.validate import open_loop_error
 
 
 def bench_chunk(dataset: str | Path, heldout: str | Path, chunks: list[int], steps: int, episodes: int,
