@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 VLA := $(VENV)/bin/vla
 export MUJOCO_GL ?= egl
 
-.PHONY: setup demo test test-all lint bench bench-peers bench-planner bench-gpu clean
+.PHONY: setup demo test test-all lint bench bench-peers bench-chunk bench-planner bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	./scripts/setup.sh
@@ -40,13 +40,30 @@ bench: $(VENV)/.installed
 	$(VLA) bench sparsity --policy policies/tiny_sim_single --tasks single --episodes 20 --sweep-episodes 10 \
 		--plot docs/img/sparsity_sweep.png --report out/bench/sparsity.json
 
-## Our VLA vs LeRobot's ACT and Diffusion Policy, same data and steps (about 50 min on 2 cores).
+## Our VLA vs LeRobot's ACT and Diffusion Policy, same data and steps: 500 demonstrations, then 50.
 bench-peers: $(VENV)/.installed
 	test -f out/data/sim_single_100/meta/info.json || \
 		$(VLA) record --tasks single --episodes 100 --out out/data/sim_single_100
 	rm -rf out/peers/full
 	$(VLA) bench peers --dataset out/data/sim_single_100 --steps 1000 --batch-size 32 --episodes 20 \
 		--out out/peers/full --report out/bench/peers_full.json
+## The same comparison with 10 demonstrations per task (data efficiency).
+	test -f out/data/sim_single_10/meta/info.json || \
+		$(VLA) record --tasks single --episodes 10 --out out/data/sim_single_10
+	rm -rf out/peers/small
+	$(VLA) bench peers --dataset out/data/sim_single_10 --steps 1000 --batch-size 32 --episodes 20 \
+		--out out/peers/small --report out/bench/peers_small.json
+
+## The chunk length K: one tiny VLA per K on the same data and steps, scored open loop on held-out
+## demonstrations (seeds 9000+) and closed loop in the sim.
+bench-chunk: $(VENV)/.installed
+	test -f out/data/sim_single_100/meta/info.json || \
+		$(VLA) record --tasks single --episodes 100 --out out/data/sim_single_100
+	test -f out/data/sim_single_heldout/meta/info.json || \
+		$(VLA) record --tasks single --episodes 6 --seed 9000 --out out/data/sim_single_heldout
+	rm -rf out/chunk
+	$(VLA) bench chunk --dataset out/data/sim_single_100 --heldout out/data/sim_single_heldout --chunks 4,10,20 \
+		--steps 1000 --batch-size 32 --episodes 20 --out out/chunk --report out/bench/chunk.json
 
 ## The planner on the multi-step tasks: held-out accuracy, then flat vs System-1 vs System-2 and
 ## re-planning after a perturbation, with the scripted skills and with the shipped VLA executing.

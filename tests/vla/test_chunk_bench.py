@@ -68,5 +68,6 @@ def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, swep
     data = json.loads(report.read_text())
     assert data["decoding"] == "autoregressive" and data["chunk_length"] == 2 and data["execute_steps"] == 1
     assert data["frames"] == open_dataset(heldout).num_frames and data["arm_mrad_executed"] >= 0
+    assert data["hold_still"]["arm_mrad_executed"] > 0  # the expert's demonstrations move the arm
     assert main(["eval", "--policy", str(train_ds), "--heldout", str(heldout)]) != 0  # a dataset is no policy
     assert "vla eval: error" in capsys.readouterr().err

@@ -25,6 +25,7 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
     `arm_mrad_first` / `arm_mrad_executed`: arm joints (all but the last action dimension, the
     gripper), over the first action / the first `execute_steps` actions, in milliradians;
     `gripper_executed`: the gripper dimension over the executed actions, in its own units.
+    `hold_still`: the same for a policy that keeps the arm where it is (the floor to beat).
     `decoding`: the policy's own mode unless given."""
     cfg = model.config
     cache = DemoCache.from_dataset(open_dataset(heldout), cfg.chunk_length, vision_image_size(cfg), progress=False)
@@ -38,10 +39,15 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
                       cache.state[index])
         errors.append((model.predict(batch, decoding) - cache.chunk(index)).abs())
     err = torch.cat(errors).numpy()  # (N, K, D)
+    hold = (cache.chunk(torch.arange(len(cache))) - cache.state[:, None, :]).abs().numpy()
     E = cfg.execute_steps
     return {
         "frames": int(err.shape[0]),
         "arm_mrad_first": round(float(err[:, 0, :-1].mean() * 1e3), 2),
         "arm_mrad_executed": round(float(err[:, :E, :-1].mean() * 1e3), 2),
         "gripper_executed": round(float(err[:, :E, -1].mean()), 5),
+        # The same errors for a policy that holds the arm where it is: the floor to beat.
+        "hold_still": {"arm_mrad_first": round(float(hold[:, 0, :-1].mean() * 1e3), 2),
+                       "arm_mrad_executed": round(float(hold[:, :E, :-1].mean() * 1e3), 2),
+                       "gripper_executed": round(float(hold[:, :E, -1].mean()), 5)},
     }
