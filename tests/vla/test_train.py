@@ -103,3 +103,13 @@ def test_training_options_that_would_leave_the_policy_untrained_are_refused(so10
     assert summary["train_config"]["label_sigma"] == 2.0
     rows = list(csv.DictReader((tmp_path / "q" / "metrics.csv").open()))
     assert rows[-1]["acc_autoregressive"] == "nan" and np.isfinite(float(rows[-1]["loss"]))
+
+
+def test_vla_train_cli_sets_chunk_length_and_executed_steps(so101_like, tmp_path):
+    out = tmp_path / "k4"
+    assert main(["train", "--dataset", str(so101_like), "--out", str(out), "--steps", "1", "--chunk-length", "4",
+                 "--execute-steps", "2", "--quiet"]) == 0
+    config = json.loads((out / "train_info.json").read_text())["policy_config"]
+    assert config["chunk_length"] == 4 and config["execute_steps"] == 2
+    assert main(["train", "--dataset", str(so101_like), "--out", str(tmp_path / "bad"), "--steps", "1",
+                 "--chunk-length", "4", "--execute-steps", "5", "--quiet"]) != 0  # cannot execute more than K
