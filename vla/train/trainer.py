@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from vla.data import open_dataset
@@ -247,7 +246,7 @@ class MetricsLog:
     def write(self, step: int, lr: float) -> dict[str, float]:
         """Average the window into one row, write it, start a new window; returns the row."""
         now = time.perf_counter()
-        row = {k: float(np.nanmean([m[k] for m in self.window])) for k in self.window[0]}
+        row = {k: _mean([m[k] for m in self.window]) for k in self.window[0]}
         row.update(step=step, lr=lr, samples_per_s=len(self.window) * self.batch_size / (now - self.window_start),
                    elapsed_s=now - self.started)
         if self.enabled:
@@ -264,6 +263,12 @@ class MetricsLog:
             self.file.close()
         if self.tb is not None:
             self.tb.close()
+
+
+def _mean(values: list[float]) -> float:
+    """The mean of the finite values; NaN when there are none (a metric not measured in this window)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
 
 
 def _tensorboard(path: Path):
