@@ -89,7 +89,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from sim import make_env, resolve_tasks
     from vla.evaluate import evaluate
 
-    if args.heldout:  # open loop on recorded demonstrations: no simulator involved
+    if getattr(args, "heldout", None):  # open loop on recorded demonstrations: no simulator involved
         from vla.model.vla import VLAModel
         from vla.train.validate import open_loop_error
 

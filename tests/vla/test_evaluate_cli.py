@@ -51,3 +51,10 @@ def test_vla_eval_unknown_task_is_an_error_listing_ids(capsys):
 def test_vla_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "vla.cli", "tasks"], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[0] == "touch\tsingle"
+
+
+def test_vla_demo_runs_the_shipped_policy_and_writes_report_and_video(tmp_path):
+    assert main(["demo", "--tasks", "push", "--episodes", "1", "--out", str(tmp_path), "--quiet"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["overall"]["episodes"] == 1 and "tiny_sim_single" in report["policy"]
+    assert list((tmp_path / "videos").glob("push_seed0_*.mp4"))
