@@ -23,7 +23,8 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
     """Mean absolute error of the predicted chunk against the held-out demonstrations' actions.
 
     `arm_mrad_first` / `arm_mrad_executed`: arm joints (all but the last action dimension, the
-    gripper), over the first action / the first `execute_steps` actions, in milliradians;
+    gripper, as in the sim and the DESIGN action contract), over the first action / the first
+    `execute_steps` actions, in thousandths of the action's unit (milliradians for radian joints);
     `gripper_executed`: the gripper dimension over the executed actions, in its own units.
     `hold_still`: the same for a policy that keeps the arm where it is (the floor to beat).
     `decoding`: the policy's own mode unless given."""
