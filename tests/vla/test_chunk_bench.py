@@ -39,7 +39,7 @@ def test_each_chunk_length_is_trained_and_scored_open_and_closed_loop(datasets, 
         loop = entry["open_loop"]
         assert loop["frames"] == frames
         assert all(np.isfinite(loop[key]) and loop[key] >= 0 for key in ("arm_mrad_first", "arm_mrad_executed"))
-        assert entry["episodes"] == 1 and 0 <= entry["success_rate"] <= 1 and entry["policy_ms_per_control_step"] > 0
+        assert entry["episodes"] == 1 and 0 <= entry["mean_success"] <= 1 and entry["policy_ms_per_control_step"] > 0
         assert (out / f"k{k}" / "model.safetensors").is_file()
     with pytest.raises(FileExistsError, match="k2"):  # never mixed with an old run
         bench_chunk(train_ds, heldout, [2], steps=1, episodes=1, tasks=["push"], out=out, progress=False)

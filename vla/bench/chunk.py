@@ -13,16 +13,11 @@ before the next inference). Each is then scored two ways:
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from vla.bench.peers import _Timed
-from vla.evaluate import evaluate, wilson_interval
-from vla.train.trainer import TrainConfig, train
+from vla.bench.peers import machine, score, vla_train_config
+from vla.train.trainer import train
 from vla.train.validate import open_loop_error
 
 
@@ -30,6 +25,7 @@ def bench_chunk(dataset: str | Path, heldout: str | Path, chunks: list[int], ste
                 tasks: list[str], out: str | Path = "out/chunk", batch_size: int = 32, seed: int = 0,
                 progress: bool = True) -> dict[str, Any]:
     import sim
+    from vla.policy import VLAPolicy
 
     out = Path(out)
     if any(k < 2 for k in chunks):
@@ -40,30 +36,16 @@ def bench_chunk(dataset: str | Path, heldout: str | Path, chunks: list[int], ste
     report: dict[str, Any] = {
         "dataset": str(dataset), "heldout": str(heldout), "steps": steps, "batch_size": batch_size,
         "episodes_per_task": episodes, "seed": seed, "tasks": tasks,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-                   f"{'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
+        "machine": machine(),
         "chunks": {},
     }
     for k in chunks:
-        cfg = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=6e-4,
-                          warmup_steps=min(300, max(1, steps // 10)), checkpoint_every=max(steps, 1))
-        summary = train(dataset, out / f"k{k}", "tiny", cfg, progress=progress,
+        summary = train(dataset, out / f"k{k}", "tiny", vla_train_config(steps, batch_size, seed), progress=progress,
                         model_overrides={"chunk_length": k, "execute_steps": k // 2})
-        entry: dict[str, Any] = {"execute_steps": k // 2, "train_wall_time_s": summary["wall_time_s"],
-                                 "parameters": summary["parameters"]}
-        from vla.policy import VLAPolicy
-
         policy = VLAPolicy.from_pretrained(out / f"k{k}")
-        entry["open_loop"] = open_loop_error(policy.model, heldout)
-        timed = _Timed(policy)
-        result = evaluate(f"k{k}", tasks, sim.make_env, lambda env, p=timed: p, episodes, seed, progress=progress)
-        entry["tasks"] = {t: v["successes"] for t, v in result["tasks"].items()}
-        overall = result["overall"]
-        entry["successes"], entry["episodes"] = overall["successes"], overall["episodes"]
-        entry["success_rate"] = overall["success_rate"]
-        entry["ci95"] = [round(x, 4) for x in wilson_interval(overall["successes"], overall["episodes"])]
-        calls = np.array([ms for ms, _ in timed.times])
-        entry["policy_ms_per_control_step"] = round(float(calls.sum() / max(sum(n for _, n in timed.times), 1)), 3)
-        entry["median_ms_per_call"] = round(float(np.median(calls)), 3)
-        report["chunks"][str(k)] = entry
+        report["chunks"][str(k)] = {
+            "execute_steps": k // 2, "train_wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"],
+            "open_loop": open_loop_error(policy.model, heldout),
+            **score(f"k{k}", policy, tasks, sim.make_env, episodes, seed, progress),
+        }
     return report

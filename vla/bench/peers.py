@@ -36,13 +36,44 @@ class _Timed:
         return chunk
 
 
+def machine() -> str:
+    return (f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+            f"{'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}")
+
+
+def vla_train_config(steps: int, batch_size: int, seed: int):
+    """The VLA's recipe in the benchmarks: the shipped policy's learning rate, short warm-up, one checkpoint."""
+    from vla.train.trainer import TrainConfig
+
+    return TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=6e-4,
+                       warmup_steps=min(300, max(1, steps // 10)), checkpoint_every=max(steps, 1))
+
+
+def score(name: str, policy, tasks: list[str], make_env, episodes: int, seed: int, progress: bool) -> dict[str, Any]:
+    """Success per task and overall (95% intervals) through the `vla eval` harness, and policy time
+    per control step (time inside the policy divided by the actions it produced)."""
+    timed = _Timed(policy)
+    result = evaluate(name, tasks, make_env, lambda env, p=timed: p, episodes, seed, progress=progress)
+    overall = result["overall"]
+    calls = np.array([ms for ms, _ in timed.times])
+    actions = sum(n for _, n in timed.times)
+    return {
+        "tasks": {t: {k: v[k] for k in ("successes", "episodes", "success_rate", "ci95")}
+                  for t, v in result["tasks"].items()},
+        "successes": overall["successes"], "episodes": overall["episodes"],
+        "mean_success": overall["success_rate"],
+        "ci95": [round(x, 4) for x in wilson_interval(overall["successes"], overall["episodes"])],
+        "policy_ms_per_control_step": round(float(calls.sum() / max(actions, 1)), 3),
+        "median_ms_per_call": round(float(np.median(calls)), 3),
+        "eval_wall_time_s": result["wall_time_s"],
+    }
+
+
 def _train(name: str, dataset: Path, out: Path, steps: int, batch_size: int, seed: int, progress: bool) -> dict:
     if name == "vla":
-        from vla.train.trainer import TrainConfig, train
+        from vla.train.trainer import train
 
-        cfg = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=6e-4,
-                          warmup_steps=min(300, max(1, steps // 10)), checkpoint_every=max(steps, 1))
-        summary = train(dataset, out, "tiny", cfg, progress=progress)
+        summary = train(dataset, out, "tiny", vla_train_config(steps, batch_size, seed), progress=progress)
         return {"wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"]}
     from vla.peers.train import train_peer
 
@@ -72,27 +103,15 @@ def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str]
     report: dict[str, Any] = {
         "dataset": str(dataset), "steps": steps, "batch_size": batch_size, "budget": "same optimizer steps",
         "episodes_per_task": episodes, "seed": seed, "tasks": tasks,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-                   f"{'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
+        "machine": machine(),
         "policies": {},
     }
     for name in policies:
         entry: dict[str, Any] = {}
         try:
             entry.update(_train(name, dataset, out / name, steps, batch_size, seed, progress))
-            timed = _Timed(_load(name, out / name))
-            result = evaluate(name, tasks, lambda t: sim.make_env(t, image_size=image_size),
-                              lambda env, p=timed: p, episodes, seed, progress=progress)
-            entry["tasks"] = {t: {k: v[k] for k in ("successes", "episodes", "success_rate", "ci95")}
-                              for t, v in result["tasks"].items()}
-            overall = result["overall"]
-            entry["mean_success"] = overall["success_rate"]
-            entry["ci95"] = [round(x, 4) for x in wilson_interval(overall["successes"], overall["episodes"])]
-            calls = np.array([ms for ms, _ in timed.times])
-            actions = sum(n for _, n in timed.times)
-            entry["policy_ms_per_control_step"] = round(float(calls.sum() / max(actions, 1)), 3)
-            entry["median_ms_per_call"] = round(float(np.median(calls)), 3)
-            entry["eval_wall_time_s"] = result["wall_time_s"]
+            entry.update(score(name, _load(name, out / name), tasks,
+                               lambda t: sim.make_env(t, image_size=image_size), episodes, seed, progress))
         except Exception as exc:  # noqa: BLE001 - one policy failing must not stop the others
             entry["error"] = f"{type(exc).__name__}: {exc}"
         report["policies"][name] = entry
