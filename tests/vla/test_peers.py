@@ -9,6 +9,7 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from vla.cli import main
 from vla.data.record import record
+from vla.model.config import load_model_config
 from vla.peers import LeRobotPolicy, is_lerobot_checkpoint
 from vla.peers.train import peer_config, train_peer
 
@@ -43,6 +44,13 @@ def test_peer_configs_download_nothing():
         assert peer_config(kind).pretrained_backbone_weights is None
     with pytest.raises(ValueError, match="unknown peer policy 'vqbet'"):
         peer_config("vqbet")
+
+
+def test_act_chunks_like_our_default_vla():
+    ours = load_model_config("tiny")
+    act = peer_config("act")
+    assert (act.chunk_size, act.n_action_steps) == (ours.chunk_length, ours.execute_steps)
+    assert (peer_config("act", chunk_length=4).chunk_size, peer_config("act", chunk_length=4).n_action_steps) == (4, 4)
 
 
 def test_bench_reports_a_policy_that_cannot_train_and_runs_the_others(tmp_path):

@@ -155,6 +155,19 @@ def test_static_scene_reuses_everything_within_tolerance_of_dense():
     assert np.all(np.abs(got - want) <= 2 * bin_width + 1e-6)  # stated tolerance: two action bins
 
 
+def test_open_loop_cap_defaults_to_the_checkpoints_own_schedule():
+    model = mini_model(chunk_length=8, execute_steps=2)  # trained to re-plan every 2 steps
+    sparse = SparseVLAPolicy(model, load_sparsity_config())  # configs/sparsity/default.yaml: max_open_loop null
+    assert sparse.sparsity.max_open_loop == 1
+    sparse.reset()
+    obs, _ = camera_obs(model, 0)
+    for _ in range(5):
+        sparse.predict_chunk(obs)  # a static scene never triggers: only the cap makes it re-plan
+    assert [s["inference"] for s in sparse.step_stats] == [True, False, True, False, True]
+    with pytest.raises(ConfigError, match="max_open_loop=-1"):
+        SparsityConfig(max_open_loop=-1)
+
+
 def test_trigger_skips_inference_when_little_changed_and_drops_the_queue_on_a_large_change():
     model = mini_model()
     sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0.3, max_open_loop=10, trigger_cameras=["top"]))

@@ -25,8 +25,8 @@ class VLAConfig:
     text: dict[str, Any] = field(default_factory=dict)
     scale_factor: int = 2
     max_text_tokens: int = 32
-    chunk_length: int = 10
-    execute_steps: int = 5
+    chunk_length: int = 20  # chosen by `vla bench chunk` (docs/BENCHMARKS.md), as in tiny.yaml
+    execute_steps: int = 10
     bins: int = 256
     action_reference: str = "state"  # predict targets relative to the current state, or 'absolute'
     decoding: str = "parallel"

@@ -5,8 +5,10 @@ on each camera against the frame each patch was last encoded from, then:
 
 - Inference-level trigger: if less than `trigger_threshold` of the trigger cameras' patches
   fired and the last predicted chunk still has actions (and at most `max_open_loop` steps were
-  served from it in a row), no inference runs: the next queued action is returned. If at least
-  that much fired, queued actions are dropped and inference runs at once.
+  served from it in a row; by default the checkpoint's own `execute_steps` - 1, so the trigger
+  never re-plans less often than the fixed schedule the policy was trained for), no inference
+  runs: the next queued action is returned. If at least that much fired, queued actions are
+  dropped and inference runs at once.
 - Token-level reuse: when inference runs, only fired patches are re-encoded in the vision
   tower (`SparseVisionEncoder`); the others reuse cached keys/values and features.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,7 @@ class SparsityConfig:
     off_threshold: float = 0.01
     trigger_threshold: float = 0.3
     trigger_cameras: list[str] | None = None
-    max_open_loop: int = 4
+    max_open_loop: int | None = None  # None: the checkpoint's execute_steps - 1 (its fixed schedule)
     execute_steps: int = 1
     token_reuse: bool = True
     token_budget: int | None = None  # image tokens per camera the language model keeps (None: all)
@@ -67,9 +69,10 @@ class SparsityConfig:
             raise ConfigError(f"sparsity retrieve_tokens={self.retrieve_tokens!r}; expected a positive integer or null")
         if self.refresh_every < 1:
             raise ConfigError(f"sparsity refresh_every={self.refresh_every}; expected >= 1")
-        if self.max_open_loop < 0 or self.execute_steps < 1:
-            raise ConfigError(f"sparsity max_open_loop={self.max_open_loop} (>= 0), "
-                              f"execute_steps={self.execute_steps} (>= 1)")
+        if (self.max_open_loop is not None and (not isinstance(self.max_open_loop, int) or self.max_open_loop < 0)) \
+                or not isinstance(self.execute_steps, int) or self.execute_steps < 1:
+            raise ConfigError(f"sparsity max_open_loop={self.max_open_loop!r} (an integer >= 0, or null for the "
+                              f"checkpoint's schedule), execute_steps={self.execute_steps!r} (an integer >= 1)")
 
     @property
     def thresholds(self) -> EventThresholds:
@@ -94,6 +97,8 @@ class SparseVLAPolicy(VLAPolicy):
         """`world_cameras`: the robot's cameras not mounted on the arm (`RobotConfig.world_cameras`),
         the trigger's default when the sparsity config names none."""
         self.sparsity = sparsity or SparsityConfig()
+        if self.sparsity.max_open_loop is None:  # the checkpoint's schedule: infer every execute_steps
+            self.sparsity = replace(self.sparsity, max_open_loop=max(0, model.config.execute_steps - 1))
         super().__init__(model, execute_steps=min(self.sparsity.execute_steps, model.config.chunk_length),
                          name=name, fast=False, **kw)  # the sparse path runs the eager model
         cams = self.sparsity.trigger_cameras or [c for c in (world_cameras or []) if c in model.config.cameras]
