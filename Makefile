@@ -30,7 +30,7 @@ bench: $(VENV)/.installed
 	$(VLA) bench sim --report out/bench/sim.json
 	$(VLA) bench data --tasks single --episodes 10 --report out/bench/data.json
 	$(VLA) bench decoding --policy policies/tiny_sim_single --report out/bench/decoding.json
-	$(VLA) bench handover --policy policies/tiny_sim_single --task pick --episodes 20 --report out/bench/handover.json
+	$(VLA) bench handover --policy policies/tiny_sim_single --task pick --episodes 10 --report out/bench/handover.json
 	$(VLA) bench serving --policy policies/tiny_sim_single --report out/bench/serving.json
 	$(VLA) bench rosbag --report out/bench/rosbag.json
 	$(VLA) bench ros-record --report out/bench/ros_record.json

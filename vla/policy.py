@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ class VLAPolicy:
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None, **kw) -> VLAPolicy:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(VLAModel.from_pretrained(path, device=device), name=Path(path).name, **kw)
+        model = VLAModel.from_pretrained(path, device=device)
+        _check_decoding_trained(Path(path), kw.get("decoding") or model.config.decoding)
+        return cls(model, name=Path(path).name, **kw)
 
     def reset(self) -> None:
         """Stateless between chunks: nothing to clear."""
@@ -71,3 +74,21 @@ class VLAPolicy:
         batch = self._inputs(obs)
         actions = self.model.predict(batch, self.decoding)[0, : self.execute_steps]
         return actions.float().cpu().numpy().astype(np.float32)
+
+
+def _check_decoding_trained(path: Path, decoding: str) -> None:
+    """Refuse a decoding mode the checkpoint never trained (`vla train --parallel-fraction 1` or 0):
+    it would emit untrained actions. Checkpoints without train_info.json are not checked."""
+    info = path / "train_info.json"
+    if not info.is_file():
+        return
+    fraction = json.loads(info.read_text()).get("train_config", {}).get("parallel_fraction")
+    if fraction is None:
+        return
+    untrained = {"parallel": fraction == 0.0, "autoregressive": fraction == 1.0}
+    if untrained.get(decoding):
+        other = "parallel" if decoding == "autoregressive" else "autoregressive"
+        raise ValueError(f"{path} was trained for {other} decoding only (train_info.json: parallel_fraction="
+                         f"{fraction}); {decoding} decoding would emit untrained actions. Use --decoding {other}, "
+                         "or retrain with 0 < --parallel-fraction < 1 to serve both")
+

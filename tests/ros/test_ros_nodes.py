@@ -154,10 +154,10 @@ def test_server_loss_holds_the_arm_and_the_loop_resumes(ros):
         server.close()
 
 
-# Seeds on which the shipped policy solves `push` in `vla eval` (it solves 42 of 100, and 8 of seeds
-# 0-8); over ROS the timing differs (commands reach the sim one tick after the observation they
+# Seeds on which the shipped policy solves `push` in `vla eval` (it solves 40 of 100, and 7 of seeds
+# 0-11); over ROS the timing differs (commands reach the sim one tick after the observation they
 # answer), so the test allows several of them.
-PUSH_SEEDS = (0, 2, 3, 4, 5, 6, 7, 8)
+PUSH_SEEDS = (0, 1, 3, 4, 5, 6, 11)
 
 
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped policy")

@@ -103,6 +103,9 @@ def test_training_options_that_would_leave_the_policy_untrained_are_refused(so10
     assert summary["train_config"]["label_sigma"] == 2.0
     rows = list(csv.DictReader((tmp_path / "q" / "metrics.csv").open()))
     assert rows[-1]["acc_autoregressive"] == "nan" and np.isfinite(float(rows[-1]["loss"]))
+    assert VLAPolicy.from_pretrained(tmp_path / "q").decoding == "parallel"
+    with pytest.raises(ValueError, match="trained for parallel decoding only .* --decoding parallel"):
+        VLAPolicy.from_pretrained(tmp_path / "q", decoding="autoregressive")  # it never learned that mode
 
 
 def test_vla_train_cli_sets_chunk_length_and_executed_steps(so101_like, tmp_path):
