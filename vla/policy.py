@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.model.vla import Batch, VLAModel
+from vla.model.vla import Batch, VLAModel, trains_decoding
 from vla.types import TASK, Observation, check_observation
 
 
@@ -80,15 +80,9 @@ def _check_decoding_trained(path: Path, decoding: str) -> None:
     """Refuse a decoding mode the checkpoint never trained (`vla train --parallel-fraction 1` or 0):
     it would emit untrained actions. Checkpoints without train_info.json are not checked."""
     info = path / "train_info.json"
-    if not info.is_file():
-        return
-    fraction = json.loads(info.read_text()).get("train_config", {}).get("parallel_fraction")
-    if fraction is None:
-        return
-    untrained = {"parallel": fraction == 0.0, "autoregressive": fraction == 1.0}
-    if untrained.get(decoding):
+    fraction = json.loads(info.read_text()).get("train_config", {}).get("parallel_fraction") if info.is_file() else None
+    if fraction is not None and not trains_decoding(fraction, decoding):
         other = "parallel" if decoding == "autoregressive" else "autoregressive"
         raise ValueError(f"{path} was trained for {other} decoding only (train_info.json: parallel_fraction="
                          f"{fraction}); {decoding} decoding would emit untrained actions. Use --decoding {other}, "
                          "or retrain with 0 < --parallel-fraction < 1 to serve both")
-

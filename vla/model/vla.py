@@ -36,6 +36,11 @@ CONFIG = "config.json"
 TOKENIZERS = "action_tokenizer.json"
 
 
+def trains_decoding(parallel_fraction: float, decoding: str) -> bool:
+    """Whether training with this share of parallel samples teaches `decoding` at all."""
+    return {"parallel": parallel_fraction > 0.0, "autoregressive": parallel_fraction < 1.0}[decoding]
+
+
 class CheckpointError(ValueError):
     """A checkpoint folder is incomplete or does not match the model it is loaded into."""
 

@@ -24,7 +24,7 @@ import torch
 from vla.data import open_dataset
 from vla.data.dataset import DemoDataset
 from vla.model.config import VLAConfig, load_model_config
-from vla.model.vla import Batch, VLAModel, new_model
+from vla.model.vla import Batch, VLAModel, new_model, trains_decoding
 from vla.train.data import DemoCache, augment
 from vla.types import ACTION, OBS_STATE
 
@@ -133,8 +133,7 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
         policy_cfg = VLAModel.from_pretrained(ckpt).config
     else:
         policy_cfg = model_config_for(demo, model, **(model_overrides or {}))
-    untrained = {"parallel": cfg.parallel_fraction == 0.0, "autoregressive": cfg.parallel_fraction == 1.0}
-    if untrained[policy_cfg.decoding]:
+    if not trains_decoding(cfg.parallel_fraction, policy_cfg.decoding):
         raise ValueError(f"parallel_fraction={cfg.parallel_fraction} leaves the policy's decoding mode "
                          f"({policy_cfg.decoding!r}) untrained; pick a fraction that trains it")
     cache = DemoCache.from_dataset(demo, policy_cfg.chunk_length, vision_image_size(policy_cfg),
