@@ -44,7 +44,7 @@ class ScriptedExpert:
             "cameras": self.robot.camera_names,
             "state_dim": self.robot.action_dim,
             "action_dim": self.robot.action_dim,
-            "chunk_length": 1,
+            "chunk_size": 1, "n_action_steps": 1,
             "fps": self.robot.control_rate_hz,
         }
         self._ik: TcpIK | None = None

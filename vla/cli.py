@@ -95,7 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         model = VLAModel.from_pretrained(args.policy)
         report = {"policy": args.policy, "heldout": args.heldout, "decoding": args.decoding or model.config.decoding,
-                  "chunk_length": model.config.chunk_length, "execute_steps": model.config.execute_steps,
+                  "chunk_size": model.config.chunk_size, "n_action_steps": model.config.n_action_steps,
                   **open_loop_error(model, args.heldout, args.decoding)}
         _write_report(report, args.report)
         return 0
@@ -173,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from vla.planner.train import train_planner
 
         ignored = [f for f, v in (("--model", args.model != "tiny"), ("--lora", args.lora),
-                                  ("--chunk-length", args.chunk_length), ("--execute-steps", args.execute_steps),
+                                  ("--chunk-size", args.chunk_size), ("--n-action-steps", args.n_action_steps),
                                   ("--decoding", args.decoding),
                                   ("--parallel-fraction", args.parallel_fraction != 0.5),
                                   ("--label-sigma", args.label_sigma)) if v]
@@ -188,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train_planner(args.dataset, args.out, args.init, cfg, resume=args.resume, progress=not args.quiet)
         print(json.dumps({k: summary[k] for k in ("steps", "wall_time_s", "episodes", "parameters")}, indent=2))
         return 0
-    overrides = {k: v for k, v in (("chunk_length", args.chunk_length), ("execute_steps", args.execute_steps),
+    overrides = {k: v for k, v in (("chunk_size", args.chunk_size), ("n_action_steps", args.n_action_steps),
                                    ("decoding", args.decoding)) if v}
     summary = train(args.dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
                     model_overrides=overrides)
@@ -435,8 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=5e-4)
     tr.add_argument("--warmup-steps", type=int, default=300)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--chunk-length", type=int, default=None, help="override the model config's K")
-    tr.add_argument("--execute-steps", type=int, default=None,
+    tr.add_argument("--chunk-size", type=int, default=None, help="override the model config's K")
+    tr.add_argument("--n-action-steps", type=int, default=None,
                     help="override the model config's actions executed per inference (at most K)")
     tr.add_argument("--decoding", choices=["parallel", "autoregressive"], default=None)
     tr.add_argument("--parallel-fraction", type=float, default=0.5,

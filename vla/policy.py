@@ -14,20 +14,20 @@ from vla.types import TASK, Observation, check_observation
 
 
 class VLAPolicy:
-    """Wraps a `VLAModel` checkpoint. `predict_chunk` returns the first `execute_steps` actions of
+    """Wraps a `VLAModel` checkpoint. `predict_chunk` returns the first `n_action_steps` actions of
     each predicted chunk (receding horizon), float32 absolute joint targets."""
 
-    def __init__(self, model: VLAModel, decoding: str | None = None, execute_steps: int | None = None,
+    def __init__(self, model: VLAModel, decoding: str | None = None, n_action_steps: int | None = None,
                  name: str = "vla", fast: bool | None = None):
         self.model = model.eval()
         cfg = model.config
         self.decoding = decoding or cfg.decoding
-        self.execute_steps = execute_steps or cfg.execute_steps
-        if not 1 <= self.execute_steps <= cfg.chunk_length:
-            raise ValueError(f"execute_steps={self.execute_steps}; expected 1..{cfg.chunk_length}")
+        self.n_action_steps = n_action_steps or cfg.n_action_steps
+        if not 1 <= self.n_action_steps <= cfg.chunk_size:
+            raise ValueError(f"n_action_steps={self.n_action_steps}; expected 1..{cfg.chunk_size}")
         self.metadata: dict[str, Any] = {
             "name": name, "cameras": list(cfg.cameras), "state_dim": cfg.state_dim, "action_dim": cfg.action_dim,
-            "chunk_length": self.execute_steps, "model_chunk_length": cfg.chunk_length, "fps": cfg.fps,
+            "chunk_size": cfg.chunk_size, "n_action_steps": self.n_action_steps, "fps": cfg.fps,
             "decoding": self.decoding, "joint_names": list(cfg.joint_names),
         }
         # On a GPU the static, compiled, half-precision path (vla.model.fast) runs each step.
@@ -70,9 +70,9 @@ class VLAPolicy:
                 images = self._inputs(obs).images[0].cpu()
                 small = torch.nn.functional.interpolate(images, size=(S, S), mode="bilinear", antialias=True)
                 frames = list(small.mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
-            return self.fast.predict(frames, obs[TASK], state, self.decoding)[: self.execute_steps].astype(np.float32)
+            return self.fast.predict(frames, obs[TASK], state, self.decoding)[: self.n_action_steps].astype(np.float32)
         batch = self._inputs(obs)
-        actions = self.model.predict(batch, self.decoding)[0, : self.execute_steps]
+        actions = self.model.predict(batch, self.decoding)[0, : self.n_action_steps]
         return actions.float().cpu().numpy().astype(np.float32)
 
 

@@ -59,7 +59,7 @@ class Policy(Protocol):
 
     `predict_chunk` returns float32 absolute joint targets (incl. gripper) of shape (K, D), in
     the robot config's joint order and units. `metadata` describes what the policy expects:
-    `name`, `cameras`, `state_dim`, `action_dim`, `chunk_length`, `fps`.
+    `name`, `cameras`, `state_dim`, `action_dim`, `chunk_size`, `fps`.
     """
 
     metadata: dict[str, Any]

@@ -23,7 +23,7 @@ class GentlePolicy:
     """A numpy policy that moves joint1 slowly from the observed state; optionally corrupts chunks."""
 
     metadata = {"name": "gentle", "cameras": ["scene", "wrist"], "state_dim": 8, "action_dim": 8,
-                "chunk_length": 5, "fps": 10}
+                "chunk_size": 5, "n_action_steps": 5, "fps": 10}
 
     def __init__(self, corrupt: bool = False):
         self.corrupt = corrupt

@@ -29,13 +29,13 @@ def swept(datasets, tmp_path_factory):
                        progress=False), out
 
 
-def test_each_chunk_length_is_trained_and_scored_open_and_closed_loop(datasets, swept):
+def test_each_chunk_size_is_trained_and_scored_open_and_closed_loop(datasets, swept):
     train_ds, heldout = datasets
     report, out = swept
     assert list(report["chunks"]) == ["2", "4"]
     frames = open_dataset(heldout).num_frames
     for k, entry in report["chunks"].items():
-        assert entry["execute_steps"] == int(k) // 2
+        assert entry["n_action_steps"] == int(k) // 2
         loop = entry["open_loop"]
         assert loop["frames"] == frames
         assert all(np.isfinite(loop[key]) and loop[key] >= 0 for key in ("arm_mrad_first", "arm_mrad_executed"))
@@ -66,7 +66,7 @@ def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, swep
     assert main(["eval", "--policy", str(swept[1] / "k2"), "--heldout", str(heldout), "--decoding", "autoregressive",
                  "--report", str(report)]) == 0
     data = json.loads(report.read_text())
-    assert data["decoding"] == "autoregressive" and data["chunk_length"] == 2 and data["execute_steps"] == 1
+    assert data["decoding"] == "autoregressive" and data["chunk_size"] == 2 and data["n_action_steps"] == 1
     assert data["frames"] == open_dataset(heldout).num_frames and data["arm_mrad_executed"] >= 0
     assert data["hold_still"]["arm_mrad_executed"] > 0  # the expert's demonstrations move the arm
     assert main(["eval", "--policy", str(train_ds), "--heldout", str(heldout)]) != 0  # a dataset is no policy

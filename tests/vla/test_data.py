@@ -95,7 +95,7 @@ def test_planner_fields_follow_the_episode(recorded):
 
 def test_action_chunks_and_padding(recorded):
     k = 5
-    ds = open_dataset(recorded["images"], chunk_length=k)
+    ds = open_dataset(recorded["images"], chunk_size=k)
     assert ds.cameras == ["scene", "wrist"] and ds.state_dim == ds.action_dim == 8 and ds.fps == 10
     episodes = ds.lerobot.meta.episodes
     start, stop = int(episodes[0]["dataset_from_index"]), int(episodes[0]["dataset_to_index"])
@@ -133,7 +133,7 @@ def test_dataset_recorded_by_lerobot_with_other_cameras_and_dims_loads(tmp_path)
             })
         ds.save_episode()
     ds.finalize()
-    demo = open_dataset(tmp_path / "so101", chunk_length=3)
+    demo = open_dataset(tmp_path / "so101", chunk_size=3)
     assert demo.cameras == ["top", "wrist"] and demo.state_dim == 6 and demo.action_dim == 6 and demo.fps == 30
     assert demo.image_shape("top") == (24, 32, 3) and demo.robot_type == "so101_follower"
     batch = next(iter(demo.loader(batch_size=12, shuffle=False)))
@@ -154,8 +154,8 @@ def test_bad_datasets_get_clear_errors(tmp_path, recorded):
         open_dataset(old)
     with pytest.raises(DatasetError, match=r"lacks feature\(s\) \['observation.velocity'\]"):
         open_dataset(recorded["images"], required=("observation.state", "action", "observation.velocity"))
-    with pytest.raises(DatasetError, match="chunk_length=0"):
-        open_dataset(recorded["images"], chunk_length=0)
+    with pytest.raises(DatasetError, match="chunk_size=0"):
+        open_dataset(recorded["images"], chunk_size=0)
 
 
 def test_existing_directory_is_never_overwritten_silently(recorded, tmp_path):

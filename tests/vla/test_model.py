@@ -20,9 +20,9 @@ MINI = dict(
 TEXTS = ["pick up the red cube", "push the blue cube to the left region"]
 
 
-def mini_model(action_dim=6, state_dim=6, chunk_length=4, family="smolvlm", **kw) -> VLAModel:
+def mini_model(action_dim=6, state_dim=6, chunk_size=4, family="smolvlm", **kw) -> VLAModel:
     cfg = load_model_config("tiny", cameras=["top", "wrist"], state_dim=state_dim, action_dim=action_dim,
-                            chunk_length=chunk_length, family=family, **{**MINI, **kw})
+                            chunk_size=chunk_size, family=family, **{**MINI, **kw})
     torch.manual_seed(0)
     return new_model(cfg, TEXTS, -2 * np.ones(action_dim), 2 * np.ones(action_dim),
                      -2 * np.ones(state_dim), 2 * np.ones(state_dim))
@@ -33,7 +33,7 @@ def mini_batch(model: VLAModel, B=4, seed=0, size=64) -> Batch:
     cfg = model.config
     return Batch(torch.rand(B, 2, 3, size, size, generator=g), [TEXTS[i % 2] for i in range(B)],
                  torch.rand(B, cfg.state_dim, generator=g) * 2 - 1,
-                 torch.rand(B, cfg.chunk_length, cfg.action_dim, generator=g) * 1.6 - 0.8)
+                 torch.rand(B, cfg.chunk_size, cfg.action_dim, generator=g) * 1.6 - 0.8)
 
 
 # --- action tokenizer -------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def test_policy_checks_its_inputs_and_resizes_images():
            "observation.images.wrist": np.zeros((48, 48, 3), np.uint8),
            "observation.state": np.zeros(6, np.float32), "task": "pick up the red cube"}
     chunk = policy.predict_chunk(obs)  # 48x48 images are resized to the tower's 64x64
-    assert chunk.shape == (policy.execute_steps, 6) and chunk.dtype == np.float32
+    assert chunk.shape == (policy.n_action_steps, 6) and chunk.dtype == np.float32
     with pytest.raises(ValueError, match=r"cameras \['top'\]; this policy was trained with \['top', 'wrist'\]"):
         policy.predict_chunk({k: v for k, v in obs.items() if k != "observation.images.wrist"})
     with pytest.raises(ValueError, match="cameras .*'side'"):
@@ -186,14 +186,14 @@ def test_policy_checks_its_inputs_and_resizes_images():
 # --- backbones from local Hugging Face checkpoints ---------------------------------------------------
 @pytest.mark.parametrize("family", ["smolvlm", "paligemma"])
 def test_local_hf_checkpoint_of_each_family_loads_trains_and_saves(tmp_path, family):
-    cfg = VLAConfig(family=family, **MINI, cameras=["top", "wrist"], state_dim=6, action_dim=6, chunk_length=4,
-                    execute_steps=2)
+    cfg = VLAConfig(family=family, **MINI, cameras=["top", "wrist"], state_dim=6, action_dim=6, chunk_size=4,
+                    n_action_steps=2)
     tokenizer = build_text_tokenizer(TEXTS)
     hf = tiny_backbone(cfg, tokenizer)
     hf.save_pretrained(tmp_path / "hf")  # a local checkpoint, as a user would have one
     tokenizer.save_pretrained(tmp_path / "hf")
     loaded_cfg = load_model_config(tmp_path / "hf", cameras=["top", "wrist"], state_dim=6, action_dim=6,
-                                   chunk_length=4, execute_steps=2)
+                                   chunk_size=4, n_action_steps=2)
     assert loaded_cfg.family == family and loaded_cfg.backbone_path == str(tmp_path / "hf")
     model = new_model(loaded_cfg, [], -np.ones(6), np.ones(6), -np.ones(6), np.ones(6))
     assert type(model.backbone).__name__ == type(hf).__name__
@@ -209,3 +209,12 @@ def test_unsupported_family_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
     with pytest.raises(ValueError, match="'qwen2_5_vl' is not a supported VLM family; supported: smolvlm"):
         load_model_config(tmp_path)
+
+
+def test_old_chunk_keys_load_under_lerobot_names():
+    from vla.robot import ConfigError
+
+    cfg = VLAConfig.from_dict({"chunk_length": 6, "execute_steps": 3})
+    assert (cfg.chunk_size, cfg.n_action_steps) == (6, 3)
+    with pytest.raises(ConfigError, match="both"):
+        VLAConfig.from_dict({"chunk_length": 6, "chunk_size": 6})

@@ -49,8 +49,8 @@ def test_peer_configs_download_nothing():
 def test_act_chunks_like_our_default_vla():
     ours = load_model_config("tiny")
     act = peer_config("act")
-    assert (act.chunk_size, act.n_action_steps) == (ours.chunk_length, ours.execute_steps)
-    short = peer_config("act", chunk_length=4)
+    assert (act.chunk_size, act.n_action_steps) == (ours.chunk_size, ours.n_action_steps)
+    short = peer_config("act", chunk_size=4)
     assert (short.chunk_size, short.n_action_steps) == (4, 4)
 
 

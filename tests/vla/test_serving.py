@@ -49,7 +49,7 @@ def test_metadata_health_reset_and_infer_match_in_process(server, policy):
     assert np.array_equal(actions, policy.predict_chunk(_obs()))
     assert set(timing) == {"queue_ms", "preprocess_ms", "inference_ms"} and timing["inference_ms"] > 0
     remote = RemotePolicy(client)
-    assert remote.predict_chunk(_obs()).shape == (policy.execute_steps, 6)
+    assert remote.predict_chunk(_obs()).shape == (policy.n_action_steps, 6)
     client.close()
 
 

@@ -132,7 +132,7 @@ ZERO = SparsityConfig(pixel_threshold=0, on_threshold=0, off_threshold=0, trigge
 
 def test_zero_thresholds_equal_the_dense_policy_exactly():
     model = mini_model()
-    dense, sparse = VLAPolicy(model, execute_steps=1), SparseVLAPolicy(model, ZERO)
+    dense, sparse = VLAPolicy(model, n_action_steps=1), SparseVLAPolicy(model, ZERO)
     sparse.reset()
     for seed in range(4):
         obs, _ = camera_obs(model, seed)
@@ -143,7 +143,7 @@ def test_zero_thresholds_equal_the_dense_policy_exactly():
 def test_static_scene_reuses_everything_within_tolerance_of_dense():
     model = mini_model()
     cfg = SparsityConfig(trigger_threshold=0.05, max_open_loop=0)  # infer every step, reuse what is static
-    sparse, dense = SparseVLAPolicy(model, cfg), VLAPolicy(model, execute_steps=1)
+    sparse, dense = SparseVLAPolicy(model, cfg), VLAPolicy(model, n_action_steps=1)
     sparse.reset()
     obs, imgs = camera_obs(model, 0)
     np.testing.assert_array_equal(sparse.predict_chunk(obs), dense.predict_chunk(obs))
@@ -156,7 +156,7 @@ def test_static_scene_reuses_everything_within_tolerance_of_dense():
 
 
 def test_open_loop_cap_defaults_to_the_checkpoints_own_schedule():
-    model = mini_model(chunk_length=8, execute_steps=2)  # trained to re-plan every 2 steps
+    model = mini_model(chunk_size=8, n_action_steps=2)  # trained to re-plan every 2 steps
     sparse = SparseVLAPolicy(model, load_sparsity_config())  # configs/sparsity/default.yaml: max_open_loop null
     assert sparse.sparsity.max_open_loop == 1
     sparse.reset()
@@ -175,7 +175,7 @@ def test_trigger_skips_inference_when_little_changed_and_drops_the_queue_on_a_la
     obs, imgs = camera_obs(model, 0)
     first = sparse.predict_chunk(obs)
     queued = list(sparse.queue)
-    assert len(queued) == model.config.chunk_length - 1
+    assert len(queued) == model.config.chunk_size - 1
     second = sparse.predict_chunk(obs)  # nothing changed: the next queued action, no inference
     assert not sparse.step_stats[-1]["inference"]
     np.testing.assert_array_equal(second[0], queued[0])

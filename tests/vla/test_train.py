@@ -11,7 +11,7 @@ from vla.model.vla import VLAModel
 from vla.policy import VLAPolicy
 from vla.train.trainer import TrainConfig, train
 
-MINI = {**MODEL_MINI, "image_size": 32, "chunk_length": 4}
+MINI = {**MODEL_MINI, "image_size": 32, "chunk_size": 4}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_trains_on_other_cameras_and_dims_and_the_policy_runs(so101_like, tmp_pa
     obs = {"observation.images.top": np.zeros((40, 40, 3), np.uint8),
            "observation.images.wrist": np.zeros((32, 32, 3), np.uint8),
            "observation.state": np.zeros(6, np.float32), "task": "move the brick 1"}
-    assert policy.predict_chunk(obs).shape == (policy.execute_steps, 6)
+    assert policy.predict_chunk(obs).shape == (policy.n_action_steps, 6)
 
 
 def test_resume_continues_from_the_newest_checkpoint(so101_like, tmp_path):
@@ -108,11 +108,11 @@ def test_training_options_that_would_leave_the_policy_untrained_are_refused(so10
         VLAPolicy.from_pretrained(tmp_path / "q", decoding="autoregressive")  # it never learned that mode
 
 
-def test_vla_train_cli_sets_chunk_length_and_executed_steps(so101_like, tmp_path):
+def test_vla_train_cli_sets_chunk_size_and_executed_steps(so101_like, tmp_path):
     out = tmp_path / "k4"
-    assert main(["train", "--dataset", str(so101_like), "--out", str(out), "--steps", "1", "--chunk-length", "4",
-                 "--execute-steps", "2", "--quiet"]) == 0
+    assert main(["train", "--dataset", str(so101_like), "--out", str(out), "--steps", "1", "--chunk-size", "4",
+                 "--n-action-steps", "2", "--quiet"]) == 0
     config = json.loads((out / "train_info.json").read_text())["policy_config"]
-    assert config["chunk_length"] == 4 and config["execute_steps"] == 2
+    assert config["chunk_size"] == 4 and config["n_action_steps"] == 2
     assert main(["train", "--dataset", str(so101_like), "--out", str(tmp_path / "bad"), "--steps", "1",
-                 "--chunk-length", "4", "--execute-steps", "5", "--quiet"]) != 0  # cannot execute more than K
+                 "--chunk-size", "4", "--n-action-steps", "5", "--quiet"]) != 0  # cannot execute more than K

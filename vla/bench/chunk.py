@@ -1,12 +1,12 @@
 """`vla bench chunk`: choose the chunk length K by measurement.
 
 For each K, the default tiny VLA is trained on the same dataset with the same optimizer steps,
-batch, seed and recipe (`execute_steps = K // 2`, the shipped ratio: half of each chunk runs
+batch, seed and recipe (`n_action_steps = K // 2`, the shipped ratio: half of each chunk runs
 before the next inference). Each is then scored two ways:
 
 - open loop, on a held-out LeRobot dataset recorded from other seeds: the mean absolute error of
   the predicted joint targets against the demonstration's, over the first action and over the
-  actions that would run (`execute_steps`), arm joints in milliradians and the gripper apart;
+  actions that would run (`n_action_steps`), arm joints in milliradians and the gripper apart;
 - closed loop, with the `vla eval` harness: success per task on the same seeded episodes, and
   the policy's time per control step (a longer chunk means fewer inferences per second).
 """
@@ -41,10 +41,10 @@ def bench_chunk(dataset: str | Path, heldout: str | Path, chunks: list[int], ste
     }
     for k in chunks:
         summary = train(dataset, out / f"k{k}", "tiny", vla_train_config(steps, batch_size, seed), progress=progress,
-                        model_overrides={"chunk_length": k, "execute_steps": k // 2})
+                        model_overrides={"chunk_size": k, "n_action_steps": k // 2})
         policy = VLAPolicy.from_pretrained(out / f"k{k}")
         report["chunks"][str(k)] = {
-            "execute_steps": k // 2, "train_wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"],
+            "n_action_steps": k // 2, "train_wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"],
             "open_loop": open_loop_error(policy.model, heldout),
             **score(f"k{k}", policy, tasks, sim.make_env, episodes, seed, progress),
         }

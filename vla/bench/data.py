@@ -16,8 +16,8 @@ def _size_mb(root: Path) -> float:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
 
 
-def _loader_rate(root: Path, chunk_length: int, batch_size: int, num_workers: int, batches: int) -> float:
-    ds = open_dataset(root, chunk_length=chunk_length)
+def _loader_rate(root: Path, chunk_size: int, batch_size: int, num_workers: int, batches: int) -> float:
+    ds = open_dataset(root, chunk_size=chunk_size)
     loader = ds.loader(batch_size=batch_size, shuffle=True, num_workers=num_workers)
     it = iter(loader)
     next(it)  # warm-up: workers start, decoders open
@@ -32,7 +32,7 @@ def _loader_rate(root: Path, chunk_length: int, batch_size: int, num_workers: in
     return samples / (time.perf_counter() - start)
 
 
-def bench_data(tasks: list[str], episodes: int, image_size: int | None = None, chunk_length: int = 10,
+def bench_data(tasks: list[str], episodes: int, image_size: int | None = None, chunk_size: int = 10,
                batch_size: int = 32, batches: int = 20) -> dict:
     """Record `episodes` per task as video and as images, then time the loader on each."""
     report: dict = {"tasks": tasks, "episodes_per_task": episodes, "image_size": image_size,
@@ -52,8 +52,8 @@ def bench_data(tasks: list[str], episodes: int, image_size: int | None = None, c
                 "size_mb": round(size, 2),
                 "size_mb_per_100_episodes": round(100 * size / summary["episodes"], 1),
                 "loader_samples_per_s": {
-                    f"workers_{w}": round(_loader_rate(root, chunk_length, batch_size, w, batches), 1) for w in (0, 2)
+                    f"workers_{w}": round(_loader_rate(root, chunk_size, batch_size, w, batches), 1) for w in (0, 2)
                 },
             }
-    report["loader"] = {"chunk_length": chunk_length, "batch_size": batch_size, "batches": batches}
+    report["loader"] = {"chunk_size": chunk_size, "batch_size": batch_size, "batches": batches}
     return report

@@ -62,7 +62,7 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
     return {
         "policy": name,
         "action_tokens_per_chunk": cfg.num_action_tokens,
-        "chunk": [cfg.chunk_length, cfg.action_dim],
+        "chunk": [cfg.chunk_size, cfg.action_dim],
         "parallel_ms": parallel,
         "autoregressive_ms": autoregressive,
         "speedup": round(autoregressive / parallel, 2),

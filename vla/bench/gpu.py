@@ -54,7 +54,7 @@ def memory(cfg: VLAConfig, dtype_bytes: int = 2, vocab: int = VOCAB) -> dict[str
     image_tokens = grid * grid // (cfg.scale_factor**2 if cfg.family != "paligemma" else 1)
     layout_extra = 3 if cfg.family != "paligemma" else 0  # <fake><global-img> ... <fake> per image
     seq = len(cfg.cameras or ["a", "b"]) * (image_tokens + layout_extra) + cfg.max_text_tokens \
-        + (cfg.state_dim or 8) + cfg.chunk_length * (cfg.action_dim or 8)
+        + (cfg.state_dim or 8) + cfg.chunk_size * (cfg.action_dim or 8)
     kv = 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * seq * dtype_bytes
     return {"parameters_m": round(params / 1e6, 2), "weights_mib": round(params * dtype_bytes / 2**20, 1),
             "kv_cache_mib": round(kv / 2**20, 2), "sequence_length": seq}
@@ -101,7 +101,7 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
 
     obs = {f"observation.images.{c}": f for c, f in zip(model.config.cameras, frames, strict=True)}
     obs.update({"observation.state": state, "task": task})
-    dense = VLAPolicy(model, execute_steps=1, fast=False)  # eager, as the sparse path
+    dense = VLAPolicy(model, n_action_steps=1, fast=False)  # eager, as the sparse path
     sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0.0, max_open_loop=0))
     sparse.reset()
 

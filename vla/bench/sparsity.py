@@ -32,11 +32,11 @@ from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig, load_sparsity_c
 
 class _TimedDense(VLAPolicy):
     """The dense policy with the same per-step bookkeeping as the sparse one. With
-    `execute_steps` > 1 it is the fixed schedule: one inference, then that many steps from it."""
+    `n_action_steps` > 1 it is the fixed schedule: one inference, then that many steps from it."""
 
-    def __init__(self, model: VLAModel, execute_steps: int = 1):
-        super().__init__(model, execute_steps=1, name="dense", fast=False)
-        self.schedule = execute_steps
+    def __init__(self, model: VLAModel, n_action_steps: int = 1):
+        super().__init__(model, n_action_steps=1, name="dense", fast=False)
+        self.schedule = n_action_steps
         self.patches = model.vision_size // model.hf.config.vision_config.patch_size
         self.step_stats: list[dict[str, Any]] = []
         self.queue: list[np.ndarray] = []
@@ -48,7 +48,7 @@ class _TimedDense(VLAPolicy):
         started = time.perf_counter()
         ran = not self.queue
         if ran:
-            self.execute_steps = self.schedule
+            self.n_action_steps = self.schedule
             self.queue = list(super().predict_chunk(obs))
         out = self.queue.pop(0)[None]
         n = self.patches**2 * len(self.model.config.cameras) if ran else 0
@@ -137,9 +137,9 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
         "vision_tower_gflops": round(flops["tower"] / 1e9, 4),
     }
     report["dense"] = _arm("dense", _TimedDense(model), tasks, episodes, seed, flops, patches_total, progress)
-    # Context: the checkpoint's own fixed schedule (infer, then execute `execute_steps` actions).
-    report["fixed_schedule"] = _arm(f"fixed every {model.config.execute_steps}",
-                                    _TimedDense(model, model.config.execute_steps), tasks, episodes, seed,
+    # Context: the checkpoint's own fixed schedule (infer, then execute `n_action_steps` actions).
+    report["fixed_schedule"] = _arm(f"fixed every {model.config.n_action_steps}",
+                                    _TimedDense(model, model.config.n_action_steps), tasks, episodes, seed,
                                     flops, patches_total, progress)
     sparse = SparseVLAPolicy(model, sparse_cfg, world_cameras=world)
     report["sparse"] = _arm("sparse", sparse, tasks, episodes, seed, flops,

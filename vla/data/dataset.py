@@ -84,9 +84,9 @@ class DemoDataset:
     `task` (str), plus any extra per-frame fields the dataset has (e.g. `subtask`).
     """
 
-    def __init__(self, lerobot_dataset, chunk_length: int):
+    def __init__(self, lerobot_dataset, chunk_size: int):
         self.lerobot = lerobot_dataset
-        self.chunk_length = chunk_length
+        self.chunk_size = chunk_size
         meta = lerobot_dataset.meta
         self.features: dict[str, Any] = dict(meta.features)
         self.cameras = [k[len(OBS_IMAGES_PREFIX) :] for k in camera_keys(self.features)]
@@ -141,7 +141,7 @@ class DemoDataset:
 
 def open_dataset(
     source: str | Path,
-    chunk_length: int = 1,
+    chunk_size: int = 1,
     episodes: list[int] | None = None,
     repo_id: str | None = None,
     video_backend: str = DEFAULT_VIDEO_BACKEND,
@@ -150,14 +150,14 @@ def open_dataset(
 ) -> DemoDataset:
     """Open a local LeRobot v3.0 dataset directory, or a hub repo id (needs network).
 
-    `chunk_length` K makes `action` a (K, D) chunk starting at the sample's frame, via LeRobot's
+    `chunk_size` K makes `action` a (K, D) chunk starting at the sample's frame, via LeRobot's
     delta timestamps; steps past the end of an episode are padded and flagged in `action_is_pad`.
     """
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
 
     quiet_datasets()
-    if chunk_length < 1:
-        raise DatasetError(f"chunk_length={chunk_length}; expected at least 1")
+    if chunk_size < 1:
+        raise DatasetError(f"chunk_size={chunk_size}; expected at least 1")
     path = Path(source)
     if path.exists() or str(source).startswith((".", "/", "~")):
         info = check_local_dataset(path)
@@ -168,8 +168,8 @@ def open_dataset(
         meta = LeRobotDatasetMetadata(repo_id)
         features, fps = meta.features, meta.fps
     require_features(features, list(required), str(source), need_camera)
-    delta = {ACTION: [i / fps for i in range(chunk_length)]}
+    delta = {ACTION: [i / fps for i in range(chunk_size)]}
     logging.getLogger("lerobot").setLevel(logging.WARNING)
     ds = LeRobotDataset(repo_id, root=root, episodes=episodes, delta_timestamps=delta, video_backend=video_backend)
-    return DemoDataset(ds, chunk_length)
+    return DemoDataset(ds, chunk_size)
 

@@ -25,8 +25,8 @@ class VLAConfig:
     text: dict[str, Any] = field(default_factory=dict)
     scale_factor: int = 2
     max_text_tokens: int = 32
-    chunk_length: int = 20  # chosen by `vla bench chunk` (docs/BENCHMARKS.md), as in tiny.yaml
-    execute_steps: int = 10
+    chunk_size: int = 20  # chosen by `vla bench chunk` (docs/BENCHMARKS.md), as in tiny.yaml
+    n_action_steps: int = 10
     bins: int = 256
     action_reference: str = "state"  # predict targets relative to the current state, or 'absolute'
     decoding: str = "parallel"
@@ -47,10 +47,10 @@ class VLAConfig:
             raise ConfigError(f"action_reference={self.action_reference!r}; expected 'state' or 'absolute'")
         if not 2 <= self.bins <= 4096:
             raise ConfigError(f"bins={self.bins}; expected 2..4096")
-        if self.chunk_length < 1 or not 1 <= self.execute_steps <= self.chunk_length:
+        if self.chunk_size < 1 or not 1 <= self.n_action_steps <= self.chunk_size:
             raise ConfigError(
-                f"chunk_length={self.chunk_length}, execute_steps={self.execute_steps}; "
-                "expected chunk_length >= 1 and 1 <= execute_steps <= chunk_length"
+                f"chunk_size={self.chunk_size}, n_action_steps={self.n_action_steps}; "
+                "expected chunk_size >= 1 and 1 <= n_action_steps <= chunk_size"
             )
         if self.backbone_path is None:
             patch = int(self.vision.get("patch_size", 16))
@@ -62,18 +62,31 @@ class VLAConfig:
 
     @property
     def num_action_tokens(self) -> int:
-        return self.chunk_length * self.action_dim
+        return self.chunk_size * self.action_dim
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VLAConfig:
+        data = renamed_keys(data, "VLA config")
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown VLA config field(s) {unknown}; known: {sorted(known)}")
         return cls(**data)
+
+
+# Checkpoints and configs written before the chunk words followed LeRobot's still load.
+OLD_KEYS = {"chunk_length": "chunk_size", "execute_steps": "n_action_steps"}
+
+
+def renamed_keys(data: dict[str, Any], what: str) -> dict[str, Any]:
+    """`data` with the old chunk keys under their LeRobot names; both spellings at once is an error."""
+    both = [old for old, new in OLD_KEYS.items() if old in data and new in data]
+    if both:
+        raise ConfigError(f"{what} has both {both} and their new names {[OLD_KEYS[o] for o in both]}; keep the new")
+    return {OLD_KEYS.get(k, k): v for k, v in data.items()}
 
 
 def load_model_config(name_or_path: str | Path = "tiny", **overrides: Any) -> VLAConfig:
@@ -88,9 +101,9 @@ def load_model_config(name_or_path: str | Path = "tiny", **overrides: Any) -> VL
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in MODEL_DIR.glob("*.yaml")))
         raise ConfigError(f"model {str(name_or_path)!r} not found at {path}; known: {known}, or a checkpoint dir")
-    data = yaml.safe_load(path.read_text()) or {}
-    if "chunk_length" in overrides and "execute_steps" not in overrides:  # a shorter K executes at most K
-        overrides["execute_steps"] = min(int(data.get("execute_steps", 1)), int(overrides["chunk_length"]))
+    data = renamed_keys(yaml.safe_load(path.read_text()) or {}, str(path))
+    if "chunk_size" in overrides and "n_action_steps" not in overrides:  # a shorter K executes at most K
+        overrides["n_action_steps"] = min(int(data.get("n_action_steps", 1)), int(overrides["chunk_size"]))
     return VLAConfig.from_dict({**data, **overrides})
 
 

@@ -69,7 +69,7 @@ class FastVLA:
             self.image_positions = (ids[0] == model.layout.image_token_id).nonzero().flatten()
             self.prefix_length = ids.shape[1] + cfg.state_dim  # image blocks, instruction, state
             self.max_length = self.prefix_length + cfg.num_action_tokens
-            self.queries = torch.tensor(model.query_ids, device=self.device).repeat(cfg.chunk_length)[None]
+            self.queries = torch.tensor(model.query_ids, device=self.device).repeat(cfg.chunk_size)[None]
             self.positions = torch.arange(self.max_length, device=self.device)[None]
             from transformers import StaticCache
 

@@ -130,7 +130,7 @@ class VLAModel(nn.Module):
 
     def _queries(self, B: int) -> torch.Tensor:
         q = torch.tensor(self.query_ids, device=self.device)
-        return q.repeat(self.config.chunk_length).expand(B, -1)  # (B, K*D), k-major like the targets
+        return q.repeat(self.config.chunk_size).expand(B, -1)  # (B, K*D), k-major like the targets
 
     @property
     def hf(self) -> nn.Module:
@@ -230,7 +230,7 @@ class VLAModel(nn.Module):
     def values_from_bins(self, bins: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """(B, K*D) action bins -> (B, K, D) absolute joint targets."""
         cfg = self.config
-        actions = self._values(bins.view(-1, cfg.chunk_length, cfg.action_dim))
+        actions = self._values(bins.view(-1, cfg.chunk_size, cfg.action_dim))
         if cfg.action_reference == "state":
             actions = actions + state[:, None, :]
         return actions

@@ -44,7 +44,7 @@ class LeRobotPolicy:
         self.image_shapes = {camera_of(k): tuple(v.shape) for k, v in cfg.image_features.items()}
         self.metadata: dict[str, Any] = {
             "name": name, "type": cfg.type, "cameras": self.cameras, "state_dim": self.state_dim,
-            "action_dim": self.action_dim, "chunk_length": 1, "fps": fps,
+            "action_dim": self.action_dim, "chunk_size": 1, "n_action_steps": 1, "fps": fps,
             "n_action_steps": int(getattr(cfg, "n_action_steps", 1)),
         }
 

@@ -22,8 +22,8 @@ from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, TASK
 PEERS = ("act", "diffusion")
 
 
-def peer_config(kind: str, device: str = "cpu", image_size: int = 128, chunk_length: int | None = None,
-                execute_steps: int | None = None):
+def peer_config(kind: str, device: str = "cpu", image_size: int = 128, chunk_size: int | None = None,
+                n_action_steps: int | None = None):
     """LeRobot configs sized for this machine. Vision backbones start from random weights (none
     can be downloaded; our VLA starts from random weights too). ACT's chunking defaults to our
     tiny VLA's (`configs/models/tiny.yaml`), so both plan and execute over the same horizon."""
@@ -33,11 +33,11 @@ def peer_config(kind: str, device: str = "cpu", image_size: int = 128, chunk_len
         from vla.model.config import load_model_config
 
         ours = load_model_config("tiny")
-        chunk_length = chunk_length or ours.chunk_length
-        execute_steps = execute_steps or min(ours.execute_steps, chunk_length)
+        chunk_size = chunk_size or ours.chunk_size
+        n_action_steps = n_action_steps or min(ours.n_action_steps, chunk_size)
         # LeRobot's ACT recipe with a smaller transformer (dim 256 instead of 512, feed-forward
         # 1024 instead of 3200) and our chunking (K actions per chunk, as many executed as ours).
-        return ACTConfig(device=device, chunk_size=chunk_length, n_action_steps=execute_steps, dim_model=256,
+        return ACTConfig(device=device, chunk_size=chunk_size, n_action_steps=n_action_steps, dim_model=256,
                          dim_feedforward=1024, n_encoder_layers=4, n_decoder_layers=1, n_vae_encoder_layers=2,
                          pretrained_backbone_weights=None, push_to_hub=False)
     if kind == "diffusion":

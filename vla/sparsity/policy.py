@@ -5,7 +5,7 @@ on each camera against the frame each patch was last encoded from, then:
 
 - Inference-level trigger: if less than `trigger_threshold` of the trigger cameras' patches
   fired and the last predicted chunk still has actions (and at most `max_open_loop` steps were
-  served from it in a row; by default the checkpoint's own `execute_steps` - 1, so the trigger
+  served from it in a row; by default the checkpoint's own `n_action_steps` - 1, so the trigger
   never re-plans less often than the fixed schedule the policy was trained for), no inference
   runs: the next queued action is returned. If at least that much fired, queued actions are
   dropped and inference runs at once.
@@ -31,6 +31,7 @@ import yaml
 
 from vla.model.vla import VLAModel
 from vla.policy import VLAPolicy
+from vla.model.config import renamed_keys
 from vla.robot import CONFIG_DIR, ConfigError
 from vla.sparsity.encoder import SparseVisionEncoder
 from vla.sparsity.events import EventDetector, EventThresholds
@@ -48,8 +49,8 @@ class SparsityConfig:
     off_threshold: float = 0.01
     trigger_threshold: float = 0.3
     trigger_cameras: list[str] | None = None
-    max_open_loop: int | None = None  # None: the checkpoint's execute_steps - 1 (its fixed schedule)
-    execute_steps: int = 1
+    max_open_loop: int | None = None  # None: the checkpoint's n_action_steps - 1 (its fixed schedule)
+    n_action_steps: int = 1
     token_reuse: bool = True
     token_budget: int | None = None  # image tokens per camera the language model keeps (None: all)
     retrieve_tokens: int | None = None  # autoregressive decoding: visual tokens per camera the decode steps attend to
@@ -70,9 +71,9 @@ class SparsityConfig:
         if self.refresh_every < 1:
             raise ConfigError(f"sparsity refresh_every={self.refresh_every}; expected >= 1")
         if (self.max_open_loop is not None and (not isinstance(self.max_open_loop, int) or self.max_open_loop < 0)) \
-                or not isinstance(self.execute_steps, int) or self.execute_steps < 1:
+                or not isinstance(self.n_action_steps, int) or self.n_action_steps < 1:
             raise ConfigError(f"sparsity max_open_loop={self.max_open_loop!r} (an integer >= 0, or null for the "
-                              f"checkpoint's schedule), execute_steps={self.execute_steps!r} (an integer >= 1)")
+                              f"checkpoint's schedule), n_action_steps={self.n_action_steps!r} (an integer >= 1)")
 
     @property
     def thresholds(self) -> EventThresholds:
@@ -83,7 +84,7 @@ def load_sparsity_config(path: str | Path | None = None, **overrides: Any) -> Sp
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(f"sparsity config {path} not found")
-    data = {**(yaml.safe_load(path.read_text()) or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    data = {**renamed_keys(yaml.safe_load(path.read_text()) or {}, str(path)), **{k: v for k, v in overrides.items() if v is not None}}
     known = {f.name for f in fields(SparsityConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -97,9 +98,9 @@ class SparseVLAPolicy(VLAPolicy):
         """`world_cameras`: the robot's cameras not mounted on the arm (`RobotConfig.world_cameras`),
         the trigger's default when the sparsity config names none."""
         self.sparsity = sparsity or SparsityConfig()
-        if self.sparsity.max_open_loop is None:  # the checkpoint's schedule: infer every execute_steps
-            self.sparsity = replace(self.sparsity, max_open_loop=max(0, model.config.execute_steps - 1))
-        super().__init__(model, execute_steps=min(self.sparsity.execute_steps, model.config.chunk_length),
+        if self.sparsity.max_open_loop is None:  # the checkpoint's schedule: infer every n_action_steps
+            self.sparsity = replace(self.sparsity, max_open_loop=max(0, model.config.n_action_steps - 1))
+        super().__init__(model, n_action_steps=min(self.sparsity.n_action_steps, model.config.chunk_size),
                          name=name, fast=False, **kw)  # the sparse path runs the eager model
         cams = self.sparsity.trigger_cameras or [c for c in (world_cameras or []) if c in model.config.cameras]
         unknown = sorted(set(cams or []) - set(model.config.cameras))
@@ -135,7 +136,7 @@ class SparseVLAPolicy(VLAPolicy):
         frames = self._frames(obs)
         fired = {cam: self.detector.detect(cam, f) for cam, f in frames.items()}
         fraction = float(np.mean([fired[c].mean() for c in self.trigger_cameras]))
-        n = self.execute_steps
+        n = self.n_action_steps
         stats: dict[str, Any] = {"changed_fraction": round(fraction, 4), "interrupted": False}
         if (fraction < self.sparsity.trigger_threshold and len(self.queue) >= n
                 and self.open_loop < self.sparsity.max_open_loop):

@@ -30,7 +30,7 @@ class DemoCache:
         return self.state.shape[0]
 
     @classmethod
-    def from_dataset(cls, ds: DemoDataset, chunk_length: int, image_size: int, instruction_key: str = TASK,
+    def from_dataset(cls, ds: DemoDataset, chunk_size: int, image_size: int, instruction_key: str = TASK,
                      progress: bool = True) -> DemoCache:
         """Decode every frame once; all cameras are resized to the vision tower's square `image_size`."""
         from tqdm import tqdm
@@ -63,7 +63,7 @@ class DemoCache:
         boundaries = np.flatnonzero(np.diff(episode)) + 1
         for start, stop in zip(np.r_[0, boundaries], np.r_[boundaries, N], strict=True):
             ends[start:stop] = stop - 1
-        idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_length)[None, :], ends[:, None])
+        idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
         return cls(images, state, actions, torch.tensor(idx), list(texts), text_index, list(ds.cameras))
 
     def chunk(self, index: torch.Tensor) -> torch.Tensor:

@@ -136,7 +136,7 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
     if not trains_decoding(cfg.parallel_fraction, policy_cfg.decoding):
         raise ValueError(f"parallel_fraction={cfg.parallel_fraction} leaves the policy's decoding mode "
                          f"({policy_cfg.decoding!r}) untrained; pick a fraction that trains it")
-    cache = DemoCache.from_dataset(demo, policy_cfg.chunk_length, vision_image_size(policy_cfg),
+    cache = DemoCache.from_dataset(demo, policy_cfg.chunk_size, vision_image_size(policy_cfg),
                                    cfg.instruction_key, progress=progress)
     vla = VLAModel.from_pretrained(ckpt) if ckpt is not None else build_model(demo, cache, policy_cfg)
     if cfg.lora:

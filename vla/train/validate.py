@@ -24,12 +24,12 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
 
     `arm_mrad_first` / `arm_mrad_executed`: arm joints (all but the last action dimension, the
     gripper, as in the sim and the DESIGN action contract), over the first action / the first
-    `execute_steps` actions, in thousandths of the action's unit (milliradians for radian joints);
+    `n_action_steps` actions, in thousandths of the action's unit (milliradians for radian joints);
     `gripper_executed`: the gripper dimension over the executed actions, in its own units.
     `hold_still`: the same for a policy that keeps the arm where it is (the floor to beat).
     `decoding`: the policy's own mode unless given."""
     cfg = model.config
-    cache = DemoCache.from_dataset(open_dataset(heldout), cfg.chunk_length, vision_image_size(cfg), progress=False)
+    cache = DemoCache.from_dataset(open_dataset(heldout), cfg.chunk_size, vision_image_size(cfg), progress=False)
     if cache.cameras != list(cfg.cameras):
         raise ValueError(f"held-out dataset cameras {cache.cameras} differ from the policy's {list(cfg.cameras)}")
     model.eval()
@@ -41,7 +41,7 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
         errors.append((model.predict(batch, decoding) - cache.chunk(index)).abs())
     err = torch.cat(errors).numpy()  # (N, K, D)
     hold = (cache.chunk(torch.arange(len(cache))) - cache.state[:, None, :]).abs().numpy()
-    E = cfg.execute_steps
+    E = cfg.n_action_steps
     return {
         "frames": int(err.shape[0]),
         "arm_mrad_first": round(float(err[:, 0, :-1].mean() * 1e3), 2),
