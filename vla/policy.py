@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.model.vla import Batch, VLAModel, trains_decoding
-from vla.types import TASK, Observation, check_observation
+from vla.model.inputs import Batch, observation_batch
+from vla.model.vla import VLAModel, trains_decoding
+from vla.types import Observation
 
 
 class VLAPolicy:
@@ -48,32 +49,21 @@ class VLAPolicy:
     def reset(self) -> None:
         """Stateless between chunks: nothing to clear."""
 
-    def _inputs(self, obs: Observation) -> Batch:
+    def inputs(self, obs: Observation) -> Batch:
+        """The observation, checked, on the model's device and at the tower's size (the one way in)."""
+        if self.fast is not None:
+            return self.fast.inputs(obs)
         cfg = self.model.config
-        frames, state = check_observation(obs, cfg.cameras, cfg.state_dim)
-        images = [torch.from_numpy(f).permute(2, 0, 1) for f in frames]
-        if len({tuple(f.shape) for f in images}) > 1:  # cameras of different sizes: to the tower's size first
-            S = self.model.vision_size
-            images = [torch.nn.functional.interpolate(f[None].float(), size=(S, S), mode="bilinear",
-                                                      antialias=True)[0] for f in images]
-        device = self.model.device
-        batch_images = torch.stack(images)[None].float().div(255).to(device)  # (1, N, 3, H, W)
-        return Batch(batch_images, [obs[TASK]], torch.from_numpy(state)[None].to(device))
+        return observation_batch(obs, cfg.cameras, cfg.state_dim, self.model.vision_size, self.model.device)
 
     @torch.no_grad()
     def predict_chunk(self, obs: Observation) -> np.ndarray:
+        batch = self.inputs(obs)
         if self.fast is not None:
-            cfg = self.model.config
-            frames, state = check_observation(obs, cfg.cameras, cfg.state_dim)
-            S = self.model.vision_size
-            if any(f.shape[:2] != (S, S) for f in frames):  # the static path takes the tower's size
-                images = self._inputs(obs).images[0].cpu()
-                small = torch.nn.functional.interpolate(images, size=(S, S), mode="bilinear", antialias=True)
-                frames = list(small.mul(255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
-            return self.fast.predict(frames, obs[TASK], state, self.decoding)[: self.n_action_steps].astype(np.float32)
-        batch = self._inputs(obs)
-        actions = self.model.predict(batch, self.decoding)[0, : self.n_action_steps]
-        return actions.float().cpu().numpy().astype(np.float32)
+            chunk = self.fast.predict(batch, self.decoding)
+        else:
+            chunk = self.model.predict(batch, self.decoding)[0].cpu().numpy()
+        return chunk[: self.n_action_steps].astype(np.float32)
 
 
 def _check_decoding_trained(path: Path, decoding: str) -> None:

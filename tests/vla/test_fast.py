@@ -17,9 +17,17 @@ def inputs(model, seed=0):
     return frames, "pick up the red cube", state
 
 
+def batch(frames, task, state):
+    images = torch.stack([torch.from_numpy(f).permute(2, 0, 1) for f in frames])[None]
+    return Batch(images, [task], torch.from_numpy(state)[None])
+
+
 def eager(model, frames, task, state, decoding):
-    images = torch.stack([torch.from_numpy(f).permute(2, 0, 1) for f in frames])[None].float().div(255)
-    return model.predict(Batch(images, [task], torch.from_numpy(state)[None]), decoding)[0].numpy()
+    return model.predict(batch(frames, task, state), decoding)[0].numpy()
+
+
+def fast_predict(fast, frames, task, state, decoding="parallel"):
+    return fast.predict(batch(frames, task, state), decoding)
 
 
 @pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
@@ -28,15 +36,15 @@ def test_static_path_equals_the_eager_model(decoding):
     fast = FastVLA(model, "cpu", compile=False)
     for seed in range(3):
         frames, task, state = inputs(model, seed)
-        np.testing.assert_allclose(fast.predict(frames, task, state, decoding),
+        np.testing.assert_allclose(fast_predict(fast, frames, task, state, decoding),
                                    eager(model, frames, task, state, decoding), atol=1e-5)
 
 
 def test_compiled_step_equals_eager_within_tolerance():
     model = mini_model()
     frames, task, state = inputs(model, 1)
-    want = FastVLA(model, "cpu", compile=False).predict(frames, task, state, "parallel")
-    got = FastVLA(model, "cpu", compile=True).predict(frames, task, state, "parallel")
+    want = fast_predict(FastVLA(model, "cpu", compile=False), frames, task, state, "parallel")
+    got = fast_predict(FastVLA(model, "cpu", compile=True), frames, task, state, "parallel")
     bin_width = (model.action_tok.high - model.action_tok.low) / model.config.bins
     assert np.all(np.abs(got - want) <= bin_width + 1e-6)
 
@@ -44,8 +52,8 @@ def test_compiled_step_equals_eager_within_tolerance():
 def test_bf16_stays_within_a_few_bins_of_fp32():
     model = mini_model()
     frames, task, state = inputs(model, 2)
-    want = FastVLA(model, "cpu", dtype="fp32", compile=False).predict(frames, task, state, "parallel")
-    got = FastVLA(model, "cpu", dtype="bf16", compile=False).predict(frames, task, state, "parallel")
+    want = fast_predict(FastVLA(model, "cpu", dtype="fp32", compile=False), frames, task, state, "parallel")
+    got = fast_predict(FastVLA(model, "cpu", dtype="bf16", compile=False), frames, task, state, "parallel")
     bin_width = (model.action_tok.high - model.action_tok.low) / model.config.bins
     assert np.mean(np.abs(got - want) <= 2 * bin_width + 1e-6) >= 0.9  # bf16 tolerance: most within 2 bins
 

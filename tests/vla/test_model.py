@@ -139,7 +139,7 @@ def test_soft_labels_charge_a_near_miss_less_than_a_far_one():
 @pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
 def test_decoding_yields_only_action_tokens(mode):
     model = mini_model().eval()
-    bins = model.predict_bins(mini_batch(model, B=3), mode)
+    bins = model.decode(mini_batch(model, B=3), mode)
     assert bins.shape == (3, 4 * 6) and bins.min() >= 0 and bins.max() < 256
 
 

@@ -236,17 +236,16 @@ def test_coverage_selection_keeps_distinct_tokens_and_everything_within_budget()
 @pytest.mark.parametrize("decoding", ["parallel", "autoregressive"])
 def test_pruning_with_every_token_kept_equals_the_model(decoding):
     from vla.model.vla import Batch
-    from vla.sparsity.pruning import predict_pruned
 
     model = mini_model()
     obs, imgs = camera_obs(model, 3)
-    batch = VLAPolicy(model)._inputs(obs)
-    features, _ = SparseVisionEncoder(model.hf).encode(model._pixels(batch.images), list(model.config.cameras))
+    batch = VLAPolicy(model).inputs(obs)
+    features, _ = SparseVisionEncoder(model.hf).encode(model.pixel_values(batch.images), list(model.config.cameras))
     T = features.shape[1]
-    got = predict_pruned(model, batch, features, [torch.arange(T)] * 2, decoding)
-    want = model.predict_bins(Batch(batch.images, batch.tasks, batch.state), decoding)
+    got = model.decode(batch, decoding, image_features=features, keep=[torch.arange(T)] * 2)
+    want = model.decode(Batch(batch.images, batch.tasks, batch.state), decoding)
     assert torch.equal(got, want)
-    half = predict_pruned(model, batch, features, [torch.arange(T // 2)] * 2, decoding)
+    half = model.decode(batch, decoding, image_features=features, keep=[torch.arange(T // 2)] * 2)
     assert half.shape == want.shape and int(half.min()) >= 0 and int(half.max()) < model.config.bins
 
 
@@ -267,17 +266,15 @@ def test_policy_with_a_token_budget_reports_the_tokens_the_language_model_saw():
 
 
 def test_query_aware_retrieval_in_autoregressive_decoding():
-    from vla.sparsity.pruning import predict_pruned
-
     model = mini_model()
     obs, _ = camera_obs(model, 4)
-    batch = VLAPolicy(model)._inputs(obs)
-    features, _ = SparseVisionEncoder(model.hf).encode(model._pixels(batch.images), list(model.config.cameras))
+    batch = VLAPolicy(model).inputs(obs)
+    features, _ = SparseVisionEncoder(model.hf).encode(model.pixel_values(batch.images), list(model.config.cameras))
     T = features.shape[1]
     every = [torch.arange(T)] * 2
-    full = predict_pruned(model, batch, features, every, "autoregressive")
-    assert torch.equal(predict_pruned(model, batch, features, every, "autoregressive", retrieve=T), full)
-    one = predict_pruned(model, batch, features, every, "autoregressive", retrieve=1)
+    full = model.decode(batch, "autoregressive", image_features=features, keep=every)
+    assert torch.equal(model.decode(batch, "autoregressive", image_features=features, keep=every, retrieve=T), full)
+    one = model.decode(batch, "autoregressive", image_features=features, keep=every, retrieve=1)
     assert one.shape == full.shape and torch.equal(one[:, 0], full[:, 0])  # the first token reads every image token
     with pytest.raises(ValueError, match="retrieve=0"):
-        predict_pruned(model, batch, features, every, "autoregressive", retrieve=0)
+        model.decode(batch, "autoregressive", image_features=features, keep=every, retrieve=0)

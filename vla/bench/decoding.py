@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import time
@@ -49,7 +50,7 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
                   torch.zeros(1, cfg.state_dim, device=device))
 
     def run(mode):
-        model.predict_bins(batch, mode)
+        model.decode(batch, mode)
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -72,3 +73,16 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
                                                                              f"{torch.get_num_threads()} threads)",
         "parameters": sum(p.numel() for p in model.parameters()),
     }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vla bench decoding` flags."""
+    parser.add_argument("--policy", default=None, help="policy directory (default: a fresh tiny model)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed chunks per mode")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla.evaluate import write_report
+
+    write_report(bench_decoding(args.policy, args.repeats), args.report)
+    return 0

@@ -11,6 +11,7 @@ figure is never a GPU figure.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import platform
 import statistics
@@ -80,6 +81,8 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
     from vla.model.fast import FastVLA
 
     frames, state, task = _frames(model), np.zeros(model.config.state_dim, np.float32), "pick up the red cube"
+    obs = {f"observation.images.{c}": f for c, f in zip(model.config.cameras, frames, strict=True)}
+    obs.update({"observation.state": state, "task": task})
     rows: dict[str, Any] = {}
     variants = [("eager_fp32", "fp32", False), ("eager_bf16", "bf16", False)]
     if compile_ok:
@@ -88,7 +91,8 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
         fast = FastVLA(copy.deepcopy(model), device, dtype=dtype, compile=compiled)  # the model stays fp32
         for decoding in ("parallel", "autoregressive"):
             try:
-                times = _timed(lambda d=decoding, f=fast: f.predict(frames, task, state, d), repeats, device)
+                # per step: the way in (check, pinned uint8 upload) and the decode, as a policy runs it
+                times = _timed(lambda d=decoding, f=fast: f.predict(f.inputs(obs), d), repeats, device)
                 rows[f"{name}/{decoding}"] = _summary(times)
             except Exception as exc:  # noqa: BLE001 - a variant that cannot run is reported, the others go on
                 rows[f"{name}/{decoding}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -99,8 +103,6 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
     from vla.policy import VLAPolicy
     from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
 
-    obs = {f"observation.images.{c}": f for c, f in zip(model.config.cameras, frames, strict=True)}
-    obs.update({"observation.state": state, "task": task})
     dense = VLAPolicy(model, n_action_steps=1, fast=False)  # eager, as the sparse path
     sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0.0, max_open_loop=0))
     sparse.reset()
@@ -138,3 +140,18 @@ def bench_gpu(policy: str | Path, repeats: int = 50, device: str | None = None, 
         model = random_model("smolvlm-256m").to(device_t)
         report["latency"]["smolvlm-256m"] = _bench_model(model, device_t, repeats, compile_ok)
     return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vla bench gpu` flags."""
+    from vla.loading import SHIPPED_POLICY
+
+    parser.add_argument("--policy", default=str(SHIPPED_POLICY), help="VLA policy directory (default: the shipped one)")
+    parser.add_argument("--repeats", type=int, default=20, help="timed steps per configuration")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla.evaluate import write_report
+
+    write_report(bench_gpu(args.policy, args.repeats), args.report)
+    return 0

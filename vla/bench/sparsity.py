@@ -15,6 +15,7 @@ the whole frame, is counted in full).
 
 from __future__ import annotations
 
+import argparse
 import platform
 import time
 from pathlib import Path
@@ -68,9 +69,9 @@ def _flops(model: VLAModel) -> dict[str, float]:
     S = model.vision_size
     batch = Batch(torch.rand(1, len(cfg.cameras), 3, S, S), ["pick up the red cube"], torch.zeros(1, cfg.state_dim))
     with FlopCounterMode(display=False) as total:
-        model.predict_bins(batch)
+        model.decode(batch)
     vision = model.hf.model.vision_model
-    pixels = model._pixels(batch.images).flatten(0, 1)
+    pixels = model.pixel_values(batch.images).flatten(0, 1)
     with FlopCounterMode(display=False) as tower:
         vision(pixel_values=pixels)
     with FlopCounterMode(display=False) as embed:
@@ -200,3 +201,25 @@ def _plot(points: list[dict], dense_success: float, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vla bench sparsity` flags."""
+    from vla.loading import SHIPPED_POLICY
+
+    parser.add_argument("--policy", default=str(SHIPPED_POLICY), help="VLA policy directory (default: the shipped one)")
+    parser.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per task, dense and sparse")
+    parser.add_argument("--sweep-episodes", type=int, default=10, help="episodes per task per sweep point")
+    parser.add_argument("--sparsity-config", default=None, help="YAML (default: configs/sparsity/default.yaml)")
+    parser.add_argument("--plot", default=None, help="PNG of success vs speed-up over the threshold sweep")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim import resolve_tasks
+    from vla.evaluate import write_report
+
+    write_report(bench_sparsity(args.policy, resolve_tasks(args.tasks), args.episodes,
+                                sweep_episodes=args.sweep_episodes, config=args.sparsity_config, plot=args.plot),
+                 args.report)
+    return 0

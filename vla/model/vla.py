@@ -14,12 +14,18 @@ positions the head is restricted to the value tokens, and the loss is only there
 The proprioceptive state enters as discretized value tokens (the same 256 bins as actions,
 normalized with the state's own 1st/99th percentiles): no extra module, so any supported
 backbone takes it unchanged, and 1/256 of a joint's range is finer than the arm repeats.
+
+The inference core is public and used by every path (the static GPU path, token pruning, the
+event-sparse policy, the planner, the benchmarks): `prefix` (ids and mask), `pixel_values` (the
+one normalization), `language` (the backbone), `embed` (tokens with image features merged),
+`action_logits`, and `decode`, the one decoding loop, which takes the mode plus optional cached
+image features, kept image tokens and an engine (`vla.model.engines`). Inputs come from
+`vla.model.inputs`, the one way in.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +36,8 @@ from torch import nn
 from vla.model.action_tokenizer import ActionTokenizer
 from vla.model.backbone import Layout, add_vla_tokens, image_stats, layout_for, load_local_backbone, tiny_backbone
 from vla.model.config import VLAConfig
+from vla.model.engines import Engine, LibraryEngine, PrunedEngine
+from vla.model.inputs import Batch, resize
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -43,16 +51,6 @@ def trains_decoding(parallel_fraction: float, decoding: str) -> bool:
 
 class CheckpointError(ValueError):
     """A checkpoint folder is incomplete or does not match the model it is loaded into."""
-
-
-@dataclass
-class Batch:
-    """Model inputs on one device. images: (B, N, 3, H, W) float in [0, 1]; state: (B, S)."""
-
-    images: torch.Tensor
-    tasks: list[str]
-    state: torch.Tensor
-    actions: torch.Tensor | None = None  # (B, K, D) absolute targets, for training
 
 
 class VLAModel(nn.Module):
@@ -77,45 +75,30 @@ class VLAModel(nn.Module):
             self.register_buffer(f"{name}_low", torch.tensor(tok.low, dtype=torch.float32), persistent=False)
             self.register_buffer(f"{name}_high", torch.tensor(tok.high, dtype=torch.float32), persistent=False)
         self.vision_size = backbone.config.vision_config.image_size
+        self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # instruction -> (1, T) ids, mask
 
-    # --- helpers ---------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return self.img_mean.device
 
+    @property
+    def hf(self) -> nn.Module:
+        """The Hugging Face model, also when peft wraps it for LoRA."""
+        return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
+
+    @property
+    def text_model(self) -> nn.Module:
+        """The language model alone (SmolVLM / Idefics3), for paths that merge image features themselves."""
+        core = self.hf.model
+        if not hasattr(core, "text_model"):
+            raise ValueError(f"{self.config.family}: this path needs a SmolVLM/Idefics3 backbone (text_model)")
+        return core.text_model
+
+    # --- tokens and bins -------------------------------------------------------------------------
     def _bins(self, x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         """Torch twin of ActionTokenizer.to_bins (tested equal)."""
         n = (2.0 * (x - low) / (high - low) - 1.0).clamp(-1.0, 1.0)
         return torch.clamp(torch.floor((n + 1.0) / 2.0 * self.config.bins), max=self.config.bins - 1).long()
-
-    def _values(self, bins: torch.Tensor) -> torch.Tensor:
-        n = (bins.float() + 0.5) / self.config.bins * 2.0 - 1.0
-        return self.action_low + (n + 1.0) / 2.0 * (self.action_high - self.action_low)
-
-    def _pixels(self, images: torch.Tensor) -> torch.Tensor:
-        B, N, C, H, W = images.shape
-        if (H, W) != (self.vision_size, self.vision_size):  # documented automatic resize
-            S = self.vision_size
-            images = F.interpolate(images.flatten(0, 1), size=(S, S), mode="bilinear", antialias=True,
-                                   align_corners=False).view(B, N, C, S, S)
-        return self.layout.pixel_values((images - self.img_mean) / self.img_std)
-
-    def _text(self, tasks: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Instructions padded (right) to max_text_tokens: (B, T) ids and mask."""
-        T = self.config.max_text_tokens
-        enc = self.tokenizer(tasks, add_special_tokens=False, padding="max_length", truncation=True, max_length=T,
-                             return_tensors="pt")
-        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-
-    def prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """input_ids (B, P), attention_mask (B, P), pixel_values for images + instruction + state."""
-        B, N = batch.images.shape[:2]
-        head_ids = self.head_ids(N).expand(B, -1)
-        text_ids, text_mask = self._text(batch.tasks)
-        state_ids = self.state_ids(batch.state)
-        ids = torch.cat([head_ids, text_ids, state_ids], dim=1)
-        mask = torch.cat([torch.ones_like(head_ids), text_mask, torch.ones_like(state_ids)], dim=1)
-        return ids, mask, self._pixels(batch.images)
 
     def head_ids(self, cameras: int) -> torch.Tensor:
         """(1, H) ids of the image blocks (and BOS where the family has one) that open every sequence."""
@@ -124,29 +107,30 @@ class VLAModel(nn.Module):
             head.append(self.layout.bos_id)
         return torch.tensor(head, device=self.device)[None]
 
+    def text_ids(self, tasks: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Instructions padded (right) to max_text_tokens: (B, T) ids and mask; tokenized once per instruction."""
+        rows = []
+        for task in tasks:
+            hit = self._text_cache.get(task)
+            if hit is None or hit[0].device != self.device:
+                enc = self.tokenizer([task], add_special_tokens=False, padding="max_length", truncation=True,
+                                     max_length=self.config.max_text_tokens, return_tensors="pt")
+                hit = (enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
+                if len(self._text_cache) < 4096:
+                    self._text_cache[task] = hit
+            rows.append(hit)
+        if len(rows) == 1:
+            return rows[0]
+        return torch.cat([r[0] for r in rows]), torch.cat([r[1] for r in rows])
+
     def state_ids(self, state: torch.Tensor) -> torch.Tensor:
         """(B, S) joint states -> their value tokens."""
         return self._bins(state, self.state_low, self.state_high) + self.first_value_id
 
-    def _queries(self, B: int) -> torch.Tensor:
+    def queries(self, B: int) -> torch.Tensor:
+        """(B, K*D) query tokens of parallel decoding, k-major like the targets."""
         q = torch.tensor(self.query_ids, device=self.device)
-        return q.repeat(self.config.chunk_size).expand(B, -1)  # (B, K*D), k-major like the targets
-
-    @property
-    def hf(self) -> nn.Module:
-        """The Hugging Face model, also when peft wraps it for LoRA."""
-        return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
-
-    def _hidden(self, ids, mask, pixels=None, **kw):
-        return self.hf.model(input_ids=ids, attention_mask=mask, pixel_values=pixels,
-                                   **self.layout.extra_inputs(ids), **kw)
-
-    def _action_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits over the value tokens only: at action positions nothing else can be produced."""
-        head = self.hf.get_output_embeddings()
-        weight = head.weight[self.first_value_id : self.first_value_id + self.config.bins]
-        bias = None if head.bias is None else head.bias[self.first_value_id : self.first_value_id + self.config.bins]
-        return F.linear(hidden, weight, bias)
+        return q.repeat(self.config.chunk_size).expand(B, -1)
 
     def targets(self, batch: Batch) -> torch.Tensor:
         """(B, K*D) target bins of the action chunk."""
@@ -154,6 +138,63 @@ class VLAModel(nn.Module):
         if self.config.action_reference == "state":
             actions = actions - batch.state[:, None, :]
         return self._bins(actions, self.action_low, self.action_high).flatten(1)
+
+    def values_from_bins(self, bins: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """(B, K*D) action bins -> (B, K, D) absolute joint targets."""
+        cfg = self.config
+        n = (bins.view(-1, cfg.chunk_size, cfg.action_dim).float() + 0.5) / cfg.bins * 2.0 - 1.0
+        actions = self.action_low + (n + 1.0) / 2.0 * (self.action_high - self.action_low)
+        if cfg.action_reference == "state":
+            actions = actions + state[:, None, :]
+        return actions
+
+    # --- the inference core: prefix, images, backbone, action head -------------------------------
+    def prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """input_ids and attention_mask (B, P) of image blocks + instruction + state."""
+        B, N = batch.images.shape[:2]
+        head_ids = self.head_ids(N).expand(B, -1)
+        text_ids, text_mask = self.text_ids(batch.tasks)
+        state_ids = self.state_ids(batch.state)
+        ids = torch.cat([head_ids, text_ids, state_ids], dim=1)
+        mask = torch.cat([torch.ones_like(head_ids), text_mask, torch.ones_like(state_ids)], dim=1)
+        return ids, mask
+
+    def pixel_values(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(B, N, 3, H, W) uint8 or [0, 1] images -> normalized pixels in the family's shape: the one
+        normalization of the stack (a size other than the tower's goes through the one resize)."""
+        x = images.to(dtype)
+        if images.dtype == torch.uint8:
+            x = x / 255
+        x = resize(x, self.vision_size)
+        return self.layout.pixel_values((x - self.img_mean.to(dtype)) / self.img_std.to(dtype))
+
+    def language(self, ids: torch.Tensor, mask: torch.Tensor, pixels: torch.Tensor | None = None,
+                 image_features: torch.Tensor | None = None, **kw):
+        """The backbone over `ids`, images merged at their positions by the family's own forward:
+        from `pixels`, or from connector outputs `image_features` computed elsewhere (SmolVLM)."""
+        vision = {} if image_features is None else {"image_hidden_states": image_features}
+        if pixels is not None:
+            vision["pixel_values"] = pixels
+        return self.hf.model(input_ids=ids, attention_mask=mask, **vision, **self.layout.extra_inputs(ids), **kw)
+
+    def embed(self, ids: torch.Tensor, image_features: torch.Tensor,
+              image_positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings of `ids` with the (n_images, T, d) features at the image positions
+        (a fixed index where given, so a compiled graph has no data-dependent indexing)."""
+        emb = self.text_model.get_input_embeddings()(ids)
+        flat = image_features.reshape(ids.shape[0], -1, image_features.shape[-1]).to(emb.dtype)
+        if image_positions is not None:
+            return emb.index_copy(1, image_positions, flat)
+        emb = emb.clone()
+        emb[ids == self.layout.image_token_id] = flat.reshape(-1, flat.shape[-1])
+        return emb
+
+    def action_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the value tokens only: at action positions nothing else can be produced."""
+        head = self.hf.get_output_embeddings()
+        weight = head.weight[self.first_value_id : self.first_value_id + self.config.bins]
+        bias = None if head.bias is None else head.bias[self.first_value_id : self.first_value_id + self.config.bins]
+        return F.linear(hidden, weight, bias)
 
     # --- training --------------------------------------------------------------------------------
     def forward(self, batch: Batch, parallel_fraction: float = 0.5,
@@ -166,19 +207,20 @@ class VLAModel(nn.Module):
         many bins wide): a near miss then costs less than a far one."""
         if not 0.0 <= parallel_fraction <= 1.0:
             raise ValueError(f"parallel_fraction={parallel_fraction}; expected 0..1")
-        ids, mask, pixels = self.prefix(batch)
+        ids, mask = self.prefix(batch)
         B, P = ids.shape
         target = self.targets(batch)  # (B, N)
         N = target.shape[1]
         i = torch.arange(B, device=self.device)
         parallel = (torch.ceil((i + 1) * parallel_fraction) > torch.ceil(i * parallel_fraction))[:, None]
-        tail = torch.where(parallel, self._queries(B), target + self.first_value_id)
-        out = self._hidden(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1), pixels)
+        tail = torch.where(parallel, self.queries(B), target + self.first_value_id)
+        out = self.language(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1),
+                            self.pixel_values(batch.images))
         h = out.last_hidden_state
         # Parallel: the query at position P + j predicts action token j. Autoregressive: the
         # position before token j (P - 1 + j) predicts it, teacher-forced.
         h = torch.where(parallel[..., None], h[:, P : P + N], h[:, P - 1 : P - 1 + N])
-        logits = self._action_logits(h).float()  # (B, N, bins)
+        logits = self.action_logits(h).float()  # (B, N, bins)
         loss = action_loss(logits, target, label_sigma)
         with torch.no_grad():
             acc = (logits.argmax(-1) == target).float()
@@ -188,52 +230,49 @@ class VLAModel(nn.Module):
                        "acc_autoregressive": acc[~parallel[:, 0]].mean().item() if not parallel.all() else nan}
         return loss, metrics
 
-    # --- inference -------------------------------------------------------------------------------
+    # --- decoding: the one loop ------------------------------------------------------------------
     @torch.no_grad()
-    def predict_bins(self, batch: Batch, decoding: str | None = None,
-                     image_features: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, K*D) action bins, decoded in parallel or autoregressively (greedy).
+    def decode(self, batch: Batch, decoding: str | None = None, *, image_features: torch.Tensor | None = None,
+               keep: list[torch.Tensor] | None = None, retrieve: int | None = None,
+               engine: Engine | None = None) -> torch.Tensor:
+        """(B, K*D) action bins, greedy: parallel (one pass over K*D query tokens) or autoregressive
+        (one token at a time on a KV cache). Every inference path of the stack runs this loop.
 
-        `image_features`: the connector's output for these images, computed elsewhere (the
-        event-sparse encoder); the vision tower is then skipped."""
+        image_features: connector outputs computed elsewhere (the event-sparse encoder); the vision
+        tower is then skipped. keep: per camera, indices of the image tokens the language model
+        sees (token pruning; SmolVLM). retrieve: autoregressive only, image tokens per camera the
+        decode steps still attend to (see `PrunedEngine`). engine: how the backbone runs (the
+        static, compiled `vla.model.fast` engine); by default the family's own forward."""
         decoding = decoding or self.config.decoding
-        ids, mask, pixels = self.prefix(batch)
-        vision = {"pixels": pixels} if image_features is None else {"image_hidden_states": image_features}
-        B, P = ids.shape
+        if decoding not in ("parallel", "autoregressive"):
+            raise ValueError(f"decoding={decoding!r}; expected 'parallel' or 'autoregressive'")
+        ids, mask = self.prefix(batch)
+        if engine is None and (keep is not None or retrieve is not None):
+            features = image_features if image_features is not None else self.image_features(batch.images)
+            engine = PrunedEngine(self, features, keep, retrieve if decoding == "autoregressive" else None)
+        elif engine is None:
+            pixels = self.pixel_values(batch.images) if image_features is None else None
+            engine = LibraryEngine(self, pixels, image_features)
         N = self.config.num_action_tokens
         if decoding == "parallel":
-            tail = self._queries(B)
-            h = self._hidden(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1), use_cache=False,
-                             **vision)
-            return self._action_logits(h.last_hidden_state[:, P:]).argmax(-1)
-        if decoding != "autoregressive":
-            raise ValueError(f"decoding={decoding!r}; expected 'parallel' or 'autoregressive'")
-        out = self._hidden(ids, mask, use_cache=True, **vision)
-        cache, h = out.past_key_values, out.last_hidden_state[:, -1:]
-        tokens = []
-        for j in range(N):
-            token = self._action_logits(h).argmax(-1)  # (B, 1)
-            tokens.append(token)
-            if j == N - 1:
-                break
-            mask = torch.cat([mask, torch.ones_like(token)], 1)
-            out = self._hidden(token + self.first_value_id, mask, past_key_values=cache, use_cache=True)
-            cache, h = out.past_key_values, out.last_hidden_state
+            q = self.queries(ids.shape[0])
+            return engine.prefill(torch.cat([ids, q], 1), torch.cat([mask, torch.ones_like(q)], 1), N, cache=False)
+        tokens = [engine.prefill(ids, mask, 1, cache=True)]
+        while len(tokens) < N:
+            tokens.append(engine.step(tokens[-1]))
         return torch.cat(tokens, 1)
 
     @torch.no_grad()
-    def predict(self, batch: Batch, decoding: str | None = None,
-                image_features: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, K, D) absolute joint targets."""
-        return self.values_from_bins(self.predict_bins(batch, decoding, image_features), batch.state)
+    def predict(self, batch: Batch, decoding: str | None = None, **options) -> torch.Tensor:
+        """(B, K, D) absolute joint targets; `options` as for `decode`."""
+        return self.values_from_bins(self.decode(batch, decoding, **options), batch.state)
 
-    def values_from_bins(self, bins: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """(B, K*D) action bins -> (B, K, D) absolute joint targets."""
-        cfg = self.config
-        actions = self._values(bins.view(-1, cfg.chunk_size, cfg.action_dim))
-        if cfg.action_reference == "state":
-            actions = actions + state[:, None, :]
-        return actions
+    @torch.no_grad()
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B * N, T, d) connector outputs of the images (SmolVLM / Idefics3)."""
+        core = self.hf.model
+        pixels = self.pixel_values(images).flatten(0, 1)
+        return core.connector(core.vision_model(pixel_values=pixels).last_hidden_state)
 
     # --- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:

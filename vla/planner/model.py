@@ -108,7 +108,7 @@ class PlannerModel(nn.Module):
             head = self.vla.head_ids(images.shape[1]).expand(len(prompts), -1)
             ids = torch.cat([head, ids], 1)
             mask = torch.cat([torch.ones_like(head), mask], 1)
-            pixels = self.vla._pixels(images)
+            pixels = self.vla.pixel_values(images)
         return ids, mask, pixels
 
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -124,7 +124,7 @@ class PlannerModel(nn.Module):
         ids, mask, pixels = self._prefix(use, prompts, images)
         tgt, tmask = self.encode(targets, self.config.target_tokens[use] + 1, f"{use} target", eos=True)
         P, T = ids.shape[1], tgt.shape[1]
-        out = self.vla._hidden(torch.cat([ids, tgt], 1), torch.cat([mask, tmask], 1), pixels)
+        out = self.vla.language(torch.cat([ids, tgt], 1), torch.cat([mask, tmask], 1), pixels)
         h = out.last_hidden_state[:, P - 1 : P - 1 + T]  # position before each target token predicts it
         logits = self._logits(h)
         labels = tgt.masked_fill(tmask == 0, -100)
@@ -137,7 +137,7 @@ class PlannerModel(nn.Module):
         """(B,) critic costs: lower is closer to the goal."""
         texts = [critic_prompt(g, s) for g, s in zip(goals, states, strict=True)]
         ids, mask = self.encode(texts, self.config.prompt_tokens["critic"], "critic prompt", eos=True)
-        h = self.vla._hidden(ids, mask).last_hidden_state
+        h = self.vla.language(ids, mask).last_hidden_state
         last = h[torch.arange(len(texts), device=self.device), mask.sum(1) - 1]
         return self.critic(last).squeeze(-1).float()
 
@@ -153,7 +153,7 @@ class PlannerModel(nn.Module):
         start = [[] for _ in range(B)]
         if forced is not None:
             start = self.vla.tokenizer(forced, add_special_tokens=False)["input_ids"]
-        out = self.vla._hidden(ids, mask, pixels, use_cache=True)
+        out = self.vla.language(ids, mask, pixels, use_cache=True)
         cache, h = out.past_key_values, out.last_hidden_state[:, -1:]
         rows: list[list[int]] = [[] for _ in range(B)]
         finished = torch.zeros(B, dtype=torch.bool, device=self.device)
@@ -175,7 +175,7 @@ class PlannerModel(nn.Module):
             if bool(finished.all()) or j == limit - 1:
                 break
             mask = torch.cat([mask, torch.ones_like(token)[:, None]], 1)
-            out = self.vla._hidden(token[:, None], mask, past_key_values=cache, use_cache=True)
+            out = self.vla.language(token[:, None], mask, past_key_values=cache, use_cache=True)
             cache, h = out.past_key_values, out.last_hidden_state
         return [" ".join(self.vla.tokenizer.decode(r, skip_special_tokens=True).split()) for r in rows]
 

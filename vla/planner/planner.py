@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vla.model.inputs import observation_batch
 from vla.planner.model import PlannerModel, describe_prompt, plan_prompt, world_prompt
 from vla.planner.plan import GOAL, PLAN, Plan, PlanFormatError, apply_change, parse_plan
-from vla.types import Observation, check_observation
+from vla.types import Observation
 
 SYSTEMS = ("system1", "system2")
 
@@ -53,9 +54,9 @@ class Planner:
         return cls(PlannerModel.from_pretrained(path, device=device), **kw)
 
     def _images(self, obs: Observation) -> torch.Tensor:
-        frames, _ = check_observation(obs, self.cameras, self.model.vla.config.state_dim)
-        x = torch.stack([torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1) for f in frames])
-        return x[None].float().div(255).to(self.model.device)
+        """(1, N, 3, S, S) camera images on the model's device, through the one way in."""
+        vla = self.model.vla
+        return observation_batch(obs, self.cameras, vla.config.state_dim, vla.vision_size, self.model.device).images
 
     def describe(self, obs: Observation) -> str:
         return self.model.generate("describe", [describe_prompt()], self._images(obs))[0]

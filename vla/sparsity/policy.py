@@ -29,13 +29,13 @@ import numpy as np
 import torch
 import yaml
 
+from vla.model.config import renamed_keys
 from vla.model.vla import VLAModel
 from vla.policy import VLAPolicy
-from vla.model.config import renamed_keys
 from vla.robot import CONFIG_DIR, ConfigError
 from vla.sparsity.encoder import SparseVisionEncoder
 from vla.sparsity.events import EventDetector, EventThresholds
-from vla.sparsity.pruning import coverage_select, predict_pruned
+from vla.sparsity.pruning import coverage_select
 from vla.types import Observation, image_key
 
 DEFAULT_CONFIG = CONFIG_DIR / "sparsity" / "default.yaml"
@@ -84,7 +84,8 @@ def load_sparsity_config(path: str | Path | None = None, **overrides: Any) -> Sp
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(f"sparsity config {path} not found")
-    data = {**renamed_keys(yaml.safe_load(path.read_text()) or {}, str(path)), **{k: v for k, v in overrides.items() if v is not None}}
+    data = renamed_keys(yaml.safe_load(path.read_text()) or {}, str(path))
+    data.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(SparsityConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -132,7 +133,7 @@ class SparseVLAPolicy(VLAPolicy):
     @torch.no_grad()
     def predict_chunk(self, obs: Observation) -> np.ndarray:
         started = time.perf_counter()
-        batch = self._inputs(obs)  # validates the observation before anything is decided
+        batch = self.inputs(obs)  # validates the observation before anything is decided
         frames = self._frames(obs)
         fired = {cam: self.detector.detect(cam, f) for cam, f in frames.items()}
         fraction = float(np.mean([fired[c].mean() for c in self.trigger_cameras]))
@@ -151,15 +152,15 @@ class SparseVLAPolicy(VLAPolicy):
                 masks = {cam: torch.from_numpy(m) for cam, m in fired.items()}
             else:  # bound the drift of cached keys/values of static patches
                 self.since_refresh = 0
-            pixels = self.model._pixels(batch.images)
+            pixels = self.model.pixel_values(batch.images)
             features, counts = self.encoder.encode(pixels, list(self.model.config.cameras), masks)
             budget = self.sparsity.token_budget
             lm_tokens = self.lm_image_tokens
             retrieve = self.sparsity.retrieve_tokens if self.decoding == "autoregressive" else None
             if (budget is not None and budget < features.shape[1]) or retrieve is not None:
                 keep = [coverage_select(f, budget or features.shape[1]) for f in features]
-                bins = predict_pruned(self.model, batch, features, keep, self.decoding, retrieve)
-                chunk = self.model.values_from_bins(bins, batch.state)[0]
+                chunk = self.model.predict(batch, self.decoding, image_features=features, keep=keep,
+                                           retrieve=retrieve)[0]
                 lm_tokens = len(keep[0]) * features.shape[0]
             else:
                 chunk = self.model.predict(batch, self.decoding, image_features=features)[0]

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from vla.data.dataset import DemoDataset
+from vla.model.inputs import resize
 from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, TASK
 
 
@@ -50,7 +51,7 @@ class DemoCache:
         loader = torch.utils.data.DataLoader(ds.lerobot, batch_size=64, shuffle=False, num_workers=2)
         i = 0
         for batch in tqdm(loader, desc="decode dataset", unit="batch", disable=not progress):
-            frames = torch.stack([_resize(batch[OBS_IMAGES_PREFIX + c], image_size) for c in ds.cameras], dim=1)
+            frames = torch.stack([resize(batch[OBS_IMAGES_PREFIX + c], image_size) for c in ds.cameras], dim=1)
             if images is None:
                 images = torch.empty((N, *frames.shape[1:]), dtype=torch.uint8)
             b = frames.shape[0]
@@ -70,20 +71,20 @@ class DemoCache:
         """(B, K, D) absolute action chunks of the given frames."""
         return self.actions[self.chunk_index[index]]
 
+    def pad_mask(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, K) bool, LeRobot's `action_is_pad`: True at the chunk steps past the episode's last frame.
+
+        There `chunk` repeats the last action. Chunk indices are clipped only at an episode's end, so a
+        step is padding exactly when its frame is not the given frame + step."""
+        K = self.chunk_index.shape[1]
+        return self.chunk_index[index] != index[:, None] + torch.arange(K)
+
     def relative_quantiles(self, low_q: float = 0.01, high_q: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension quantiles of (chunk action - current state): the range of relative targets."""
         rel = (self.actions[self.chunk_index] - self.state[:, None, :]).reshape(-1, self.actions.shape[1])
         if len(rel) > 2_000_000:
             rel = rel[torch.randperm(len(rel), generator=torch.Generator().manual_seed(0))[:2_000_000]]
         return (torch.quantile(rel, low_q, dim=0).numpy(), torch.quantile(rel, high_q, dim=0).numpy())
-
-
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(b, 3, H, W) -> (b, 3, size, size); a no-op when the size already matches."""
-    if images.shape[-2:] == (size, size):
-        return images
-    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
-                                           align_corners=False)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 6, jitter: float = 0.1) -> torch.Tensor:

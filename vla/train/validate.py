@@ -23,7 +23,7 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
     """Mean absolute error of the predicted chunk against the held-out demonstrations' actions.
 
     `arm_mrad_first` / `arm_mrad_executed`: arm joints (all but the last action dimension, the
-    gripper, as in the sim and the DESIGN action contract), over the first action / the first
+    gripper, as `RobotConfig.all_joints` in vla/robot.py orders them), over the first action / the first
     `n_action_steps` actions, in thousandths of the action's unit (milliradians for radian joints);
     `gripper_executed`: the gripper dimension over the executed actions, in its own units.
     `hold_still`: the same for a policy that keeps the arm where it is (the floor to beat).
@@ -36,7 +36,7 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
     errors = []
     for start in range(0, len(cache), batch_size):
         index = torch.arange(start, min(start + batch_size, len(cache)))
-        batch = Batch(cache.images[index].float().div_(255), [cache.texts[i] for i in cache.text_index[index]],
+        batch = Batch(cache.images[index], [cache.texts[i] for i in cache.text_index[index]],
                       cache.state[index])
         errors.append((model.predict(batch, decoding) - cache.chunk(index)).abs())
     err = torch.cat(errors).numpy()  # (N, K, D)
