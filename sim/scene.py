@@ -49,7 +49,6 @@ class TabletopScene:
         self.substeps = round(1.0 / (robot.control_rate_hz * self.model.opt.timestep))
         self._check_robot_matches_model()
         self._qpos_adr = np.array([self.model.joint(n).qposadr[0] for n in robot.joint_names])
-        self._qvel_adr = np.array([self.model.joint(n).dofadr[0] for n in robot.joint_names])
         self._mirror_finger = self.model.joint("finger_joint2").qposadr[0]
         self._robot_bodies = self._subtree_bodies("link0")
         self._pad_ids = {self.model.geom(g).id for g in PAD_GEOMS}
@@ -131,9 +130,6 @@ class TabletopScene:
     # --- state ------------------------------------------------------------------------------
     def joint_positions(self) -> np.ndarray:
         return self.data.qpos[self._qpos_adr].astype(np.float32)
-
-    def joint_velocities(self) -> np.ndarray:
-        return self.data.qvel[self._qvel_adr].astype(np.float32)
 
     def cube_pos(self, color: str) -> np.ndarray:
         return self.data.body(cube(color)).xpos.copy()

@@ -15,7 +15,19 @@ from typing import Any
 import numpy as np
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """The configs: `vla/_configs` in an installed wheel, else the checkout's top-level `configs/`.
+
+    The wheel's copy is looked for first so that a stray `configs/` folder beside the installed
+    package (site-packages is shared) is never taken for ours; pyproject.toml maps one into the other.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "_configs"
+    return installed if installed.is_dir() else package.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 ROBOT_DIR = CONFIG_DIR / "robots"
 
 

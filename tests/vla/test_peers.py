@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from vla.cli import main
@@ -70,3 +71,63 @@ def test_bench_reports_a_policy_that_cannot_train_and_runs_the_others(tmp_path):
     for name in ("vla", "act", "diffusion"):
         assert "error" in report["policies"][name], name
     assert "camera" in report["policies"]["vla"]["error"]
+
+
+@pytest.fixture(scope="module")
+def two_episodes(tmp_path_factory):
+    """Episodes of 6 and 4 frames (frames 0-5 and 6-9), every action the frame's global index."""
+    root = tmp_path_factory.mktemp("pad") / "two"
+    names = [f"j{i}" for i in range(8)]
+    features = {"observation.state": {"dtype": "float32", "shape": (8,), "names": names},
+                "action": {"dtype": "float32", "shape": (8,), "names": names},
+                "observation.images.scene": {"dtype": "image", "shape": (16, 16, 3),
+                                             "names": ["height", "width", "channels"]}}
+    ds = LeRobotDataset.create("x/two", fps=10, features=features, root=root, use_videos=False)
+    frame = 0
+    for length in (6, 4):
+        for _ in range(length):
+            ds.add_frame({"observation.state": np.full(8, frame, np.float32), "action": np.full(8, frame, np.float32),
+                          "observation.images.scene": np.full((16, 16, 3), frame, np.uint8), "task": "t"})
+            frame += 1
+        ds.save_episode()
+    ds.finalize()
+    return root
+
+
+def test_pad_mask_is_true_exactly_past_an_episodes_end(two_episodes):
+    from vla.data import open_dataset
+    from vla.train.data import DemoCache
+
+    cache = DemoCache.from_dataset(open_dataset(two_episodes), chunk_size=4, image_size=16, progress=False)
+    index = torch.tensor([2, 4, 5, 6, 8, 9])
+    mask = cache.pad_mask(index)
+    assert mask.tolist() == [[False, False, False, False],  # 2-5: inside the first episode
+                             [False, False, True, True],  # 4, 5 then two copies of 5
+                             [False, True, True, True],  # the last frame: all but itself padded
+                             [False, False, False, False],  # 6-9: the whole second episode
+                             [False, False, True, True],
+                             [False, True, True, True]]
+    chunks = cache.chunk(index)[..., 0]  # (B, K) frame numbers, as the actions are
+    last = torch.tensor([5, 5, 5, 9, 9, 9])[:, None].expand(-1, 4)
+    assert torch.equal(chunks[mask], last[mask].float())  # padded steps repeat the episode's last action
+    # The same mask as LeRobot's own loader (delta timestamps) gives ACT when it reads the dataset itself
+    lerobot = open_dataset(two_episodes, chunk_size=4)
+    assert torch.equal(mask, torch.stack([lerobot[int(i)]["action_is_pad"] for i in index]))
+
+
+def test_act_trains_with_the_true_padding_mask(two_episodes, tmp_path, monkeypatch):
+    """Each chunk ACT is given repeats an action exactly where the batch flags padding (every action differs)."""
+    from lerobot.policies.act.modeling_act import ACTPolicy
+
+    seen = []
+    forward = ACTPolicy.forward
+
+    def spy(self, batch):
+        seen.append((batch["action"][..., 0].clone(), batch["action_is_pad"].clone()))
+        return forward(self, batch)
+
+    monkeypatch.setattr(ACTPolicy, "forward", spy)
+    train_peer("act", two_episodes, tmp_path / "act", steps=2, batch_size=8, progress=False, device="cpu")
+    actions, pad = map(torch.cat, zip(*seen, strict=True))
+    repeats = torch.cat([torch.zeros(len(actions), 1, dtype=torch.bool), actions[:, 1:] == actions[:, :-1]], dim=1)
+    assert pad.any() and torch.equal(pad, repeats)

@@ -3,6 +3,7 @@ sustained rate with two cameras at 30 Hz. Also the synthetic bag writer the test
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -100,32 +101,6 @@ def bench_rosbag(seconds: float = 30.0, size: int = 128) -> dict:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
 
 
-_PUBLISHER = """
-import sys, time, numpy as np, rclpy
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-from vla.robot import load_robot_config
-robot = load_robot_config("panda"); size = int(sys.argv[2]); seconds = float(sys.argv[1])
-rclpy.init(); n = rclpy.create_node("bench_arm")
-cams = [n.create_publisher(Image, c.topic, qos_profile_sensor_data) for c in robot.cameras]
-js = n.create_publisher(JointState, robot.controller.state_topic, 10)
-cmd = n.create_publisher(JointTrajectory, robot.controller.command_topic, 10)
-data = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8).tobytes()
-end = time.time() + seconds
-while time.time() < end:
-    stamp = n.get_clock().now().to_msg()
-    for p in cams:
-        m = Image(height=size, width=size, encoding="rgb8", step=size * 3, data=data); m.header.stamp = stamp
-        p.publish(m)
-    q = [float(v) for v in robot.home_array]
-    s = JointState(name=robot.joint_names, position=q); s.header.stamp = stamp; js.publish(s)
-    c = JointTrajectory(joint_names=robot.joint_names, points=[JointTrajectoryPoint(positions=q)])
-    c.header.stamp = stamp; cmd.publish(c)
-    time.sleep(1 / 30)
-"""
-
-
 def bench_ros_recording(seconds: float = 20.0, size: int = 128) -> dict:
     """The recorder node records a 30 Hz arm with two cameras for `seconds`; frames written and dropped."""
     import rclpy
@@ -151,7 +126,8 @@ def bench_ros_recording(seconds: float = 20.0, size: int = 128) -> dict:
                 return future.result()
 
             call("/recorder/start")
-            arm = subprocess.Popen([sys.executable, "-c", _PUBLISHER, str(seconds + 1), str(size)], env=env)
+            arm = subprocess.Popen([sys.executable, "-m", "vla.bench.ros_publishers", "arm",
+                                    "--seconds", str(seconds + 1), "--size", str(size)], env=env)
             arm.wait()
             started = time.perf_counter()
             reply = call("/recorder/stop")
@@ -167,3 +143,21 @@ def bench_ros_recording(seconds: float = 20.0, size: int = 128) -> dict:
             "frames_written": frames, "frames_per_s_of_recording": round(frames / seconds, 1),
             "dropped": result.get("dropped"), "write_seconds": round(write_s, 2),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+
+
+DEFAULT_SECONDS = {"rosbag": 30.0, "ros-record": 20.0}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vla bench rosbag` and `vla bench ros-record` flags."""
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds: of the bag (rosbag, default 30), of the recording (ros-record, default 20)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla.evaluate import write_report
+
+    seconds = args.duration or DEFAULT_SECONDS[args.benchmark]
+    report = bench_rosbag(seconds) if args.benchmark == "rosbag" else bench_ros_recording(seconds)
+    write_report(report, args.report)
+    return 0

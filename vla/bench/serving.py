@@ -11,6 +11,7 @@ counting ticks that started later than half a period after their deadline.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -40,24 +41,10 @@ def _ros_transport(size: int, hz: float, seconds: float) -> dict:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    code = f"""
-import time, numpy as np, rclpy
-from sensor_msgs.msg import Image
-from rclpy.qos import qos_profile_sensor_data
-rclpy.init(); n = rclpy.create_node('bench_camera')
-pubs = [n.create_publisher(Image, f'/bench/cam{{i}}', qos_profile_sensor_data) for i in range(2)]
-data = np.random.default_rng(0).integers(0, 255, ({size}, {size}, 3), dtype=np.uint8).tobytes()
-end = time.time() + {seconds} + 3
-while time.time() < end:
-    for p in pubs:
-        m = Image(height={size}, width={size}, encoding='rgb8', step={size * 3}, data=data)
-        t = time.time(); m.header.stamp.sec = int(t); m.header.stamp.nanosec = int((t % 1) * 1e9)
-        p.publish(m)
-    time.sleep(1 / {hz})
-"""
     env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": str(60 + os.getpid() % 100)}
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
-    child = subprocess.Popen([sys.executable, "-c", code], env=env)
+    child = subprocess.Popen([sys.executable, "-m", "vla.bench.ros_publishers", "cameras",
+                              "--seconds", str(seconds + 3), "--size", str(size), "--hz", str(hz)], env=env)
     rclpy.init()
     node = rclpy.create_node("bench_receiver")
     latencies: list[float] = []
@@ -142,3 +129,18 @@ def bench_serving(policy_dir: str | Path, duration: float = 300.0, calls: int = 
         server.terminate()
         server.wait(timeout=10)
     return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vla bench serving` flags."""
+    from vla.loading import SHIPPED_POLICY
+
+    parser.add_argument("--policy", default=str(SHIPPED_POLICY), help="VLA policy directory (default: the shipped one)")
+    parser.add_argument("--duration", type=float, default=300.0, help="seconds of the 20 Hz control loop")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla.evaluate import write_report
+
+    write_report(bench_serving(args.policy, duration=args.duration), args.report)
+    return 0

@@ -44,8 +44,8 @@ class LeRobotPolicy:
         self.image_shapes = {camera_of(k): tuple(v.shape) for k, v in cfg.image_features.items()}
         self.metadata: dict[str, Any] = {
             "name": name, "type": cfg.type, "cameras": self.cameras, "state_dim": self.state_dim,
-            "action_dim": self.action_dim, "chunk_size": 1, "n_action_steps": 1, "fps": fps,
-            "n_action_steps": int(getattr(cfg, "n_action_steps", 1)),
+            "action_dim": self.action_dim, "fps": fps,
+            "chunk_size": int(getattr(cfg, "chunk_size", 1)), "n_action_steps": 1,  # LeRobot queues its own chunk
         }
 
     @classmethod

@@ -98,8 +98,11 @@ def train_peer(kind: str, dataset: str | Path, out: str | Path, steps: int, batc
             batch[OBS_IMAGES_PREFIX + cam] = images[:, c]
         if n_obs:  # Diffusion Policy takes (B, n_obs_steps, ...) observations
             batch = {k: v[:, None].expand(-1, n_obs, *v.shape[1:]) for k, v in batch.items()}
-        batch[ACTION] = cache.actions[cache.chunk_index[index][:, :K]]
-        batch["action_is_pad"] = torch.zeros(batch_size, K, dtype=torch.bool)
+        batch[ACTION] = cache.chunk(index)[:, :K]
+        # The feed repeats an episode's last action past its end; LeRobot's own loader marks those
+        # steps as padding: ACT leaves them out of its loss and its VAE encoder's attention (Diffusion
+        # Policy only with `do_mask_loss_for_padding`, off in LeRobot's recipe and ours).
+        batch["action_is_pad"] = cache.pad_mask(index)[:, :K]
         batch[TASK] = [cache.texts[i] for i in cache.text_index[index]]
         batch = pre(batch)
         loss, _ = policy.forward(batch)

@@ -1,0 +1,98 @@
+"""The ROS 2 publishers the benchmarks start in a child process, so that sending and receiving
+do not share one interpreter: `python -m vla.bench.ros_publishers arm|cameras ...`.
+
+`arm`: a 30 Hz arm with the robot config's cameras, /joint_states and commands (for `vla bench
+ros-record`). `cameras`: two cameras stamped with the wall clock (for `vla bench serving`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def publish_arm(seconds: float, size: int, robot_name: str = "panda") -> None:
+    """Publish the robot's cameras, joint states and commands at 30 Hz for `seconds`."""
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from vla.robot import load_robot_config
+
+    robot = load_robot_config(robot_name)
+    rclpy.init()
+    node = rclpy.create_node("bench_arm")
+    cams = [node.create_publisher(Image, c.topic, qos_profile_sensor_data) for c in robot.cameras]
+    joint_states = node.create_publisher(JointState, robot.controller.state_topic, 10)
+    command = node.create_publisher(JointTrajectory, robot.controller.command_topic, 10)
+    data = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8).tobytes()
+    q = [float(v) for v in robot.home_array]
+    end = time.time() + seconds
+    try:
+        while time.time() < end:
+            stamp = node.get_clock().now().to_msg()
+            for pub in cams:
+                image = Image(height=size, width=size, encoding="rgb8", step=size * 3, data=data)
+                image.header.stamp = stamp
+                pub.publish(image)
+            state = JointState(name=robot.joint_names, position=q)
+            state.header.stamp = stamp
+            joint_states.publish(state)
+            target = JointTrajectory(joint_names=robot.joint_names, points=[JointTrajectoryPoint(positions=q)])
+            target.header.stamp = stamp
+            command.publish(target)
+            time.sleep(1 / 30)
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+def publish_cameras(seconds: float, size: int, hz: float) -> None:
+    """Publish two size x size cameras on /bench/cam0 and /bench/cam1 at `hz`, stamped with `time.time()`
+    so that a receiver on the same machine can measure the latency."""
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    rclpy.init()
+    node = rclpy.create_node("bench_camera")
+    pubs = [node.create_publisher(Image, f"/bench/cam{i}", qos_profile_sensor_data) for i in range(2)]
+    data = np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8).tobytes()
+    end = time.time() + seconds
+    try:
+        while time.time() < end:
+            for pub in pubs:
+                image = Image(height=size, width=size, encoding="rgb8", step=size * 3, data=data)
+                t = time.time()
+                image.header.stamp.sec = int(t)
+                image.header.stamp.nanosec = int((t % 1) * 1e9)
+                pub.publish(image)
+            time.sleep(1 / hz)
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m vla.bench.ros_publishers", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    arm = sub.add_parser("arm", help="cameras, joint states and commands at 30 Hz")
+    arm.add_argument("--seconds", type=float, required=True)
+    arm.add_argument("--size", type=int, default=128, help="image height and width")
+    arm.add_argument("--robot", default="panda", help="configs/robots/<name>.yaml")
+    cams = sub.add_parser("cameras", help="two wall-clock-stamped cameras")
+    cams.add_argument("--seconds", type=float, required=True)
+    cams.add_argument("--size", type=int, default=128, help="image height and width")
+    cams.add_argument("--hz", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if args.what == "arm":
+        publish_arm(args.seconds, args.size, args.robot)
+    else:
+        publish_cameras(args.seconds, args.size, args.hz)
+
+
+if __name__ == "__main__":
+    main()
