@@ -3,6 +3,7 @@ held-out seeds in the real simulator (perception, plans, critic, System-2, re-pl
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -125,6 +126,8 @@ def test_planner_trains_saves_and_reloads(multi_dataset, tmp_path):
     cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2, log_every=1)
     summary = train_planner(multi_dataset, tmp_path / "p", "policies/tiny_sim_single", cfg, progress=False)
     assert summary["episodes"] == 2
+    shipped = json.loads((SHIPPED_PLANNER / "train_info.json").read_text())  # trained before newer recipe fields
+    assert set(summary) == set(shipped) and set(shipped["train_config"]) <= set(summary["train_config"])
     model = PlannerModel.from_pretrained(tmp_path / "p")
     again = PlannerModel.from_pretrained(tmp_path / "p")
     prompt = ["state: " + START + " do: put the red cube in the bowl then:"]
@@ -133,6 +136,25 @@ def test_planner_trains_saves_and_reloads(multi_dataset, tmp_path):
     assert torch.equal(costs, again.cost([START], [START]))
     with pytest.raises(FileExistsError):
         train_planner(multi_dataset, tmp_path / "p", "policies/tiny_sim_single", cfg, progress=False)
+
+
+def test_planner_training_runs_through_the_shared_loop_and_resumes(multi_dataset, tmp_path):
+    """The action trainer's loop: decay on weight matrices only, random streams in the
+    checkpoint, and `--resume` continuing from the newest checkpoint."""
+    from vla.planner.train import train_planner
+    from vla.train.loop import STATE_FILE, TrainConfig, latest_checkpoint
+
+    out = tmp_path / "p"
+    cfg = TrainConfig(steps=2, batch_size=2, warmup_steps=1, weight_decay=0.1, checkpoint_every=1, log_every=1)
+    train_planner(multi_dataset, out, "policies/tiny_sim_single", cfg, progress=False)
+    state = torch.load(latest_checkpoint(out) / STATE_FILE, weights_only=True)
+    assert [g["weight_decay"] for g in state["optimizer"]["param_groups"]] == [0.1, 0.0]
+    assert state["step"] == 2 and len(state["rng"]) == 1
+    cfg.steps = 3
+    summary = train_planner(multi_dataset, out, "policies/tiny_sim_single", cfg, resume=True, progress=False)
+    assert summary["resumed_from_step"] == 2 and summary["objective"] == "planner"
+    assert latest_checkpoint(out).name == "step_0000003"
+    assert [line.split(",")[0] for line in (out / "metrics.csv").read_text().split()[1:]] == ["1", "2", "3"]
 
 
 def test_a_plain_vla_checkpoint_is_not_a_planner():

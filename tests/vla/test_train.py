@@ -1,17 +1,22 @@
 import csv
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from tests.vla.test_model import MINI as MODEL_MINI
+from tests.vla.test_train_loop import assert_same_checkpoint
 from vla.cli import main
 from vla.model.vla import VLAModel
 from vla.policy import VLAPolicy
-from vla.train.trainer import TrainConfig, train
+from vla.train.trainer import STATE_FILE, TrainConfig, latest_checkpoint, train
 
 MINI = {**MODEL_MINI, "image_size": 32, "chunk_size": 4}
+SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "tiny_sim_single"
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +48,9 @@ def test_trains_on_other_cameras_and_dims_and_the_policy_runs(so101_like, tmp_pa
     cfg = TrainConfig(steps=6, batch_size=4, warmup_steps=2, checkpoint_every=3, log_every=2)
     summary = train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
     assert summary["steps"] == 6 and summary["episodes"] == 3 and summary["frames"] == 24
+    shipped = json.loads((SHIPPED / "train_info.json").read_text())  # the fields README and vla.policy read
+    assert set(summary) == set(shipped) and set(summary["train_config"]) == set(shipped["train_config"])
+    assert json.loads((out / "train_info.json").read_text()) == summary
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_0000003", "step_0000006"]
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [2, 4, 6] and all(np.isfinite(float(r["loss"])) for r in rows)
@@ -66,6 +74,22 @@ def test_resume_continues_from_the_newest_checkpoint(so101_like, tmp_path):
     assert summary["resumed_from_step"] == 4
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
+
+
+def test_an_interrupted_run_resumed_equals_the_uninterrupted_one(so101_like, tmp_path):
+    """4 steps straight vs 2 + resume 2: the same weights, optimizer state and LR schedule, bit for bit."""
+    out = tmp_path / "policy"
+    cfg = TrainConfig(steps=4, batch_size=4, warmup_steps=1, weight_decay=0.1, checkpoint_every=2, log_every=1)
+    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    state = torch.load(latest_checkpoint(out) / STATE_FILE, weights_only=True)
+    assert [g["weight_decay"] for g in state["optimizer"]["param_groups"]] == [0.1, 0.0]  # norms, biases: none
+    straight = tmp_path / "straight"
+    shutil.copytree(latest_checkpoint(out), straight)
+    shutil.rmtree(latest_checkpoint(out))  # as if the run had died right after step 2
+    assert train(so101_like, out, "tiny", cfg, resume=True, progress=False)["resumed_from_step"] == 2
+    assert_same_checkpoint(straight, latest_checkpoint(out), "model.safetensors")
+    rows = [(r["step"], r["loss"], r["lr"]) for r in csv.DictReader((out / "metrics.csv").open())]
+    assert rows[2:4] == rows[4:6] and [r[0] for r in rows] == ["1", "2", "3", "4", "3", "4"]
 
 
 def test_lora_checkpoints_are_plain_models(so101_like, tmp_path):

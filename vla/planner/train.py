@@ -6,16 +6,14 @@ change (cross-entropy) and the critic's ranking loss. The critic learns self-sup
 in VLWM: along a demonstration the cost must fall step by step toward the goal, and the goal
 state must cost less than a distractor (another episode's state with a different goal) or the
 end of a plan with one step left out. Warm-starting from a trained VLA (`--init`) keeps its
-vision features and tokenizer, so the same backbone serves actions and plans.
+vision features and tokenizer, so the same backbone serves actions and plans. The optimisation,
+checkpoints, `--resume`, accelerate and train_info.json are the shared loop's (vla.train.loop).
 """
 
 from __future__ import annotations
 
 import json
-import platform
 import random
-import shutil
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from vla.data import open_dataset
+from vla.data.dataset import DemoDataset
 from vla.planner.data import EpisodePlan, PlannerData, build_planner_data
 from vla.planner.model import (
+    PLANNER_CONFIG,
+    PLANNER_WEIGHTS,
     USES,
     PlannerConfig,
     PlannerModel,
@@ -36,7 +37,7 @@ from vla.planner.model import (
 )
 from vla.planner.plan import apply_change
 from vla.train.data import augment
-from vla.train.trainer import STATE_FILE, MetricsLog, TrainConfig, _checkpoint, _lr_lambda, latest_checkpoint
+from vla.train.loop import Objective, TrainConfig, resume_point, train_loop
 
 MARGIN = 1.0
 
@@ -98,6 +99,8 @@ def critic_pairs(episodes: list[EpisodePlan], n: int, rng: random.Random) -> tup
 
 def planner_step(model: PlannerModel, data: PlannerData, batch_size: int, generator: torch.Generator,
                  rng: random.Random, do_augment: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+    """One planner batch: the sum of the four uses' losses (describe, plan, world, critic), so
+    every step trains every use of the shared backbone; returns (loss, metrics)."""
     def images(rows):
         x = data.images[torch.tensor(rows)].float().div_(255)
         return (augment(x, generator) if do_augment else x).to(model.device)
@@ -124,88 +127,42 @@ def planner_step(model: PlannerModel, data: PlannerData, batch_size: int, genera
 def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: TrainConfig | None = None,
                   resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train a planner on `dataset`, starting from the VLA (or planner) checkpoint `init`; save to `out`."""
-    from tqdm import tqdm
-
-    from vla.model.vla import VLAModel
-
     cfg = cfg or TrainConfig()
     out = Path(out)
-    ckpt = latest_checkpoint(out) if resume else None
-    if resume and ckpt is None:
-        raise FileNotFoundError(f"--resume: no checkpoint under {out / 'checkpoints'}")
-    if not resume and (out / "checkpoints").exists():
-        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    ckpt = resume_point(out, resume)
+    torch.manual_seed(cfg.seed)  # the critic's initial weights, the same on every process
     demo = open_dataset(dataset)
-    source = ckpt or Path(init)
-    vla = VLAModel.from_pretrained(source, device=device)
+    source = Path(ckpt or init)
+    model, data = _planner_and_data(source, demo, progress)
+    objective = Objective(
+        tag="planner", model=model,
+        step=lambda m, generator, rng: planner_step(m, data, cfg.batch_size, generator, rng, cfg.augment),
+        save=lambda m, path: m.save_pretrained(path),
+        metrics=["loss", "describe_loss", "describe_acc", "plan_loss", "plan_acc", "world_loss", "world_acc",
+                 "critic_loss", "critic_rank_acc"],
+        info={"objective": "planner", "dataset": str(dataset), "init": str(init),
+              "planner_config": asdict(model.config), "episodes": len(data.episodes),
+              "frames_decoded": len(data.images), "uses": list(USES)})
+    return train_loop(objective, cfg, out, ckpt, progress)
+
+
+def _planner_and_data(source: Path, demo: DemoDataset, progress: bool) -> tuple[PlannerModel, PlannerData]:
+    """The planner to train from `source` (a planner checkpoint: resumed or trained further; a
+    VLA checkpoint: a new critic and sequence lengths measured on the data), and its data."""
+    from vla.model.vla import VLAModel
+
+    vla = VLAModel.from_pretrained(source)
     if sorted(vla.config.cameras) != sorted(demo.cameras):
         raise ValueError(f"{source} was trained with cameras {vla.config.cameras}; the dataset has {demo.cameras}")
     data = build_planner_data(demo, vla.vision_size, cameras=list(vla.config.cameras), progress=progress)
-    if (Path(source) / "planner.json").is_file():  # resuming, or more training of a planner
-        from safetensors.torch import load_file
-
-        from vla.model.vla import load_weights
-        from vla.planner.model import PLANNER_CONFIG, PLANNER_WEIGHTS
-
-        config = PlannerConfig.from_dict(json.loads((Path(source) / PLANNER_CONFIG).read_text()))
-        model = PlannerModel(vla, config)
-        load_weights(model.critic, load_file(str(Path(source) / PLANNER_WEIGHTS)), str(Path(source) / PLANNER_WEIGHTS))
-        model.to(device)
-    else:
+    if not (source / PLANNER_CONFIG).is_file():
         model = PlannerModel(vla)
         model.config = measure_lengths(model, data)
-        model.to(device)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
-    start_step = 0
-    if ckpt is not None:
-        state = torch.load(ckpt / STATE_FILE, weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_step = int(state["step"])
-    generator = torch.Generator().manual_seed(cfg.seed * 1000 + start_step)
-    rng.seed(cfg.seed * 1000 + start_step)
-    out.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(out, ["step", "loss", "describe_loss", "describe_acc", "plan_loss", "plan_acc", "world_loss",
-                           "world_acc", "critic_loss", "critic_rank_acc", "lr", "samples_per_s", "elapsed_s"],
-                     resumed=start_step > 0, batch_size=cfg.batch_size, tag="planner")
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda"
-                else torch.autocast("cpu", enabled=False))
-    started = time.perf_counter()
-    for step in tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="train planner",
-                     disable=not progress):
-        with autocast:
-            loss, metrics = planner_step(model, data, cfg.batch_size, generator, rng, cfg.augment)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        log.add(metrics)
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            log.write(done, scheduler.get_last_lr()[0])
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            _checkpoint(model, optimizer, scheduler, done, out, cfg)  # the action trainer's: same layout
-    log.close()
-    final = latest_checkpoint(out)
-    for item in final.iterdir():
-        if item.name != STATE_FILE:
-            shutil.copy2(item, out / item.name)
-    summary = {
-        "objective": "planner", "dataset": str(dataset), "init": str(init), "steps": cfg.steps,
-        "resumed_from_step": start_step, "wall_time_s": round(time.perf_counter() - started, 1),
-        "train_config": asdict(cfg), "planner_config": asdict(model.config),
-        "episodes": len(data.episodes), "frames_decoded": len(data.images), "uses": list(USES),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-                   f"{torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}",
-    }
-    (out / "train_info.json").write_text(json.dumps(summary, indent=2))
-    return summary
+        return model, data
+    from safetensors.torch import load_file
 
+    from vla.model.vla import load_weights
+
+    model = PlannerModel(vla, PlannerConfig.from_dict(json.loads((source / PLANNER_CONFIG).read_text())))
+    load_weights(model.critic, load_file(str(source / PLANNER_WEIGHTS)), str(source / PLANNER_WEIGHTS))
+    return model, data

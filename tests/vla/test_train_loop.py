@@ -1,0 +1,150 @@
+"""The shared training loop on a toy objective: parameter groups, schedule, exact resume, and
+resuming a run whose optimizer state predates the decay split."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vla.train.loop import (
+    STATE_FILE,
+    Objective,
+    TrainConfig,
+    latest_checkpoint,
+    load_optimizer_state,
+    machine,
+    param_groups,
+    resume_point,
+    train_loop,
+    warmup_cosine,
+)
+
+
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(5, 8)
+        self.proj = nn.Linear(8, 8)
+        self.norm = nn.LayerNorm(8)
+        self.scale = nn.Parameter(torch.ones(8))  # a 1-D parameter that is neither norm nor bias
+        self.frozen = nn.Linear(8, 8)
+        self.frozen.requires_grad_(False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(self.embed(tokens))) * self.scale
+
+
+def toy_step(model: Toy, generator: torch.Generator, rng: random.Random):
+    """Draws from both random streams, so a resume that lost either one would diverge."""
+    tokens = torch.randint(0, 5, (4,), generator=generator)
+    target = torch.full((4, 8), rng.uniform(-1, 1))
+    loss = ((model(tokens) - target) ** 2).mean()
+    return loss, {"loss": loss.item()}
+
+
+def toy_objective(model: Toy) -> Objective:
+    def save(m: Toy, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(path / "toy.safetensors"))
+
+    return Objective(tag="toy", model=model, step=toy_step, save=save, metrics=["loss"], info={"toy": True})
+
+
+def run_toy(out: Path, cfg: TrainConfig, resume: bool = False) -> dict:
+    """What a trainer does: find the checkpoint, load its weights, hand the rest to the loop."""
+    ckpt = resume_point(out, resume)
+    torch.manual_seed(cfg.seed)
+    model = Toy()
+    if ckpt is not None:
+        model.load_state_dict(load_file(str(ckpt / "toy.safetensors")))
+    return train_loop(toy_objective(model), cfg, out, ckpt, progress=False)
+
+
+def test_weight_decay_only_on_weight_matrices():
+    model = Toy()
+    decay, no_decay = param_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    ids = lambda group: {id(p) for p in group["params"]}  # noqa: E731
+    assert ids(decay) == {id(model.embed.weight), id(model.proj.weight)}
+    assert ids(no_decay) == {id(model.proj.bias), id(model.norm.weight), id(model.norm.bias), id(model.scale)}
+    assert id(model.frozen.weight) not in ids(decay) | ids(no_decay)  # frozen parameters are not trained
+
+
+def test_warmup_then_cosine_to_five_percent():
+    f = warmup_cosine(warmup_steps=4, steps=14)
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(9) == pytest.approx(0.05 + 0.95 * 0.5)  # half-way through the decay
+    assert f(14) == pytest.approx(0.05) and f(100) == pytest.approx(0.05)
+    assert all(f(s) > f(s + 1) for s in range(4, 14))
+
+
+def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path):
+    cfg = TrainConfig(steps=6, batch_size=4, lr=1e-2, warmup_steps=2, weight_decay=0.1, checkpoint_every=3,
+                      log_every=1)
+    out = tmp_path / "run"
+    summary = run_toy(out, cfg)
+    assert summary["toy"] is True and summary["resumed_from_step"] == 0 and summary["train_config"]["steps"] == 6
+    straight = tmp_path / "straight"
+    shutil.copytree(latest_checkpoint(out), straight)
+    shutil.rmtree(latest_checkpoint(out))  # as if the run had died right after step 3
+    assert run_toy(out, cfg, resume=True)["resumed_from_step"] == 3
+    assert_same_checkpoint(straight, latest_checkpoint(out), "toy.safetensors")
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    by_step = {}
+    for row in rows:  # steps 4..6 were logged twice: by the first run and by the resumed one
+        by_step.setdefault(row["step"], []).append((row["loss"], row["lr"]))
+    assert [len(v) for v in by_step.values()] == [1, 1, 1, 2, 2, 2]
+    assert all(first == again for first, *rest in by_step.values() for again in rest)
+    saved = json.loads((out / "train_info.json").read_text())
+    assert saved["resumed_from_step"] == 3 and saved["machine"] == machine()
+
+
+def assert_same_checkpoint(a: Path, b: Path, weights: str) -> None:
+    """Equal weights, optimizer state, schedule and step: bit for bit."""
+    wa, wb = load_file(str(a / weights)), load_file(str(b / weights))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), "weights differ"
+    sa = torch.load(a / STATE_FILE, weights_only=True)
+    sb = torch.load(b / STATE_FILE, weights_only=True)
+    assert sa["step"] == sb["step"]
+    assert sa["scheduler"] == sb["scheduler"], "LR schedule differs"
+    assert sa["optimizer"]["param_groups"] == sb["optimizer"]["param_groups"]
+    oa, ob = sa["optimizer"]["state"], sb["optimizer"]["state"]
+    assert oa.keys() == ob.keys()
+    for i in oa:
+        assert all(torch.equal(oa[i][k], ob[i][k]) for k in oa[i]), f"optimizer state of parameter {i} differs"
+
+
+def test_a_fresh_run_over_an_old_one_and_resuming_nothing_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint under"):
+        resume_point(tmp_path, resume=True)
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        resume_point(tmp_path, resume=False)
+
+
+def test_optimizer_state_from_before_the_decay_split_still_resumes():
+    torch.manual_seed(0)
+    model = Toy()
+    old = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    for _ in range(2):
+        old.zero_grad()
+        model(torch.arange(5)).square().mean().backward()
+        old.step()
+    moments = {id(p): old.state[p]["exp_avg"].clone() for p in old.state}
+    new = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-2)
+    load_optimizer_state(new, old.state_dict(), model)
+    assert [g["weight_decay"] for g in new.param_groups] == [0.1, 0.0]
+    for group in new.param_groups:
+        for p in group["params"]:  # each parameter kept its own moments, not its neighbour's
+            assert torch.equal(new.state[p]["exp_avg"], moments[id(p)])
+    model.proj.requires_grad_(False)  # another set of trained parameters cannot take that state
+    with pytest.raises(ValueError, match="holds 6 parameters; this model trains 4"):
+        load_optimizer_state(torch.optim.AdamW(param_groups(model, 0.1)), old.state_dict(), model)

@@ -1,0 +1,350 @@
+"""The one training loop every objective runs through (`vla train`, `vla train --objective planner`).
+
+An objective hands the loop its model, a step function (sample a batch, return the loss and
+metrics) and a way to save a loadable folder; the loop owns everything else, so both objectives
+resume, schedule, clip, checkpoint and log alike:
+
+- AdamW with weight decay on weight matrices only (ndim >= 2): pulling a norm's gain or a bias
+  toward zero only fights the normalisation and the init, it regularises nothing;
+- linear warm-up, then cosine decay to 5% of the peak learning rate;
+- `accelerate`: device placement, bf16 autocast whenever CUDA is there, several GPUs under
+  `accelerate launch --multi_gpu --num_processes N -m vla.cli train ...`;
+- checkpoints in OUT/checkpoints/step_<N>/: the objective's folder plus training_state.pt
+  (optimizer, schedule, step and every process's random streams), so a resumed run repeats the
+  uninterrupted one exactly (on one process; see `restore`);
+- metrics in OUT/metrics.csv (and TensorBoard when installed); at the end the newest checkpoint,
+  minus the optimizer state, is copied to OUT and OUT/train_info.json summarises the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+STATE_FILE = "training_state.pt"
+CHECKPOINTS = "checkpoints"
+FINAL_LR_FRACTION = 0.05  # the cosine ends here, not at 0: the last steps still learn
+
+# (model, generator, rng) -> (loss, metrics): samples its own batch from the two random streams.
+StepFn = Callable[[nn.Module, torch.Generator, random.Random], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class TrainConfig:
+    """One training recipe. The first block is the loop's; the rest only the action objective reads."""
+
+    steps: int = 5000
+    batch_size: int = 32
+    lr: float = 5e-4
+    warmup_steps: int = 300
+    weight_decay: float = 0.01  # on weight matrices only (see `param_groups`)
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    lora: bool = False
+    lora_rank: int = 16
+    instruction_key: str = "task"
+    augment: bool = True
+    parallel_fraction: float = 0.5  # samples that train parallel decoding; the rest train autoregressive
+    label_sigma: float = 0.0  # > 0: Gaussian soft targets this many bins wide instead of one-hot
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.parallel_fraction <= 1.0:
+            raise ValueError(f"parallel_fraction={self.parallel_fraction}; expected 0..1 (0.5 trains both modes)")
+        if self.label_sigma < 0:
+            raise ValueError(f"label_sigma={self.label_sigma}; expected >= 0 bins (0: one-hot targets)")
+
+
+@dataclass
+class Objective:
+    """What one kind of training gives the loop; the loop does the rest."""
+
+    tag: str  # names the progress bar and the TensorBoard scalars
+    model: nn.Module  # trained in place: every parameter that requires grad
+    step: StepFn
+    save: Callable[[nn.Module, Path], object]  # writes a complete, loadable folder (no optimizer state)
+    metrics: list[str]  # the keys `step` returns, in metrics.csv's column order
+    info: dict[str, Any]  # what train_info.json says about the data and the model
+    shown: tuple[str, ...] = ("loss",)  # metrics on the progress bar
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest OUT/checkpoints/step_<N> folder, or None when there is none."""
+    ckpts = sorted((Path(out) / CHECKPOINTS).glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    return ckpts[-1] if ckpts else None
+
+
+def resume_point(out: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (None: a fresh run). Refuses to resume nothing, and to
+    start a fresh run over one already in OUT."""
+    ckpt = latest_checkpoint(out) if resume else None
+    if resume and ckpt is None:
+        raise FileNotFoundError(f"--resume: no checkpoint under {out / CHECKPOINTS}; drop --resume to start a run")
+    if not resume and (out / CHECKPOINTS).exists():
+        raise FileExistsError(f"{out} already holds a training run; pass --resume to continue it, or another --out")
+    return ckpt
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups of the trainable parameters: [weight matrices (ndim >= 2) with
+    `weight_decay`, everything else (norms, biases, other 1-D parameters) with none]."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def warmup_cosine(warmup_steps: int, steps: int) -> Callable[[int], float]:
+    """LR multiplier per step: linear warm-up over `warmup_steps`, then cosine down to
+    FINAL_LR_FRACTION at `steps`."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+        return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], model: nn.Module) -> None:
+    """Load a saved optimizer state. One saved before the decay split (one group over all of
+    `model`'s trainable parameters) is split as `param_groups` splits it, so those runs resume."""
+    if len(saved["param_groups"]) == 1 and len(optimizer.param_groups) == 2:
+        saved = _split_single_group(saved, model, optimizer.param_groups)
+    optimizer.load_state_dict(saved)
+
+
+def _split_single_group(saved: dict[str, Any], model: nn.Module, groups: list[dict[str, Any]]) -> dict[str, Any]:
+    (old,) = saved["param_groups"]
+    trainable = [p for p in model.parameters() if p.requires_grad]  # the order the single group had
+    if len(old["params"]) != len(trainable):
+        raise ValueError(f"the saved optimizer state holds {len(old['params'])} parameters; this model trains "
+                         f"{len(trainable)}: resume with the model (and --lora setting) the run started with")
+    new_index = {id(p): j for j, p in enumerate(groups[0]["params"] + groups[1]["params"])}
+    moved = {i: new_index[id(p)] for i, p in zip(old["params"], trainable, strict=True)}
+    n_decay = len(groups[0]["params"])
+    return {"state": {moved[i]: s for i, s in saved["state"].items()},
+            "param_groups": [{**old, "params": list(range(n_decay)), "weight_decay": groups[0]["weight_decay"]},
+                             {**old, "params": list(range(n_decay, len(trainable))), "weight_decay": 0.0}]}
+
+
+@dataclass
+class Streams:
+    """One process's random streams: the torch generator and the Python RNG that the step
+    function samples batches and augmentations from, plus torch's global (and CUDA) state."""
+
+    generator: torch.Generator
+    rng: random.Random
+
+    @classmethod
+    def seeded(cls, seed: int) -> Streams:
+        torch.manual_seed(seed)
+        return cls(torch.Generator().manual_seed(seed), random.Random(seed))
+
+    def state(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "random": self.rng.getstate(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+
+    @classmethod
+    def restored(cls, state: dict[str, Any]) -> Streams:
+        streams = cls(torch.Generator(), random.Random())
+        streams.generator.set_state(state["generator"])
+        streams.rng.setstate(state["random"])
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda"])
+        return streams
+
+
+def restore(ckpt: Path | None, optimizer: torch.optim.Optimizer, scheduler, model: nn.Module, seed: int,
+            rank: int, processes: int) -> tuple[int, Streams]:
+    """(step to start from, random streams) for a fresh run or one resumed from `ckpt`.
+
+    Each process gets its own streams. A checkpoint holds every process's, so resuming with the
+    same number of processes continues them exactly; one from an older version or another
+    process count reseeds them from the step instead (as earlier versions did)."""
+    if ckpt is None:
+        return 0, Streams.seeded(seed * 1000 + rank)
+    state = torch.load(ckpt / STATE_FILE, weights_only=True)  # tensors and numbers only: no code runs
+    load_optimizer_state(optimizer, state["optimizer"], model)
+    scheduler.load_state_dict(state["scheduler"])
+    step = int(state["step"])
+    saved = state.get("rng") or []
+    if len(saved) == processes:
+        return step, Streams.restored(saved[rank])
+    return step, Streams.seeded(seed * 1000 + step + rank)
+
+
+def save_checkpoint(objective: Objective, optimizer: torch.optim.Optimizer, scheduler, step: int, out: Path,
+                    rng: list[dict[str, Any]]) -> Path:
+    """OUT/checkpoints/step_<N>/: the objective's folder plus training_state.pt, written
+    aside and renamed, so a checkpoint appears whole or not at all."""
+    path = out / CHECKPOINTS / f"step_{step:07d}"
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    objective.save(objective.model, tmp)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "rng": rng},
+               tmp / STATE_FILE)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+class _Stepper(nn.Module):
+    """The objective's model with its step function as forward: the loss is then made inside
+    the (DDP-wrapped) forward, which is where DDP expects it, whatever methods the step calls."""
+
+    def __init__(self, model: nn.Module, step: StepFn):
+        super().__init__()
+        self.model, self.step_fn = model, step
+
+    def forward(self, generator: torch.Generator, rng: random.Random) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.step_fn(self.model, generator, rng)
+
+
+def train_loop(objective: Objective, cfg: TrainConfig, out: Path, resume_from: Path | None = None,
+               progress: bool = True) -> dict[str, Any]:
+    """Train `objective.model` to `cfg.steps` (from `resume_from`'s state when given; its weights
+    the objective has already loaded). Returns the summary written to OUT/train_info.json, or
+    {} on processes other than the main one."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    optimizer = torch.optim.AdamW(param_groups(objective.model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.steps))
+    start_step, streams = restore(resume_from, optimizer, scheduler, objective.model, cfg.seed,
+                                  accelerator.process_index, accelerator.num_processes)
+    # The scheduler stays out of prepare(): accelerate would step it once per process at every
+    # optimizer step, running the schedule N times too fast on N GPUs.
+    stepper, optimizer = accelerator.prepare(_Stepper(objective.model, objective.step), optimizer)
+    out.mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(out, ["step", *objective.metrics, "lr", "samples_per_s", "elapsed_s"], resumed=start_step > 0,
+                     batch_size=cfg.batch_size, tag=objective.tag, enabled=accelerator.is_main_process)
+    started = time.perf_counter()
+    try:
+        _steps(objective, cfg, out, accelerator, stepper, optimizer, scheduler, streams, start_step, log, progress)
+    finally:
+        log.close()
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return {}
+    return _finish(objective, cfg, out, start_step, time.perf_counter() - started)
+
+
+def _steps(objective: Objective, cfg: TrainConfig, out: Path, accelerator, stepper: nn.Module, optimizer, scheduler,
+           streams: Streams, start_step: int, log: MetricsLog, progress: bool) -> None:
+    from accelerate.utils import gather_object
+    from tqdm import tqdm
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    stepper.train()
+    bar = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=objective.tag,
+               disable=not (progress and accelerator.is_main_process))
+    for step in bar:
+        with accelerator.autocast():
+            loss, metrics = stepper(streams.generator, streams.rng)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        log.add(metrics)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            row = log.write(done, scheduler.get_last_lr()[0])
+            bar.set_postfix({k: f"{row[k]:.3f}" for k in objective.shown})
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            rng = gather_object([streams.state()])  # every process's streams, in rank order
+            if accelerator.is_main_process:
+                save_checkpoint(objective, optimizer, scheduler, done, out, rng)
+
+
+def _finish(objective: Objective, cfg: TrainConfig, out: Path, start_step: int, wall_time_s: float) -> dict[str, Any]:
+    """Copy the newest checkpoint, minus optimizer state, to OUT (the policy) and write train_info.json."""
+    final = latest_checkpoint(out)
+    if final is None:
+        raise FileNotFoundError(f"no checkpoint under {out / CHECKPOINTS} after training to step {cfg.steps}")
+    for item in final.iterdir():
+        if item.name != STATE_FILE:
+            shutil.copy2(item, out / item.name)
+    summary = {**objective.info, "steps": cfg.steps, "resumed_from_step": start_step,
+               "wall_time_s": round(wall_time_s, 1), "train_config": asdict(cfg),
+               "parameters": sum(p.numel() for p in objective.model.parameters()), "machine": machine()}
+    (out / "train_info.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def machine() -> str:
+    """The machine a run trained on, for train_info.json and docs (figures name their machine)."""
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU only"
+    return f"{platform.machine()}, {torch.get_num_threads()} threads, {gpu}"
+
+
+class MetricsLog:
+    """Per-step metrics averaged over `log_every` steps into OUT/metrics.csv (appended to on
+    resume) and TensorBoard when installed. `enabled=False` (non-main processes) writes nothing."""
+
+    def __init__(self, out: Path, fields: list[str], resumed: bool, batch_size: int, tag: str, enabled: bool = True):
+        self.fields, self.batch_size, self.tag, self.enabled = fields, batch_size, tag, enabled
+        self.window: list[dict[str, float]] = []
+        self.started = self.window_start = time.perf_counter()
+        self.file = self.writer = self.tb = None
+        if enabled:
+            path = out / "metrics.csv"
+            new_file = not resumed or not path.exists()
+            self.file = path.open("w" if new_file else "a", newline="")
+            self.writer = csv.DictWriter(self.file, fieldnames=fields)
+            if new_file:
+                self.writer.writeheader()
+            self.tb = _tensorboard(out / "tensorboard")
+
+    def add(self, metrics: dict[str, float]) -> None:
+        self.window.append(metrics)
+
+    def write(self, step: int, lr: float) -> dict[str, float]:
+        """Average the window into one row, write it, start a new window; returns the row."""
+        now = time.perf_counter()
+        row = {k: _mean([m[k] for m in self.window]) for k in self.window[0]}
+        row.update(step=step, lr=lr, samples_per_s=len(self.window) * self.batch_size / (now - self.window_start),
+                   elapsed_s=now - self.started)
+        if self.enabled:
+            self.writer.writerow({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+            self.file.flush()
+            if self.tb is not None:
+                for k, v in row.items():
+                    self.tb.add_scalar(f"{self.tag}/{k}", v, step)
+        self.window, self.window_start = [], time.perf_counter()
+        return row
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _mean(values: list[float]) -> float:
+    """The mean of the finite values; NaN when there are none (a metric not measured in this window)."""
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(path))
