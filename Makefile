@@ -23,7 +23,7 @@ test-all: $(VENV)/.installed
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check vla sim tests
+	$(VENV)/bin/ruff check vla sim tests ros2_ws
 
 ## Benchmarks behind docs/BENCHMARKS.md (scripts, not tests). Reports land in out/bench.
 bench: $(VENV)/.installed
@@ -45,13 +45,13 @@ bench-peers: $(VENV)/.installed
 	test -f out/data/sim_single_100/meta/info.json || \
 		$(VLA) record --tasks single --episodes 100 --out out/data/sim_single_100
 	rm -rf out/peers/full
-	$(VLA) bench peers --dataset out/data/sim_single_100 --steps 1000 --batch-size 32 --episodes 20 \
+	$(VLA) bench peers --dataset out/data/sim_single_100 --train-steps 1000 --batch-size 32 --episodes 20 \
 		--out out/peers/full --report out/bench/peers_full.json
 ## The same comparison with 10 demonstrations per task (data efficiency).
 	test -f out/data/sim_single_10/meta/info.json || \
 		$(VLA) record --tasks single --episodes 10 --out out/data/sim_single_10
 	rm -rf out/peers/small
-	$(VLA) bench peers --dataset out/data/sim_single_10 --steps 1000 --batch-size 32 --episodes 20 \
+	$(VLA) bench peers --dataset out/data/sim_single_10 --train-steps 1000 --batch-size 32 --episodes 20 \
 		--out out/peers/small --report out/bench/peers_small.json
 
 ## The chunk length K: one tiny VLA per K on the same data and steps, scored open loop on held-out
@@ -63,7 +63,7 @@ bench-chunk: $(VENV)/.installed
 		$(VLA) record --tasks single --episodes 6 --seed 9000 --out out/data/sim_single_heldout
 	rm -rf out/chunk
 	$(VLA) bench chunk --dataset out/data/sim_single_100 --heldout out/data/sim_single_heldout --chunks 4,10,20 \
-		--steps 1000 --batch-size 32 --episodes 20 --out out/chunk --report out/bench/chunk.json
+		--train-steps 1000 --batch-size 32 --episodes 20 --out out/chunk --report out/bench/chunk.json
 
 ## The planner on the multi-step tasks: held-out accuracy, then flat vs System-1 vs System-2 and
 ## re-planning after a perturbation, with the scripted skills and with the shipped VLA executing.

@@ -7,6 +7,7 @@ one action per control tick; a new chunk is requested when the last one is used 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -135,3 +136,23 @@ def evaluate(
         {"task_id": r.task_id, "seed": r.seed, "instruction": r.instruction} for r in everything if not r.success
     ]
     return report
+
+
+def write_report(report: dict[str, Any], path: str | Path | None = None) -> None:
+    """Print the report as JSON and, when `path` is given, write it there too (folders created)."""
+    text = json.dumps(report, indent=2)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
+    print(text)
+
+
+def open_loop_report(policy_dir: str | Path, heldout: str | Path, decoding: str | None = None) -> dict[str, Any]:
+    """The `vla eval --heldout` report: the policy's open-loop error on demonstrations it never saw (no simulator)."""
+    from vla.model.vla import VLAModel
+    from vla.train.validate import open_loop_error
+
+    model = VLAModel.from_pretrained(policy_dir)
+    return {"policy": str(policy_dir), "heldout": str(heldout), "decoding": decoding or model.config.decoding,
+            "chunk_size": model.config.chunk_size, "n_action_steps": model.config.n_action_steps,
+            **open_loop_error(model, heldout, decoding)}

@@ -13,6 +13,7 @@ before the next inference). Each is then scored two ways:
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,37 @@ def bench_chunk(dataset: str | Path, heldout: str | Path, chunks: list[int], ste
             **score(f"k{k}", policy, tasks, sim.make_env, episodes, seed, progress),
         }
     return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vla bench chunk` flags."""
+    parser.add_argument("--dataset", default=None, help="the LeRobot dataset every K trains on (required)")
+    parser.add_argument("--heldout", default=None,
+                        help="a LeRobot dataset recorded from other seeds, for the open-loop error (required)")
+    parser.add_argument("--chunks", type=_lengths, default=[4, 10, 20],
+                        help="comma-separated chunk lengths K (default 4,10,20)")
+    parser.add_argument("--train-steps", type=int, default=500, help="optimizer steps per trained policy")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step")
+    parser.add_argument("--tasks", default="single", help="closed-loop tasks: ids (comma-separated), single, multi")
+    parser.add_argument("--episodes", type=int, default=10, help="closed-loop episodes per task")
+    parser.add_argument("--seed", type=int, default=0, help="training seed and first episode seed")
+    parser.add_argument("--out", default="out/chunk", help="where the trained policies go")
+
+
+def _lengths(text: str) -> list[int]:
+    try:
+        return [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers such as 4,10,20") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim import resolve_tasks
+    from vla.evaluate import write_report
+
+    if not args.dataset or not args.heldout:
+        raise ValueError("vla bench chunk needs --dataset DIR (training) and --heldout DIR (other seeds)")
+    write_report(bench_chunk(args.dataset, args.heldout, args.chunks, args.train_steps, args.episodes,
+                             resolve_tasks(args.tasks), out=args.out, batch_size=args.batch_size, seed=args.seed),
+                 args.report)
+    return 0

@@ -9,6 +9,7 @@ reported with its error and the others still run.
 
 from __future__ import annotations
 
+import argparse
 import platform
 import time
 from pathlib import Path
@@ -116,3 +117,24 @@ def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str]
             entry["error"] = f"{type(exc).__name__}: {exc}"
         report["policies"][name] = entry
     return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vla bench peers` flags."""
+    parser.add_argument("--dataset", default=None, help="the LeRobot dataset all policies train on (required)")
+    parser.add_argument("--train-steps", type=int, default=500, help="optimizer steps per policy")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step")
+    parser.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task")
+    parser.add_argument("--out", default="out/peers", help="where the trained policies go")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim import resolve_tasks
+    from vla.evaluate import write_report
+
+    if not args.dataset:
+        raise ValueError("vla bench peers needs --dataset DIR (a LeRobot dataset)")
+    write_report(bench_peers(args.dataset, args.train_steps, args.episodes, resolve_tasks(args.tasks), out=args.out,
+                             batch_size=args.batch_size), args.report)
+    return 0
