@@ -2,7 +2,9 @@
 
 Observation (LeRobot keys): `observation.images.<camera>` uint8 H x W x 3 for every camera of
 the robot config, `observation.state` float32 joint positions incl. gripper, and `task`, the
-instruction. Action: float32 absolute joint position targets incl. gripper, in the robot
+instruction, plus `observation.environment_state`: privileged object positions (cubes, bowl,
+TCP; `sim.scene.ENVIRONMENT_STATE_NAMES`) that only a simulator has, for diagnostics and
+training-only targets. Action: float32 absolute joint position targets incl. gripper, in the robot
 config's joint order, held for one control period (physics substeps interpolate to it).
 """
 
@@ -16,10 +18,10 @@ import numpy as np
 from gymnasium import spaces
 
 from sim.describer import describe
-from sim.scene import TabletopScene
+from sim.scene import ENVIRONMENT_STATE_NAMES, TabletopScene
 from sim.tasks import Episode, get_task
 from vla.robot import RobotConfig, load_robot_config
-from vla.types import OBS_STATE, TASK, image_key
+from vla.types import OBS_ENV_STATE, OBS_STATE, TASK, image_key
 
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.:;'-"
 
@@ -50,6 +52,7 @@ class TabletopEnv(gym.Env):
             h, w = image_size or (cam.height, cam.width)
             obs_spaces[image_key(cam.name)] = spaces.Box(0, 255, (h, w, 3), dtype=np.uint8)
         obs_spaces[OBS_STATE] = spaces.Box(lo, hi, dtype=np.float32)
+        obs_spaces[OBS_ENV_STATE] = spaces.Box(-np.inf, np.inf, (len(ENVIRONMENT_STATE_NAMES),), dtype=np.float32)
         obs_spaces[TASK] = spaces.Text(max_length=200, charset=INSTRUCTION_CHARSET)
         self.observation_space = spaces.Dict(obs_spaces)
         self.episode: Episode | None = None
@@ -104,6 +107,7 @@ class TabletopEnv(gym.Env):
     def _observation(self) -> dict[str, Any]:
         obs: dict[str, Any] = {image_key(c): self.scene.render(c) for c in self.robot.camera_names}
         obs[OBS_STATE] = np.clip(self.scene.joint_positions(), self.robot.lower, self.robot.upper)
+        obs[OBS_ENV_STATE] = self.scene.environment_state()
         obs[TASK] = self.episode.instruction
         return obs
 

@@ -24,6 +24,11 @@ TCP_SITE = "tcp"
 PAD_GEOMS = ("left_pad", "right_pad")
 
 
+ENVIRONMENT_STATE_NAMES = tuple(
+    [f"{c}_cube.{a}" for c in COLORS for a in "xyz"] + ["bowl.x", "bowl.y", "tcp.x", "tcp.y", "tcp.z"]
+)
+
+
 def cube(color: str) -> str:
     return f"{color}_cube"
 
@@ -145,6 +150,11 @@ class TabletopScene:
 
     def tcp_pos(self) -> np.ndarray:
         return self.data.site(TCP_SITE).xpos.copy()
+
+    def environment_state(self) -> np.ndarray:
+        """Privileged object positions (m, world frame), in `ENVIRONMENT_STATE_NAMES` order."""
+        parts = [self.cube_pos(c) for c in COLORS] + [self.bowl_pos()[:2], self.tcp_pos()]
+        return np.concatenate(parts).astype(np.float32)
 
     def _contacts_of(self, geom_id: int) -> set[int]:
         """Geoms touching `geom_id` now."""

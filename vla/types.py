@@ -13,6 +13,9 @@ import numpy as np
 OBS_STATE = "observation.state"
 OBS_IMAGES_PREFIX = "observation.images."
 ACTION = "action"
+# Privileged simulator state (object positions), LeRobot's name for it. A diagnostic input and a
+# training-only target: a real robot has no such sensor, so no shipped policy reads it by default.
+OBS_ENV_STATE = "observation.environment_state"
 TASK = "task"
 
 Observation = dict[str, Any]

@@ -6,7 +6,8 @@ from gymnasium.utils.env_checker import check_env
 import sim
 from sim import TASKS, make_env, resolve_tasks
 from sim.experts import ScriptedExpert
-from vla.types import OBS_STATE, TASK, image_key
+from sim.scene import ENVIRONMENT_STATE_NAMES
+from vla.types import OBS_ENV_STATE, OBS_STATE, TASK, image_key
 
 
 @pytest.mark.parametrize("task_id", list(TASKS))
@@ -22,13 +23,21 @@ def test_observation_uses_lerobot_keys_and_robot_config():
     env = make_env("pick")
     obs, info = env.reset(seed=3)
     robot = env.unwrapped.robot
-    assert set(obs) == {image_key("scene"), image_key("wrist"), OBS_STATE, TASK}
+    assert set(obs) == {image_key("scene"), image_key("wrist"), OBS_STATE, OBS_ENV_STATE, TASK}
     assert obs[image_key("scene")].shape == (128, 128, 3) and obs[image_key("wrist")].dtype == np.uint8
     assert obs[OBS_STATE].dtype == np.float32 and obs[OBS_STATE].shape == (robot.action_dim,)
     assert np.allclose(obs[OBS_STATE], robot.home_array, atol=1e-3)
     assert obs[TASK] == info["task"] and "cube" in obs[TASK]
     assert info["subtasks"] == [info["subtask"]] and info["subtask_index"] == 0
     assert info["scene_description"].startswith("the red cube is")
+    # privileged object positions, in ENVIRONMENT_STATE_NAMES order
+    scene = env.unwrapped.scene
+    env_state = obs[OBS_ENV_STATE]
+    assert env_state.shape == (len(ENVIRONMENT_STATE_NAMES),) and env_state.dtype == np.float32
+    names = list(ENVIRONMENT_STATE_NAMES)
+    np.testing.assert_allclose(env_state[names.index("blue_cube.x") : names.index("blue_cube.z") + 1],
+                               scene.cube_pos("blue"), atol=1e-6)
+    np.testing.assert_allclose(env_state[names.index("tcp.x") :], scene.tcp_pos(), atol=1e-6)
     env.close()
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from vla.data.dataset import DEFAULT_VIDEO_BACKEND, DatasetError, check_local_dataset, quiet_datasets
-from vla.types import ACTION, OBS_STATE, TASK
+from vla.types import ACTION, OBS_ENV_STATE, OBS_STATE, TASK
 
 SIDECAR = Path("meta") / "vla_recording.json"
 SUBTASK_INDEX, SUBTASK, SCENE_DESCRIPTION = "subtask_index", "subtask", "scene_description"
@@ -40,6 +40,11 @@ def features_for(env, use_videos: bool) -> dict[str, dict]:
             features[key] = {"dtype": "video" if use_videos else "image", "shape": space.shape,
                              "names": ["height", "width", "channels"]}
     features[OBS_STATE] = {"dtype": "float32", "shape": (len(names),), "names": names}
+    if OBS_ENV_STATE in env.observation_space.spaces:  # privileged: diagnostics and training-only targets
+        from sim.scene import ENVIRONMENT_STATE_NAMES
+
+        names_env = list(ENVIRONMENT_STATE_NAMES)
+        features[OBS_ENV_STATE] = {"dtype": "float32", "shape": (len(names_env),), "names": names_env}
     features[ACTION] = {"dtype": "float32", "shape": (len(names),), "names": names}
     features[SUBTASK_INDEX] = {"dtype": "int64", "shape": (1,), "names": None}
     features[SUBTASK] = {"dtype": "string", "shape": (1,), "names": None}
