@@ -1,20 +1,45 @@
 """`vla` command line: the composition root that wires policies, the simulator and reports.
 
-Each top-level command is a handler (`cmd_<name>`) and the flags its parser declares (`add_*`).
-Policies are resolved by vla.loading (which declares the policy, sparsity and planner flags it reads);
-each `vla bench <name>` owns its flags and its run in its vla.bench module.
+`eval`, `demo` and `serve` wire a policy to the simulator or a server, and `tasks`, `client` and
+`keys` are a few lines each: they are here, each a handler (`cmd_<name>`) and the flags its parser
+declares (`add_*`). Every other command is owned by the module it drives (COMMANDS), imported only
+when that command is parsed so that `vla tasks` or `vla client` do not pay for torch; each
+`vla bench <name>` likewise owns its flags and its run in its vla.bench module. Policies are
+resolved by vla.loading (which declares the policy, sparsity and planner flags it reads).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 
-from vla.loading import DECODINGS, SHIPPED_POLICY, add_planner_arguments, add_policy_arguments
+from vla.loading import SHIPPED_POLICY, add_planner_arguments, add_policy_arguments
 
-DEFAULT_RECORD_SEED = 1000  # as vla.data.record: evaluation seeds 0..999 stay unseen
+# name -> (module, one-line help). The module declares the flags in `add_<name>_arguments(parser)`
+# and runs the command in `run_<name>(args) -> int`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "record": ("vla.data.commands", "record scripted-expert demonstrations into a LeRobot v3.0 dataset"),
+    "train": ("vla.train.commands", "fine-tune a VLA on a LeRobot dataset"),
+    "dataset": ("vla.data.commands", "inspect LeRobot datasets"),
+}
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser; for a command in COMMANDS its module adds the flags the first time it parses."""
+
+    def __init__(self, *args, module: str | None = None, command: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.module, self.command = module, command
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self.module:  # once: the module is imported and its flags added
+            owner, self.module = importlib.import_module(self.module), None
+            getattr(owner, f"add_{self.command}_arguments")(self)
+            self.set_defaults(func=getattr(owner, f"run_{self.command}"))
+        return super().parse_known_args(args, namespace)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -52,76 +77,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     code = cmd_eval(args)
     print(f"\nreport: {out / 'report.json'}\nvideos: {out / 'videos'}", file=sys.stderr)
     return code
-
-
-def cmd_record(args: argparse.Namespace) -> int:
-    from sim import resolve_tasks
-    from vla.data.record import RecordingInterrupted, record
-
-    try:
-        summary = record(
-            resolve_tasks(args.tasks), args.episodes, args.out, seed=args.seed, repo_id=args.repo_id,
-            storage=args.storage, robot=args.robot, image_size=args.image_size, resume=args.resume,
-            overwrite=args.overwrite, progress=not args.quiet, settle_frames=args.settle_frames,
-        )
-    except RecordingInterrupted as exc:
-        print(json.dumps(exc.summary, indent=2))
-        print(f"vla record: {exc}; continue with --resume", file=sys.stderr)
-        return 130
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-def cmd_from_rosbag(args: argparse.Namespace) -> int:
-    from vla.data.rosbag import convert_rosbag
-    from vla.robot import load_robot_config
-
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty; choose another --out")
-    summary = convert_rosbag(args.bag, load_robot_config(args.robot), out, args.episode_split, args.task, args.fps,
-                             args.tolerance, args.instruction_topic, use_videos=args.storage == "video")
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from vla.train.trainer import TrainConfig, train
-
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, lora=args.lora,
-                      checkpoint_every=args.checkpoint_every, instruction_key=args.instruction_key,
-                      warmup_steps=min(args.warmup_steps, max(1, args.steps // 10)),
-                      parallel_fraction=args.parallel_fraction, label_sigma=args.label_sigma)
-    if args.objective == "planner":
-        from vla.loading import planner_training_error
-        from vla.planner.train import train_planner
-
-        if error := planner_training_error(args):
-            print(f"vla train --objective planner: {error}", file=sys.stderr)
-            return 2
-        summary = train_planner(args.dataset, args.out, args.init, cfg, resume=args.resume, progress=not args.quiet)
-        print(json.dumps({k: summary[k] for k in ("steps", "wall_time_s", "episodes", "parameters")}, indent=2))
-        return 0
-    overrides = {k: v for k, v in (("chunk_size", args.chunk_size), ("n_action_steps", args.n_action_steps),
-                                   ("decoding", args.decoding)) if v}
-    summary = train(args.dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
-                    model_overrides=overrides)
-    if summary:
-        print(json.dumps({k: summary[k] for k in ("steps", "wall_time_s", "frames", "parameters")}, indent=2))
-    return 0
-
-
-def cmd_dataset(args: argparse.Namespace) -> int:
-    from vla.data import open_dataset
-    from vla.data.info import dataset_info, first_frames_grid, format_info
-
-    ds = open_dataset(args.dataset, need_camera=False)
-    info = dataset_info(ds)
-    if ds.cameras:
-        grid = args.grid or f"out/{Path(args.dataset).name}_first_frames.png"
-        info["first_frames_png"] = str(first_frames_grid(ds, grid, args.grid_episodes))
-    print(json.dumps(info, indent=2) if args.json else format_info(info))
-    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -192,79 +147,6 @@ def add_eval_parsers(sub) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
-def add_record_parser(sub) -> None:
-    rec = sub.add_parser("record", help="record scripted-expert demonstrations into a LeRobot v3.0 dataset")
-    rec.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
-    rec.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
-    rec.add_argument("--out", required=True, help="dataset directory")
-    rec.add_argument("--seed", type=int, default=DEFAULT_RECORD_SEED,
-                     help="first seed per task (default 1000: evaluation seeds 0..999 stay unseen)")
-    rec.add_argument("--repo-id", default=None, help="dataset name in LeRobot's metadata (default local/<dir name>)")
-    rec.add_argument("--storage", choices=["video", "images"], default="video", help="MP4 (AV1) videos or PNG images")
-    rec.add_argument("--robot", default="panda")
-    rec.add_argument("--image-size", type=int, default=None)
-    rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --out")
-    rec.add_argument("--settle-frames", type=int, default=0,
-                     help="frames kept after success with the arm still: the final scene the planner learns as goal")
-    rec.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
-    rec.add_argument("--quiet", action="store_true")
-    rec.set_defaults(func=cmd_record)
-
-
-def add_train_parser(sub) -> None:
-    tr = sub.add_parser("train", help="fine-tune a VLA on a LeRobot dataset")
-    tr.add_argument("--dataset", required=True, help="LeRobot v3.0 dataset directory (or hub repo id)")
-    tr.add_argument("--out", required=True, help="policy directory (checkpoints under OUT/checkpoints)")
-    tr.add_argument("--model", default="tiny", help="configs/models/<name>.yaml, a YAML path, or a local HF VLM dir")
-    tr.add_argument("--steps", type=int, default=5000)
-    tr.add_argument("--batch-size", type=int, default=32)
-    tr.add_argument("--lr", type=float, default=5e-4)
-    tr.add_argument("--warmup-steps", type=int, default=300)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--chunk-size", type=int, default=None, help="override the model config's K")
-    tr.add_argument("--n-action-steps", type=int, default=None,
-                    help="override the model config's actions executed per inference (at most K)")
-    tr.add_argument("--decoding", choices=DECODINGS, default=None)
-    tr.add_argument("--parallel-fraction", type=float, default=0.5,
-                    help="share of each batch that trains parallel decoding; the rest trains autoregressive "
-                         "(0.5: one checkpoint serves both; 1: parallel only)")
-    tr.add_argument("--label-sigma", type=float, default=0.0,
-                    help="Gaussian soft action targets this many bins wide (0: one-hot cross-entropy)")
-    tr.add_argument("--lora", action="store_true", help="LoRA adapters (peft) instead of full fine-tuning")
-    tr.add_argument("--checkpoint-every", type=int, default=1000)
-    tr.add_argument("--instruction-key", default="task", help="per-frame text to condition on (task or subtask)")
-    tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    tr.add_argument("--objective", choices=["action", "planner"], default="action",
-                    help="action: the action head (default); planner: scene description, plans, world model, critic")
-    tr.add_argument("--init", default=None,
-                    help="planner: the VLA checkpoint to start from (its backbone and tokenizer)")
-    tr.add_argument("--quiet", action="store_true")
-    tr.set_defaults(func=cmd_train)
-
-
-def add_dataset_parser(sub) -> None:
-    ds_sub = sub.add_parser("dataset", help="inspect LeRobot datasets").add_subparsers(dest="dataset_command",
-                                                                                       required=True)
-    info = ds_sub.add_parser("info", help="episodes, frames, fps, features, tasks, and a PNG of first frames")
-    info.add_argument("dataset", help="dataset directory (LeRobot v3.0)")
-    info.add_argument("--grid", default=None, help="PNG path (default out/<name>_first_frames.png)")
-    info.add_argument("--grid-episodes", type=int, default=4)
-    info.add_argument("--json", action="store_true", help="print JSON instead of text")
-    info.set_defaults(func=cmd_dataset)
-    rb = ds_sub.add_parser("from-rosbag", help="convert a rosbag2 (sqlite3 or MCAP) into a LeRobot v3.0 dataset")
-    rb.add_argument("bag", help="rosbag2 directory (or .mcap / .db3 file)")
-    rb.add_argument("--robot", default="panda", help="robot config: topics, joint order, cameras")
-    rb.add_argument("--out", required=True)
-    rb.add_argument("--episode-split", default="auto",
-                    help="bag | instruction | gap:SECONDS (auto: instruction when the bag has one, else gap:1.0)")
-    rb.add_argument("--task", default=None, help="task text when the bag has no instruction topic")
-    rb.add_argument("--fps", type=float, default=None, help="frame rate (default: the robot's control rate)")
-    rb.add_argument("--tolerance", type=float, default=0.05, help="seconds: nearest-sample tolerance")
-    rb.add_argument("--instruction-topic", default="/vla/instruction")
-    rb.add_argument("--storage", choices=["video", "images"], default="video")
-    rb.set_defaults(func=cmd_from_rosbag)
-
-
 def add_serving_parsers(sub) -> None:
     srv = sub.add_parser("serve", help="host a policy over ZeroMQ for many clients")
     add_policy_arguments(srv, default=None, required=True, policy_help="a VLA or LeRobot checkpoint directory",
@@ -288,12 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     from vla.bench import add_bench_parsers
 
     parser = argparse.ArgumentParser(prog="vla", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     sub.add_parser("tasks", help="list task ids and their group (single or multi)").set_defaults(func=cmd_tasks)
     add_eval_parsers(sub)
-    add_record_parser(sub)
-    add_train_parser(sub)
-    add_dataset_parser(sub)
+    for name, (module, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, module=module, command=name)
     add_serving_parsers(sub)
     add_bench_parsers(sub.add_parser("bench", help="benchmarks (scripts, not tests): vla bench NAME --help"))
     return parser

@@ -134,18 +134,3 @@ def policy_from_args(args: argparse.Namespace) -> PolicyFactory:
     """`--policy`, `--decoding`, the sparsity flags and the planner flags -> one policy factory."""
     return with_planner(policy_factory(args.policy, args.decoding, sparsity_options(args)), args)
 
-
-def planner_training_error(args: argparse.Namespace) -> str | None:
-    """Why `vla train --objective planner` cannot run with these flags (None when it can)."""
-    ignored = [flag for flag, given in (
-        ("--model", args.model != "tiny"), ("--lora", args.lora), ("--chunk-size", args.chunk_size),
-        ("--n-action-steps", args.n_action_steps), ("--decoding", args.decoding),
-        ("--parallel-fraction", args.parallel_fraction != 0.5), ("--label-sigma", args.label_sigma),
-    ) if given]
-    if ignored:
-        return (f"{', '.join(ignored)} apply to the action objective only; "
-                "the planner takes its backbone from --init")
-    if not args.init:
-        return ("needs --init: the VLA checkpoint whose backbone learns to plan "
-                "(e.g. policies/tiny_sim_single)")
-    return None

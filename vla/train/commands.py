@@ -1,0 +1,90 @@
+"""`vla train`: its flags and what it runs, for both objectives (the action head and the planner).
+
+`vla.cli` imports this module only when `vla train` is parsed (torch is imported by `run_train`):
+`add_train_arguments(parser)` declares the flags, `run_train(args) -> int` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vla.loading import DECODINGS
+
+
+def add_train_arguments(tr: argparse.ArgumentParser) -> None:
+    """The flags of `vla train`."""
+    tr.add_argument("--dataset", required=True, help="LeRobot v3.0 dataset directory (or hub repo id)")
+    tr.add_argument("--out", required=True, help="policy directory (checkpoints under OUT/checkpoints)")
+    tr.add_argument("--model", default="tiny", help="configs/models/<name>.yaml, a YAML path, or a local HF VLM dir")
+    tr.add_argument("--steps", type=int, default=5000)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=5e-4)
+    tr.add_argument("--warmup-steps", type=int, default=300)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--chunk-size", type=int, default=None, help="override the model config's K")
+    tr.add_argument("--n-action-steps", type=int, default=None,
+                    help="override the model config's actions executed per inference (at most K)")
+    tr.add_argument("--decoding", choices=DECODINGS, default=None)
+    tr.add_argument("--parallel-fraction", type=float, default=0.5,
+                    help="share of each batch that trains parallel decoding; the rest trains autoregressive "
+                         "(0.5: one checkpoint serves both; 1: parallel only)")
+    tr.add_argument("--label-sigma", type=float, default=0.0,
+                    help="Gaussian soft action targets this many bins wide (0: one-hot cross-entropy)")
+    tr.add_argument("--lora", action="store_true", help="LoRA adapters (peft) instead of full fine-tuning")
+    tr.add_argument("--checkpoint-every", type=int, default=1000)
+    tr.add_argument("--instruction-key", default="task", help="per-frame text to condition on (task or subtask)")
+    tr.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    tr.add_argument("--objective", choices=["action", "planner"], default="action",
+                    help="action: the action head (default); planner: scene description, plans, world model, critic")
+    tr.add_argument("--init", default=None,
+                    help="planner: the VLA checkpoint to start from (its backbone and tokenizer)")
+    tr.add_argument("--quiet", action="store_true")
+
+
+def planner_training_error(args: argparse.Namespace) -> str | None:
+    """Why `vla train --objective planner` cannot run with these flags (None when it can)."""
+    ignored = [flag for flag, given in (
+        ("--model", args.model != "tiny"), ("--lora", args.lora), ("--chunk-size", args.chunk_size),
+        ("--n-action-steps", args.n_action_steps), ("--decoding", args.decoding),
+        ("--parallel-fraction", args.parallel_fraction != 0.5), ("--label-sigma", args.label_sigma),
+    ) if given]
+    if ignored:
+        return (f"{', '.join(ignored)} apply to the action objective only; "
+                "the planner takes its backbone from --init")
+    if not args.init:
+        return ("needs --init: the VLA checkpoint whose backbone learns to plan "
+                "(e.g. policies/tiny_sim_single)")
+    return None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train the objective asked for and print its summary; 2 when planner flags do not fit.
+
+    Under `accelerate launch` only the main process gets a summary (the others get `{}`), so only
+    it prints one.
+    """
+    if args.objective == "planner" and (error := planner_training_error(args)):  # before torch is imported
+        print(f"vla train --objective planner: {error}", file=sys.stderr)
+        return 2
+    from vla.train.trainer import TrainConfig, train
+
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, lora=args.lora,
+                      checkpoint_every=args.checkpoint_every, instruction_key=args.instruction_key,
+                      warmup_steps=min(args.warmup_steps, max(1, args.steps // 10)),
+                      parallel_fraction=args.parallel_fraction, label_sigma=args.label_sigma)
+    if args.objective == "planner":
+        from vla.planner.train import train_planner
+
+        summary = train_planner(args.dataset, args.out, args.init, cfg, resume=args.resume, progress=not args.quiet)
+        keys = ("steps", "wall_time_s", "episodes", "parameters")
+    else:
+        overrides = {k: v for k, v in (("chunk_size", args.chunk_size), ("n_action_steps", args.n_action_steps),
+                                       ("decoding", args.decoding)) if v}
+        summary = train(args.dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
+                        model_overrides=overrides)
+        keys = ("steps", "wall_time_s", "frames", "parameters")
+    if summary:
+        print(json.dumps({k: summary[k] for k in keys}, indent=2))
+    return 0
