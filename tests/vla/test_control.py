@@ -171,3 +171,113 @@ def test_async_loop_holds_while_waiting_instead_of_blocking():
     release.set()
     time.sleep(0.05)
     assert not loop.step(obs).holding
+
+
+# --- the publisher's checks: hold targets and single commands --------------------------------------------
+STEP = ROBOT.max_velocity.astype(np.float64) / ROBOT.control_rate_hz
+
+
+def test_check_command_accepts_a_command_within_limits_and_one_velocity_step():
+    f = SafetyFilter(ROBOT)
+    assert f.check_command(HOME, HOME).accepted
+    assert f.check_command((HOME + STEP * np.r_[np.ones(7), -1]).astype(np.float32), HOME).accepted  # float32 rounding
+
+
+@pytest.mark.parametrize("kind, command, previous, words", [
+    ("shape", HOME[:7], HOME, "shape (7,)"),
+    ("shape", None, HOME, "shape (0,)"),
+    ("non_finite", np.where(np.arange(8) == 2, np.nan, HOME), HOME, "joint3=nan"),
+    ("non_finite", np.where(np.arange(8) == 0, -np.inf, HOME), HOME, "joint1=-inf"),
+    ("position", np.where(np.arange(8) == 3, 0.5, HOME), HOME, "joint4=0.5000"),
+    ("position", np.where(np.arange(8) == 7, 0.05, HOME), HOME, "finger_joint1"),
+    ("step", HOME + np.where(np.arange(8) == 0, 1.5 * STEP, 0), HOME, "joint1 by 0.326"),
+    ("step", HOME, np.full(8, np.nan), "velocity limit"),
+    ("no_reference", HOME, None, "no reference"),
+])
+def test_check_command_refuses_each_violation_and_says_which_joint(kind, command, previous, words):
+    report = SafetyFilter(ROBOT).check_command(command, previous)
+    assert not report.accepted and kind in report.interventions and words in report.reason, report
+
+
+def test_a_hold_target_is_never_a_non_finite_or_out_of_limits_state():
+    f = SafetyFilter(ROBOT)
+    state, problem = f.hold_state(HOME.astype(np.float32))
+    assert problem == "" and np.allclose(state, HOME)
+    nan, inf, far = HOME.copy(), HOME.copy(), HOME.copy()
+    nan[2], inf[5], far[3] = np.nan, np.inf, 1.0
+    for bad, words in ((nan, "not finite at [joint3=nan]"), (inf, "joint6=inf"), (far, "outside the joint limits"),
+                       (HOME[:7], "shape (7,)"), (None, "shape (0,)")):
+        state, problem = f.hold_state(bad)
+        assert state is None and words in problem
+    # A joint at its stop reading a hair beyond it: held at the limit, not refused.
+    at_stop = HOME.copy()
+    at_stop[7] = -1e-4
+    state, problem = f.hold_state(at_stop)
+    assert problem == "" and state[7] == 0.0
+
+
+class RefusesNonFinite(ScriptedPolicy):
+    """Like the policy server: an observation with a non-finite state is answered with an error."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked = 0
+
+    def predict_chunk(self, obs):
+        self.asked += 1
+        if not np.all(np.isfinite(obs["observation.state"])):
+            raise ValueError("invalid observation")
+        return super().predict_chunk(obs)
+
+
+def test_nan_state_at_start_up_sends_nothing_and_never_becomes_a_command():
+    """Issue 19: a NaN measured state taken as the hold target carried into every later command."""
+    policy = RefusesNonFinite()
+    loop = ControlLoop(policy, SafetyFilter(ROBOT))
+    bad = HOME.copy()
+    bad[4] = np.nan
+    for _ in range(5):
+        status = loop.step({"observation.state": bad.astype(np.float32)})
+        assert status.holding and status.action is None and "joint5=nan" in status.reason
+    assert policy.asked == 0  # an invalid observation is not even sent to the policy
+    sent = [loop.step({"observation.state": HOME.astype(np.float32)}).action for _ in range(12)]
+    sent = np.array(sent)
+    assert np.all(np.isfinite(sent)) and sent[-1][0] > HOME[0]  # it moves once the state is good
+    assert np.all(np.abs(np.diff(sent, axis=0)) <= STEP + 1e-6)
+
+
+def test_bad_state_mid_run_holds_the_last_command_then_resumes():
+    loop = ControlLoop(RefusesNonFinite(), SafetyFilter(ROBOT))
+    obs = {"observation.state": HOME.astype(np.float32)}
+    last = [loop.step(obs).action for _ in range(3)][-1]
+    for value in (np.nan, np.inf, 5.0):  # 5.0: far outside joint2's limits
+        bad = HOME.copy()
+        bad[1] = value
+        status = loop.step({"observation.state": bad.astype(np.float32)})
+        assert status.holding and np.array_equal(status.action, last)
+    assert not loop.step(obs).holding
+
+
+def test_out_of_limits_state_at_start_up_is_not_held_but_a_state_at_the_stop_is():
+    loop = ControlLoop(RefusesNonFinite(), SafetyFilter(ROBOT), asynchronous=False)
+    far = HOME.copy()
+    far[3] = 1.0  # joint4's limits are [-3.07, -0.07]
+    assert loop.step({"observation.state": far.astype(np.float32)}).action is None
+    loop.watchdog = Watchdog(clock=lambda: 0.0)
+    loop.watchdog.estop()
+    at_stop = HOME.copy()
+    at_stop[7] = -1e-4
+    status = loop.step({"observation.state": at_stop.astype(np.float32)}, {})
+    assert status.holding and status.action[7] == 0.0  # held at the limit, not beyond it
+
+
+def test_resync_makes_the_loop_go_on_from_what_the_arm_last_got():
+    loop = ControlLoop(ScriptedPolicy(), SafetyFilter(ROBOT))
+    obs = {"observation.state": HOME.astype(np.float32)}
+    for _ in range(3):
+        loop.step(obs)
+    loop.resync(HOME)
+    status = loop.step(obs)
+    assert np.all(np.abs(status.action - HOME) <= STEP + 1e-6)
+    loop.resync(None)  # nothing sent: the next command starts from the measured state
+    assert np.all(np.abs(loop.step(obs).action - HOME) <= STEP + 1e-6)

@@ -1,4 +1,10 @@
-"""The control loop: watchdog -> chunk executor -> safety filter -> one safe action per tick."""
+"""The control loop: watchdog -> chunk executor -> safety filter -> one safe action per tick.
+
+A hold target is the last command, or before the first one the measured state, and only a
+measured state the safety filter accepts as one (finite, within the limits): a NaN read at
+start-up would otherwise become the hold target and, through it, every later command. With
+no hold target the tick's action is None: send nothing.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ from vla.types import OBS_STATE, Policy
 
 @dataclass
 class LoopStatus:
-    """What one tick did. `action` is always safe to send; when `holding`, it is the last command."""
+    """What one tick did. `action` is safe to send; when `holding`, it is the last command (or the
+    measured state before the first one); None when there is nothing valid to hold: send nothing."""
 
-    action: np.ndarray
+    action: np.ndarray | None
     holding: bool = False
     reason: str = ""
     new_chunk: bool = False
@@ -39,19 +46,29 @@ class ControlLoop:
         self.executor.reset()
         self.last_command = None
 
-    def _hold(self, measured: np.ndarray, reason: str, **kw) -> LoopStatus:
+    def resync(self, command: np.ndarray | None) -> None:
+        """The arm last got `command` (None: nothing yet), not this loop's last action: go on from there."""
+        self.executor.drop_queue()
+        self.last_command = None if command is None else np.asarray(command, dtype=np.float64)
+
+    def _hold(self, measured: np.ndarray | None, reason: str, **kw) -> LoopStatus:
+        """Hold the last command, else the (valid) measured state, else nothing."""
         self.holds += 1
         self.executor.drop_queue()
         target = measured if self.last_command is None else self.last_command
+        if target is None:
+            return LoopStatus(None, holding=True, reason=f"{reason}; nothing to hold: no command yet", **kw)
         self.last_command = np.asarray(target, dtype=np.float64)
         return LoopStatus(self.last_command.astype(np.float32), holding=True, reason=reason, **kw)
 
     def step(self, obs: dict, stamps: dict[str, float] | None = None) -> LoopStatus:
-        measured = np.asarray(obs[OBS_STATE], dtype=np.float64)
+        measured, problem = self.safety.hold_state(obs.get(OBS_STATE))
         if self.watchdog is not None:
             reason = self.watchdog.check_inputs(stamps or {})
             if reason:
                 return self._hold(measured, reason)
+        if problem:  # neither a hold target nor an observation worth asking the policy about
+            return self._hold(None, problem)
         raw = self.executor.poll(obs)  # keeps asking while holding, so the loop resumes by itself
         status = {"new_chunk": raw is not None}
         if self.executor.last_error is not None:

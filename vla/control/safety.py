@@ -9,6 +9,10 @@ period unless a stricter one is configured. In 'clamp' mode violations are clamp
 the chunk is refused. A rejected chunk makes the loop hold, and a policy that keeps
 proposing the same jump from the same state would hold for ever: that is why 'clamp' is the
 default. Every intervention is counted by kind.
+
+Two more checks serve the publisher, the last line before the arm: `hold_state` says whether a
+measured joint state may become a hold target, and `check_command` whether one command may be
+sent (nothing is clamped there: a command that fails is not sent at all).
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ class SafetyReport:
 
 
 class SafetyFilter:
+    # A joint resting at its stop may read a hair beyond the limit (encoder resolution, compliance):
+    # such a reading, up to this fraction of the joint's range, is taken as the limit. A glitch is not.
+    STATE_MARGIN = 0.01
+    # Commands travel as float32 actions: a rounding of that size is not a violation.
+    COMMAND_ATOL = 1e-5
+
     def __init__(self, robot: RobotConfig, mode: str = "clamp", max_start_jump: float = 0.35,
                  max_step: np.ndarray | float | None = None):
         if mode not in MODES:
@@ -42,8 +52,8 @@ class SafetyFilter:
         self.lower = robot.lower.astype(np.float64)
         self.upper = robot.upper.astype(np.float64)
         dt = 1.0 / robot.control_rate_hz
-        velocity_step = robot.max_velocity.astype(np.float64) * dt
-        self.max_step = velocity_step if max_step is None else np.minimum(velocity_step, max_step)
+        self.velocity_step = robot.max_velocity.astype(np.float64) * dt
+        self.max_step = self.velocity_step if max_step is None else np.minimum(self.velocity_step, max_step)
         self.max_start_jump = np.broadcast_to(np.asarray(max_start_jump, dtype=np.float64), self.lower.shape)
         self.counts: Counter[str] = Counter()
         self.chunks = Counter()
@@ -110,5 +120,60 @@ class SafetyFilter:
             self.counts["tick_limit"] += 1
         return a, changed
 
+    def hold_state(self, measured) -> tuple[np.ndarray | None, str]:
+        """A measured joint state as a hold target: (state, "") or (None, why it cannot be one).
+
+        It must be D finite values within the joint limits; a reading at most STATE_MARGIN of the
+        range beyond a limit is taken as the limit itself (the returned state is clipped)."""
+        D, names = self.robot.action_dim, self.robot.joint_names
+        q = np.asarray(measured, dtype=np.float64) if measured is not None else np.zeros(0)
+        if q.shape != (D,):
+            return None, f"measured state has shape {q.shape}; expected ({D},) for {names}"
+        bad = ~np.isfinite(q)
+        if bad.any():
+            return None, f"measured state is not finite at {_joints(names, bad, q)}"
+        margin = self.STATE_MARGIN * (self.upper - self.lower)
+        out = (q < self.lower - margin) | (q > self.upper + margin)
+        if out.any():
+            return None, f"measured state outside the joint limits at {_joints(names, out, q, self)}"
+        return np.clip(q, self.lower, self.upper), ""
+
+    def check_command(self, command, previous: np.ndarray | None) -> SafetyReport:
+        """Whether one command may be published: D finite values within the joint limits, each joint at
+        most one velocity step (max velocity x control period) from `previous`, the last command sent
+        (the measured state before the first one). Without `previous` no step can be checked: refused."""
+        D, names = self.robot.action_dim, self.robot.joint_names
+        a = np.asarray(command, dtype=np.float64) if command is not None else np.zeros(0)
+        if a.shape != (D,):
+            return SafetyReport(False, {"shape": 1}, f"command of shape {a.shape}; expected ({D},) for {names}")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            return SafetyReport(False, {"non_finite": int(bad.sum())},
+                                f"command is not finite at {_joints(names, bad, a)}")
+        out = (a < self.lower - self.COMMAND_ATOL) | (a > self.upper + self.COMMAND_ATOL)
+        if out.any():
+            return SafetyReport(False, {"position": int(out.sum())},
+                                f"command outside the joint limits at {_joints(names, out, a, self)}")
+        if previous is None:
+            return SafetyReport(False, {"no_reference": 1},
+                                "no reference for the step check: no command sent yet and no valid measured state")
+        step = np.abs(a - np.asarray(previous, dtype=np.float64))
+        over = ~(step <= self.velocity_step + self.COMMAND_ATOL)  # a NaN reference fails too
+        if over.any():
+            detail = ", ".join(f"{n} by {s:.4f} (at most {m:.4f})" for n, s, m, o in
+                               zip(names, step, self.velocity_step, over, strict=True) if o)
+            return SafetyReport(False, {"step": int(over.sum())},
+                                f"command steps beyond the velocity limit from the last command sent: {detail}")
+        return SafetyReport(True)
+
     def summary(self) -> dict[str, int]:
         return {**{f"chunks_{k}": v for k, v in self.chunks.items()}, **dict(self.counts)}
+
+
+def _joints(names: list[str], mask: np.ndarray, values: np.ndarray, limits: SafetyFilter | None = None) -> str:
+    """The joints where `mask` holds, with their values (and limits), for a message."""
+    parts = []
+    for i in np.flatnonzero(mask):
+        where = f" (limits [{limits.lower[i]:.4f}, {limits.upper[i]:.4f}])" if limits is not None else ""
+        parts.append(f"{names[i]}={values[i]:.4f}{where}")
+    return "[" + ", ".join(parts) + "]"

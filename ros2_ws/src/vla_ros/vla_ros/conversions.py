@@ -32,6 +32,8 @@ def msg_to_image(msg: Image) -> np.ndarray:
 
 def joint_state_to_array(msg: JointState, names: list[str]) -> np.ndarray:
     """Positions in the robot config's order, whatever order the message carries names in."""
+    if len(msg.position) != len(msg.name):
+        raise ValueError(f"/joint_states has {len(msg.name)} names but {len(msg.position)} positions")
     index = {n: i for i, n in enumerate(msg.name)}
     missing = [n for n in names if n not in index]
     if missing:

@@ -5,13 +5,22 @@ loop (asynchronous refill, safety filter, watchdog) from vla.control and the Zer
 Commands go out exactly as ros2_control expects: trajectory_msgs/JointTrajectory for a
 JointTrajectoryController, or std_msgs/Float64MultiArray for a forward position controller.
 With dry_run nothing is sent to the arm. /vla/estop (Bool) latches a hold until it is cleared.
+
+The last line of defence is here, right before publishing: every command must be finite, inside
+the joint limits and at most one velocity step from the last command sent (the measured state
+before the first one). One that is not is never published; the node holds the last command sent
+(or, with none, publishes nothing), counts the refusal by kind and says why in ~/status,
+/diagnostics and the log. A hold target is never taken from a measured state that is not finite
+or outside the limits (or lacks a joint): with no command sent yet nothing is published then.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node, SetParametersResult
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -35,8 +44,8 @@ LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class PolicyNode(Node):
-    def __init__(self):
-        super().__init__("policy")
+    def __init__(self, **kwargs):
+        super().__init__("policy", **kwargs)  # kwargs: e.g. context, parameter_overrides (tests)
         self.declare_parameter("robot_config", "panda")
         self.declare_parameter("policy_server", "tcp://127.0.0.1:5555")
         self.declare_parameter("server_key", "")
@@ -59,7 +68,15 @@ class PolicyNode(Node):
         self.period = 1.0 / self.robot.control_rate_hz
         self.controller_type = p["controller_type"]
         self.instruction = p["instruction"]
-        self.images, self.stamps, self.state = {}, {}, None
+        self.images, self.stamps = {}, {}
+        self.safety = SafetyFilter(self.robot, p["safety_mode"])
+        # The latest /joint_states: the array (None when unusable) and, when it cannot be a hold
+        # target, why; `good_state` is the array as a hold target (None when not valid).
+        self.state, self.good_state, self.state_problem = None, None, "no /joint_states yet"
+        self.last_sent: np.ndarray | None = None  # the last command published (would be, in a dry run)
+        self.refused: Counter[str] = Counter()
+        self.refusal = ""  # why the last refused command was refused
+        self.reason = ""  # why this tick holds or publishes nothing
         for cam in self.robot.cameras:
             self.create_subscription(Image, cam.topic, lambda m, c=cam.name: self._on_image(c, m),
                                      qos_profile_sensor_data)
@@ -70,14 +87,14 @@ class PolicyNode(Node):
         self.command_pub = self.create_publisher(command_type(self.controller_type), topic, 10)
         self.status_pub = self.create_publisher(String, "~/status", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.last_status = None
+        self.holding, self.publishing, self.refused_reported = False, False, 0
         self.create_timer(1.0, self._diagnostics)
         self.client = PolicyClient(p["policy_server"], timeout_s=p["server_timeout_s"], retries=0,
                                    server_key=p["server_key"] or None)
         self.watchdog = Watchdog(p["observation_timeout_s"], p["inference_timeout_s"])
         self.loop = None
         self.p = p
-        self.ticks = {"sent": 0, "held": 0}
+        self.ticks = {"sent": 0, "held": 0, "silent": 0}  # moved / held / published nothing
         self.create_timer(self.period, self._tick)
         self.get_logger().info(f"policy node: server {p['policy_server']}, commands on {topic}"
                                f"{' (dry run: nothing is sent)' if p['dry_run'] else ''}")
@@ -101,8 +118,13 @@ class PolicyNode(Node):
                     self.instruction = param.value
                 elif param.name != "dry_run":
                     reason = f"{param.name} is fixed at start-up; restart the node to change it"
-                else:
+                elif param.value != self.p["dry_run"]:
                     self.p["dry_run"] = param.value
+                    # What the arm last got is not what this node last checked: the step check starts
+                    # again from the measured state.
+                    self.last_sent = None
+                    if self.loop is not None:
+                        self.loop.resync(None)
         return SetParametersResult(successful=not reason, reason=reason)
 
     # --- inputs ----------------------------------------------------------------------------------
@@ -114,11 +136,16 @@ class PolicyNode(Node):
             self.get_logger().warning(f"camera {camera}: {exc}", throttle_duration_sec=5.0)
 
     def _on_joints(self, msg: JointState) -> None:
+        """Every message replaces the state: one that is unusable makes the state invalid, at once."""
+        self.stamps["joint_states"] = time.monotonic()
         try:
             self.state = joint_state_to_array(msg, self.names)
-            self.stamps["joint_states"] = time.monotonic()
         except ValueError as exc:
-            self.get_logger().warning(str(exc), throttle_duration_sec=5.0)
+            self.state, self.good_state, self.state_problem = None, None, str(exc)
+        else:
+            self.good_state, self.state_problem = self.safety.hold_state(self.state)
+        if self.state_problem:
+            self.get_logger().warning(f"joint states unusable: {self.state_problem}", throttle_duration_sec=5.0)
 
     def _on_instruction(self, msg: String) -> None:
         if msg.data != self.instruction:
@@ -141,47 +168,93 @@ class PolicyNode(Node):
         except (TimeoutError, RuntimeError) as exc:
             self.get_logger().warning(f"policy server not ready: {exc}", throttle_duration_sec=5.0)
             return False
-        self.loop = ControlLoop(policy, SafetyFilter(self.robot, self.p["safety_mode"]),
-                                refill_threshold=self.p["refill_threshold"], blend=self.p["blend"],
+        self.loop = ControlLoop(policy, self.safety, refill_threshold=self.p["refill_threshold"], blend=self.p["blend"],
                                 asynchronous=True, watchdog=self.watchdog)
         self.watchdog.inference_ok()
         self.get_logger().info(f"connected to policy {policy.metadata.get('name')!r}")
         return True
 
-    def _tick(self) -> None:
+    def _not_ready(self) -> str:
+        """Why the loop cannot run this tick ("" when it can)."""
+        if self.state is None:
+            return self.state_problem
         missing = [c.name for c in self.robot.cameras if c.name not in self.images]
-        if self.state is None or missing or not self.instruction:
-            return  # nothing to act on yet; the arm is not commanded
+        if missing:
+            return f"no image yet from cameras {missing}"
+        if not self.instruction:
+            return "no instruction yet"
         if self.loop is None and not self._connect():
+            return "policy server not ready"
+        return ""
+
+    def _tick(self) -> None:
+        reason = self._not_ready()
+        if reason:
+            self._publish(None, reason)
             return
         obs = {f"observation.images.{c}": img for c, img in self.images.items()}
         obs["observation.state"], obs["task"] = self.state, self.instruction
         status = self.loop.step(obs, dict(self.stamps))
-        self.ticks["held" if status.holding else "sent"] += 1
-        if not self.p["dry_run"]:
-            self.command_pub.publish(command_msg(self.controller_type, self.names, status.action, self.period))
-        self.last_status = status
-        self.status_pub.publish(String(data=json.dumps({
-            "holding": status.holding, "reason": status.reason, "new_chunk": status.new_chunk,
-            "rejected": status.rejected, "ticks": self.ticks, "safety": self.loop.safety.summary(),
-            "inferences": self.loop.executor.inferences,
-        })))
-        if status.holding:
-            self.get_logger().warning(f"holding: {status.reason}", throttle_duration_sec=2.0)
+        self._publish(status.action, status.reason if status.holding else "", status)
 
+    def _guard(self, action: np.ndarray, reason: str) -> tuple[np.ndarray | None, str]:
+        """(action, reason) if `action` may be published; else (None, why), counted and logged."""
+        reference = self.last_sent if self.last_sent is not None else self.good_state
+        report = self.safety.check_command(action, reference)
+        if report.accepted:
+            return action, reason
+        self.refused.update(report.interventions)
+        self.refusal = report.reason
+        self.get_logger().error(f"command refused, not published: {report.reason}", throttle_duration_sec=2.0)
+        if self.loop is not None:
+            self.loop.resync(self.last_sent)  # the loop goes on from what the arm last got
+        return None, f"command refused: {report.reason}"
+
+    def _publish(self, action: np.ndarray | None, reason: str, status=None) -> None:
+        """The last line before the arm: send `action` if it passes the check, else hold the last command
+        sent, else nothing; then report. `reason`: why this tick holds ("" when moving)."""
+        if action is not None:
+            action, reason = self._guard(action, reason)
+        if action is None and self.last_sent is not None:
+            action, reason = self._guard(self.last_sent, reason or "holding")  # a step of zero
+        if action is not None:
+            if not self.p["dry_run"]:
+                self.command_pub.publish(command_msg(self.controller_type, self.names, action, self.period))
+            self.last_sent = np.asarray(action, dtype=np.float64)
+        self.holding, self.publishing, self.reason = bool(reason), action is not None, reason
+        self.ticks["silent" if action is None else "held" if reason else "sent"] += 1
+        summary = {"holding": self.holding, "publishing": self.publishing, "reason": reason,
+                   "state_problem": self.state_problem, "refused": dict(self.refused), "refusal": self.refusal,
+                   "ticks": self.ticks, "safety": self.safety.summary()}
+        if status is not None:
+            summary.update(new_chunk=status.new_chunk, rejected=status.rejected,
+                           inferences=self.loop.executor.inferences)
+        self.status_pub.publish(String(data=json.dumps(summary)))
+        if reason:
+            self.get_logger().warning(f"{'holding' if action is not None else 'not publishing'}: {reason}",
+                                      throttle_duration_sec=2.0)
 
     def _diagnostics(self) -> None:
         """1 Hz summary on /diagnostics for rqt_robot_monitor and the like."""
         status = DiagnosticStatus(name="vla/policy_node", hardware_id=self.robot.name)
-        if self.loop is None:
-            status.level, status.message = DiagnosticStatus.WARN, "not connected to the policy server"
-        elif self.last_status is not None and self.last_status.holding:
-            status.level, status.message = DiagnosticStatus.WARN, f"holding: {self.last_status.reason}"
+        refused = sum(self.refused.values())
+        if refused > self.refused_reported:
+            status.level = DiagnosticStatus.ERROR
+            status.message = f"refused {refused - self.refused_reported} command(s): {self.refusal}"
+        elif not self.publishing:
+            status.level, status.message = DiagnosticStatus.WARN, f"not publishing: {self.reason}"
+        elif self.holding:
+            status.level, status.message = DiagnosticStatus.WARN, f"holding: {self.reason}"
         else:
             status.level, status.message = DiagnosticStatus.OK, "running"
-        values = {**{f"ticks_{k}": v for k, v in self.ticks.items()}, "dry_run": self.p["dry_run"]}
+        self.refused_reported = refused
+        values = {**{f"ticks_{k}": v for k, v in self.ticks.items()}, "dry_run": self.p["dry_run"],
+                  "publishing": self.publishing, "commands_refused": refused,
+                  **{f"refused_{k}": v for k, v in self.refused.items()}, "last_refusal": self.refusal,
+                  "state_problem": self.state_problem, "connected": self.loop is not None}
+        values.update(self.safety.summary())
         if self.loop is not None:
-            values.update(self.loop.safety.summary(), inferences=self.loop.executor.inferences)
+            values["inferences"] = self.loop.executor.inferences
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
