@@ -28,8 +28,8 @@ class VLAPolicy:
             raise ValueError(f"n_action_steps={self.n_action_steps}; expected 1..{cfg.chunk_size}")
         self.metadata: dict[str, Any] = {
             "name": name, "cameras": list(cfg.cameras), "state_dim": cfg.state_dim, "action_dim": cfg.action_dim,
-            "chunk_size": cfg.chunk_size, "n_action_steps": self.n_action_steps, "fps": cfg.fps,
-            "decoding": self.decoding, "joint_names": list(cfg.joint_names),
+            "state_keys": list(cfg.state_keys), "chunk_size": cfg.chunk_size, "n_action_steps": self.n_action_steps,
+            "fps": cfg.fps, "decoding": self.decoding, "joint_names": list(cfg.joint_names),
         }
         # On a GPU the static, compiled, half-precision path (vla.model.fast) runs each step.
         self.fast = None
@@ -53,8 +53,7 @@ class VLAPolicy:
         """The observation, checked, on the model's device and at the tower's size (the one way in)."""
         if self.fast is not None:
             return self.fast.inputs(obs)
-        cfg = self.model.config
-        return observation_batch(obs, cfg.cameras, cfg.state_dim, self.model.vision_size, self.model.device)
+        return observation_batch(obs, self.model.config, self.model.vision_size, self.model.device)
 
     @torch.no_grad()
     def predict_chunk(self, obs: Observation) -> np.ndarray:

@@ -34,10 +34,12 @@ def camera_of(key: str) -> str:
     return key[len(OBS_IMAGES_PREFIX) :]
 
 
-def check_observation(obs: Observation, cameras: list[str], state_dim: int) -> tuple[list[np.ndarray], np.ndarray]:
+def check_observation(obs: Observation, cameras: list[str], state_dim: int,
+                      state_keys: tuple[str, ...] | list[str] = (OBS_STATE,)) -> tuple[list[np.ndarray], np.ndarray]:
     """The frames (in `cameras` order) and the state of an observation, after checking that it has
     exactly these cameras with uint8 H x W x 3 images, `state_dim` finite values and an instruction.
-    Every policy's input check: the error names what was wrong and what was expected."""
+    The state is `state_keys` concatenated (`observation.state` alone unless a policy was trained
+    on more). Every policy's input check: the error names what was wrong and what was expected."""
     given = sorted(camera_of(k) for k in obs if k.startswith(OBS_IMAGES_PREFIX))
     if given != sorted(cameras):
         raise ValueError(f"observation has cameras {given}; this policy was trained with {list(cameras)}")
@@ -47,9 +49,13 @@ def check_observation(obs: Observation, cameras: list[str], state_dim: int) -> t
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"{image_key(cam)}: expected uint8 H x W x 3, got {img.dtype} {img.shape}")
         frames.append(img)
-    state = np.asarray(obs[OBS_STATE], dtype=np.float32)
+    missing = [k for k in state_keys if k not in obs]
+    if missing:
+        raise ValueError(f"observation lacks {missing}; this policy reads its state from {list(state_keys)}")
+    state = np.concatenate([np.asarray(obs[k], dtype=np.float32).reshape(-1) for k in state_keys])
     if state.shape != (state_dim,) or not np.all(np.isfinite(state)):
-        raise ValueError(f"{OBS_STATE}: expected {state_dim} finite values, got shape {state.shape}")
+        raise ValueError(f"{' + '.join(state_keys)}: expected {state_dim} finite values, got "
+                         f"{state.shape[0]} ({np.count_nonzero(~np.isfinite(state))} non-finite)")
     task = obs.get(TASK)
     if not isinstance(task, str) or not task.strip():
         raise ValueError(f"observation needs a non-empty '{TASK}' instruction, got {task!r}")

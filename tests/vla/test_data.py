@@ -106,7 +106,8 @@ def test_action_chunks_and_padding(recorded):
     assert not middle["action_is_pad"].any()
     last = ds[stop - 1]
     assert last["action_is_pad"].tolist() == [False] + [True] * (k - 1)
-    assert set(ds.stats) == {"observation.state", "action", "observation.images.scene", "observation.images.wrist"}
+    assert set(ds.stats) == {"observation.state", "observation.environment_state", "action", "observation.images.scene",
+                             "observation.images.wrist"}
     assert ds.stats["action"]["q01"].shape == (8,) and np.all(ds.stats["action"]["q99"] >= ds.stats["action"]["q01"])
     batch = next(iter(ds.loader(batch_size=4)))
     assert batch["action"].shape == (4, k, 8) and batch["observation.images.wrist"].shape == (4, 3, 32, 32)

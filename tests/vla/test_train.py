@@ -28,6 +28,7 @@ def so101_like(tmp_path_factory):
         "observation.images.wrist": {"dtype": "image", "shape": (32, 32, 3), "names": ["height", "width", "channels"]},
         "observation.state": {"dtype": "float32", "shape": (6,), "names": [f"m{i}.pos" for i in range(6)]},
         "action": {"dtype": "float32", "shape": (6,), "names": [f"m{i}.pos" for i in range(6)]},
+        "observation.environment_state": {"dtype": "float32", "shape": (3,), "names": ["x", "y", "z"]},
     }
     ds = LeRobotDataset.create("someone/so101", fps=30, features=features, root=root, use_videos=False)
     rng = np.random.default_rng(0)
@@ -37,7 +38,8 @@ def so101_like(tmp_path_factory):
             q = q + rng.normal(scale=0.05, size=6).astype(np.float32)
             ds.add_frame({"observation.images.top": rng.integers(0, 255, (40, 40, 3), dtype=np.uint8),
                           "observation.images.wrist": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
-                          "observation.state": q, "action": q + 0.01, "task": f"move the brick {ep}"})
+                          "observation.state": q, "action": q + 0.01, "task": f"move the brick {ep}",
+                          "observation.environment_state": rng.normal(size=3).astype(np.float32)})
         ds.save_episode()
     ds.finalize()
     return root
@@ -140,3 +142,24 @@ def test_vla_train_cli_sets_chunk_size_and_executed_steps(so101_like, tmp_path):
     assert config["chunk_size"] == 4 and config["n_action_steps"] == 2
     assert main(["train", "--dataset", str(so101_like), "--out", str(tmp_path / "bad"), "--steps", "1",
                  "--chunk-size", "4", "--n-action-steps", "5", "--quiet"]) != 0  # cannot execute more than K
+
+
+def test_state_keys_add_the_privileged_state_to_the_tokens_and_are_checked(so101_like, tmp_path):
+    """The oracle-perception diagnostic: observation.environment_state appended to the state tokens."""
+    from vla.data import DatasetError
+
+    keys = ["observation.state", "observation.environment_state"]
+    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2)
+    train(so101_like, tmp_path / "oracle", "tiny", cfg, progress=False, model_overrides={**MINI, "state_keys": keys})
+    policy = VLAPolicy.from_pretrained(tmp_path / "oracle")
+    assert policy.model.config.state_keys == keys and policy.model.config.state_dim == 9
+    obs = {"observation.images.top": np.zeros((40, 40, 3), np.uint8),
+           "observation.images.wrist": np.zeros((32, 32, 3), np.uint8),
+           "observation.state": np.zeros(6, np.float32), "task": "move the brick 0"}
+    with pytest.raises(ValueError, match="lacks \\['observation.environment_state'\\]"):
+        policy.predict_chunk(obs)
+    chunk = policy.predict_chunk({**obs, "observation.environment_state": np.ones(3, np.float32)})
+    assert chunk.shape == (policy.n_action_steps, 6)  # actions stay joint targets, relative to the joints only
+    with pytest.raises(DatasetError, match="no feature 'observation.velocity'"):
+        train(so101_like, tmp_path / "bad", "tiny", cfg, progress=False,
+              model_overrides={**MINI, "state_keys": ["observation.state", "observation.velocity"]})

@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "peers": ("vla.bench.peers", "our VLA vs LeRobot's ACT and Diffusion Policy, same data and steps"),
     "planner": ("vla.bench.planner", "flat policy vs planner, re-planning after a perturbation"),
     "chunk": ("vla.bench.chunk", "the chunk length K by measurement, open and closed loop"),
+    "recipe": ("vla.bench.recipe", "what limits the learned policy: one change per arm, open and closed loop"),
 }
 
 

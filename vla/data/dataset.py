@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE
+from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_STATE
 
 SUPPORTED_VERSION = "v3.0"
 # Decoding with PyAV needs no system FFmpeg (torchcodec does); it is LeRobot's fallback too.
@@ -114,8 +114,14 @@ class DemoDataset:
         return {
             key: {name: np.asarray(value) for name, value in stat.items()}
             for key, stat in self.lerobot.meta.stats.items()
-            if key in (OBS_STATE, ACTION) or key.startswith(OBS_IMAGES_PREFIX)
+            if key in (OBS_STATE, OBS_ENV_STATE, ACTION) or key.startswith(OBS_IMAGES_PREFIX)
         }
+
+    def feature_dim(self, key: str) -> int:
+        """The length of a 1-D feature such as `observation.state`."""
+        if key not in self.features:
+            raise DatasetError(f"the dataset has no feature {key!r}; it has {sorted(self.features)}")
+        return int(np.prod(self.features[key]["shape"]))
 
     def image_shape(self, camera: str) -> tuple[int, int, int]:
         """(H, W, C) of a camera as stored."""

@@ -9,9 +9,13 @@ from typing import Any
 import yaml
 
 from vla.robot import CONFIG_DIR, ConfigError
+from vla.types import OBS_STATE
 
 MODEL_DIR = CONFIG_DIR / "models"
 DECODING_MODES = ("parallel", "autoregressive")
+ACTION_HEADS = ("bins", "continuous")
+ACTION_TOKENS = ("per_dim", "per_step")
+GRIPPER_MODES = ("quantile", "physical")
 FAMILIES = ("smolvlm", "idefics3", "paligemma")
 
 
@@ -30,9 +34,23 @@ class VLAConfig:
     bins: int = 256
     action_reference: str = "state"  # predict targets relative to the current state, or 'absolute'
     decoding: str = "parallel"
+    # bins: 256-way classification per action value (RT-2/OpenVLA); continuous: L1 regression of the
+    # normalized value (OpenVLA-OFT). per_dim: one action position per value (K x D); per_step: one per
+    # time step (K), read out into its D values. Autoregressive decoding needs bins and per_dim.
+    action_head: str = "bins"
+    action_tokens: str = "per_dim"
+    # quantile: the gripper is binned like a joint (1st/99th percentiles, relative to the state);
+    # physical: absolute gripper targets and gripper state binned over their whole observed range,
+    # so "fully open" is reachable and "closed on nothing" differs from "closed on a cube".
+    gripper: str = "quantile"
+    gripper_dim: int | None = None  # index of the gripper in the action (set from the joint names)
     backbone_path: str | None = None  # a local Hugging Face checkpoint directory instead of a tiny config
     # Filled in from the dataset when training starts:
     cameras: list[str] = field(default_factory=list)
+    # Observation keys whose values make up the state tokens, concatenated. observation.state comes
+    # first; its first action_dim values are the reference of relative actions. Adding
+    # observation.environment_state (privileged object positions) is the oracle-perception diagnostic.
+    state_keys: list[str] = field(default_factory=lambda: [OBS_STATE])
     state_dim: int = 0
     action_dim: int = 0
     fps: float = 10.0
@@ -43,6 +61,15 @@ class VLAConfig:
             raise ConfigError(f"family={self.family!r}; supported backbone families: {', '.join(FAMILIES)}")
         if self.decoding not in DECODING_MODES:
             raise ConfigError(f"decoding={self.decoding!r}; expected one of {DECODING_MODES}")
+        for name, allowed in (("action_head", ACTION_HEADS), ("action_tokens", ACTION_TOKENS),
+                              ("gripper", GRIPPER_MODES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name}={getattr(self, name)!r}; expected one of {allowed}")
+        if self.decoding == "autoregressive" and not self.decodes_autoregressively:
+            raise ConfigError(f"decoding='autoregressive' needs action_head='bins' and action_tokens='per_dim'; "
+                              f"got {self.action_head!r} and {self.action_tokens!r}")
+        if self.gripper == "physical" and self.gripper_dim is None:
+            raise ConfigError("gripper='physical' needs gripper_dim (the gripper's index in the action)")
         if self.action_reference not in ("state", "absolute"):
             raise ConfigError(f"action_reference={self.action_reference!r}; expected 'state' or 'absolute'")
         if not 2 <= self.bins <= 4096:
@@ -52,6 +79,8 @@ class VLAConfig:
                 f"chunk_size={self.chunk_size}, n_action_steps={self.n_action_steps}; "
                 "expected chunk_size >= 1 and 1 <= n_action_steps <= chunk_size"
             )
+        if not self.state_keys or self.state_keys[0] != OBS_STATE or len(set(self.state_keys)) != len(self.state_keys):
+            raise ConfigError(f"state_keys={self.state_keys}; expected {OBS_STATE!r} first, each key once")
         if self.backbone_path is None:
             patch = int(self.vision.get("patch_size", 16))
             if self.image_size % (patch * self.scale_factor):
@@ -62,7 +91,13 @@ class VLAConfig:
 
     @property
     def num_action_tokens(self) -> int:
-        return self.chunk_size * self.action_dim
+        """Action positions in the sequence: K x D per value, or K, one per time step."""
+        return self.chunk_size * (self.action_dim if self.action_tokens == "per_dim" else 1)
+
+    @property
+    def decodes_autoregressively(self) -> bool:
+        """Autoregressive decoding feeds each action token back: value tokens, one per value."""
+        return self.action_head == "bins" and self.action_tokens == "per_dim"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

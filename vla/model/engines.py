@@ -18,8 +18,8 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from vla.model.vla import VLAModel
 class Engine(Protocol):
-    """How `VLAModel.decode` runs the backbone: a prefill that returns the greedy tokens of its
-    last `n_out` positions (and keeps a KV cache when asked), and one-token steps after it."""
+    """How `VLAModel.decode` runs the backbone: a prefill that returns the action codes read at its
+    last `n_out` positions (`VLAModel.read_actions`) (and keeps a KV cache when asked), and one-token steps after it."""
 
     def prefill(self, seq: torch.Tensor, mask: torch.Tensor, n_out: int, cache: bool) -> torch.Tensor: ...
 
@@ -35,14 +35,14 @@ class LibraryEngine:
     def prefill(self, seq: torch.Tensor, mask: torch.Tensor, n_out: int, cache: bool) -> torch.Tensor:
         out = self.model.language(seq, mask, **self.vision, use_cache=cache)
         self.cache, self.mask = out.past_key_values, mask
-        return self.model.action_logits(out.last_hidden_state[:, -n_out:]).argmax(-1)
+        return self.model.read_actions(out.last_hidden_state[:, -n_out:])
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         self.mask = torch.cat([self.mask, torch.ones_like(token)], 1)
         out = self.model.language(token + self.model.first_value_id, self.mask, past_key_values=self.cache,
                                   use_cache=True)
         self.cache = out.past_key_values
-        return self.model.action_logits(out.last_hidden_state).argmax(-1)
+        return self.model.read_actions(out.last_hidden_state)
 
 
 class PrunedEngine:
@@ -77,7 +77,7 @@ class PrunedEngine:
         self.cache, self.att, self.position = out.past_key_values, mask[:, keep_seq].clone(), seq.shape[1]
         if self.retrieve is not None:
             self._retrieve(out.last_hidden_state[0], image_pos, keep_seq.nonzero().flatten())
-        return m.action_logits(out.last_hidden_state[:, -n_out:]).argmax(-1)
+        return m.read_actions(out.last_hidden_state[:, -n_out:])
 
     def _retrieve(self, states: torch.Tensor, image_pos: torch.Tensor, kept_positions: torch.Tensor) -> None:
         states = F.normalize(states.float(), dim=-1)
@@ -96,5 +96,5 @@ class PrunedEngine:
                            attention_mask=self.att, position_ids=torch.tensor([[self.position]], device=token.device),
                            past_key_values=self.cache, use_cache=True)
         self.cache, self.position = out.past_key_values, self.position + 1
-        return m.action_logits(out.last_hidden_state).argmax(-1)
+        return m.read_actions(out.last_hidden_state)
 

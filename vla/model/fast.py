@@ -57,6 +57,8 @@ class FastVLA:
         self.model = model.eval().to(self.device)  # takes the model over: its weights change dtype in place
         rotary = {name: buf.clone() for name, buf in self.model.hf.named_buffers() if "inv_freq" in name}
         self.model.hf.to(self.dtype)
+        if self.model.action_head is not None:
+            self.model.action_head.to(self.dtype)
         for name, buf in rotary.items():  # rotary frequencies stay fp32: rounding them skews every angle
             module, attr = self.model.hf.get_submodule(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]
             setattr(module, attr, buf)
@@ -68,8 +70,7 @@ class FastVLA:
 
     def inputs(self, obs: Observation) -> Batch:
         """The one way in, uploading from this path's pinned buffer."""
-        cfg = self.config
-        return observation_batch(obs, cfg.cameras, cfg.state_dim, self.model.vision_size, self.device, self.pinned)
+        return observation_batch(obs, self.config, self.model.vision_size, self.device, self.pinned)
 
     @torch.no_grad()
     def predict(self, batch: Batch, decoding: str | None = None) -> np.ndarray:
@@ -78,7 +79,7 @@ class FastVLA:
             with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                 return self.model.predict(batch, decoding)[0].float().cpu().numpy()
         bins = self.model.decode(batch, decoding, engine=self.engine.bind(batch.images))
-        return self.model.values_from_bins(bins, batch.state)[0].cpu().numpy()  # the one host sync of the step
+        return self.model.values_from_codes(bins, batch.state)[0].cpu().numpy()  # the one host sync of the step
 
     def describe(self) -> dict[str, Any]:
         return {"device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""), "path": self.path,
@@ -126,13 +127,13 @@ class StaticEngine:
         N = self.model.config.num_action_tokens
         h = self.text_model(inputs_embeds=self._embed(seq, images), attention_mask=mask,
                             position_ids=self.positions, use_cache=False).last_hidden_state
-        return self.model.action_logits(h[:, -N:]).argmax(-1)
+        return self.model.read_actions(h[:, -N:])
 
     def _decode_step(self, token: torch.Tensor, mask: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         emb = self.text_model.get_input_embeddings()(token + self.model.first_value_id)
         h = self.text_model(inputs_embeds=emb, attention_mask=mask, position_ids=position,
                             past_key_values=self.kv, use_cache=True).last_hidden_state
-        return self.model.action_logits(h).argmax(-1)
+        return self.model.read_actions(h)
 
     def prefill(self, seq: torch.Tensor, mask: torch.Tensor, n_out: int, cache: bool) -> torch.Tensor:
         if not cache:
@@ -144,7 +145,7 @@ class StaticEngine:
         h = self.text_model(inputs_embeds=self._embed(seq, self.images), attention_mask=self.mask,
                             position_ids=self.positions[:, :P], past_key_values=self.kv,
                             use_cache=True).last_hidden_state
-        return self.model.action_logits(h[:, -n_out:]).argmax(-1)
+        return self.model.read_actions(h[:, -n_out:])
 
     def step(self, token: torch.Tensor) -> torch.Tensor:
         p = self.position

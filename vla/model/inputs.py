@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vla.model.config import VLAConfig
 from vla.types import TASK, Observation, check_observation
 
 
@@ -68,10 +69,11 @@ def frames_to_device(frames: list[np.ndarray], size: int, device: torch.device,
     return images
 
 
-def observation_batch(obs: Observation, cameras: list[str], state_dim: int, size: int, device: torch.device,
+def observation_batch(obs: Observation, config: VLAConfig, size: int, device: torch.device,
                       pinned: torch.Tensor | None = None) -> Batch:
-    """A checked observation as a batch of one; raises ValueError naming what does not match."""
-    frames, state = check_observation(obs, cameras, state_dim)
+    """A checked observation as a batch of one for a model of `config` whose tower takes `size`;
+    raises ValueError naming what does not match."""
+    frames, state = check_observation(obs, config.cameras, config.state_dim, config.state_keys)
     frames = [np.ascontiguousarray(f) for f in frames]
     state_t = torch.from_numpy(np.asarray(state, dtype=np.float32))[None].to(device, non_blocking=True)
     return Batch(frames_to_device(frames, size, device, pinned), [obs[TASK]], state_t)

@@ -42,6 +42,7 @@ from vla.model.inputs import Batch, resize
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZERS = "action_tokenizer.json"
+HEAD_WEIGHTS = "action_head.safetensors"  # only for heads other than the language model's own (bins, per_dim)
 
 
 def trains_decoding(parallel_fraction: float, decoding: str) -> bool:
@@ -75,7 +76,24 @@ class VLAModel(nn.Module):
             self.register_buffer(f"{name}_low", torch.tensor(tok.low, dtype=torch.float32), persistent=False)
             self.register_buffer(f"{name}_high", torch.tensor(tok.high, dtype=torch.float32), persistent=False)
         self.vision_size = backbone.config.vision_config.image_size
+        # Dimensions predicted relative to the state (1) or absolute (0): the gripper is absolute in
+        # `gripper: physical` mode, so its bins span its range rather than its recent motion.
+        relative = torch.full((config.action_dim,), float(config.action_reference == "state"))
+        if config.gripper == "physical":
+            relative[config.gripper_dim] = 0.0
+        self.register_buffer("relative", relative, persistent=False)
+        self.action_head = self._new_head(backbone)
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # instruction -> (1, T) ids, mask
+
+    def _new_head(self, backbone: nn.Module) -> nn.Linear | None:
+        """The read-out of action positions. Bins per value reuse the language model's head over the
+        value tokens (what autoregressive decoding feeds back); every other head is a linear map."""
+        cfg = self.config
+        if cfg.decodes_autoregressively:
+            return None
+        per_position = cfg.action_dim if cfg.action_tokens == "per_step" else 1
+        width = cfg.bins if cfg.action_head == "bins" else 1
+        return nn.Linear(backbone.config.text_config.hidden_size, per_position * width)
 
     @property
     def device(self) -> torch.device:
@@ -128,25 +146,35 @@ class VLAModel(nn.Module):
         return self._bins(state, self.state_low, self.state_high) + self.first_value_id
 
     def queries(self, B: int) -> torch.Tensor:
-        """(B, K*D) query tokens of parallel decoding, k-major like the targets."""
-        q = torch.tensor(self.query_ids, device=self.device)
-        return q.repeat(self.config.chunk_size).expand(B, -1)
+        """(B, positions) query tokens of parallel decoding: <q_d> per value, k-major like the targets,
+        or <q_0> at each of the K steps (`per_step`: the position tells the step)."""
+        cfg = self.config
+        q = torch.tensor(self.query_ids if cfg.action_tokens == "per_dim" else self.query_ids[:1], device=self.device)
+        return q.repeat(cfg.chunk_size).expand(B, -1)
+
+    def _reference(self, state: torch.Tensor) -> torch.Tensor:
+        """(B, 1, D) what predicted values are relative to: the joint state where relative, else 0."""
+        return state[:, None, : self.config.action_dim] * self.relative
 
     def targets(self, batch: Batch) -> torch.Tensor:
         """(B, K*D) target bins of the action chunk."""
-        actions = batch.actions
-        if self.config.action_reference == "state":
-            actions = actions - batch.state[:, None, :]
-        return self._bins(actions, self.action_low, self.action_high).flatten(1)
+        return self._bins(batch.actions - self._reference(batch.state), self.action_low, self.action_high).flatten(1)
 
-    def values_from_bins(self, bins: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """(B, K*D) action bins -> (B, K, D) absolute joint targets."""
+    def normalized_targets(self, batch: Batch) -> torch.Tensor:
+        """(B, K*D) targets in [-1, 1] (the continuous head's), clipped as the bins are."""
+        x = batch.actions - self._reference(batch.state)
+        return (2.0 * (x - self.action_low) / (self.action_high - self.action_low) - 1.0).clamp(-1.0, 1.0).flatten(1)
+
+    def values_from_codes(self, codes: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """(B, K*D) decoded codes (bins, or normalized values of the continuous head) -> (B, K, D)
+        absolute joint targets."""
         cfg = self.config
-        n = (bins.view(-1, cfg.chunk_size, cfg.action_dim).float() + 0.5) / cfg.bins * 2.0 - 1.0
-        actions = self.action_low + (n + 1.0) / 2.0 * (self.action_high - self.action_low)
-        if cfg.action_reference == "state":
-            actions = actions + state[:, None, :]
-        return actions
+        codes = codes.reshape(-1, cfg.chunk_size, cfg.action_dim)
+        if codes.is_floating_point():
+            n = codes.float().clamp(-1.0, 1.0)
+        else:
+            n = (codes.float() + 0.5) / cfg.bins * 2.0 - 1.0
+        return self.action_low + (n + 1.0) / 2.0 * (self.action_high - self.action_low) + self._reference(state)
 
     # --- the inference core: prefix, images, backbone, action head -------------------------------
     def prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,6 +224,20 @@ class VLAModel(nn.Module):
         bias = None if head.bias is None else head.bias[self.first_value_id : self.first_value_id + self.config.bins]
         return F.linear(hidden, weight, bias)
 
+    def head_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states at action positions (B, n, h) -> per action value, k-major: (B, n', bins)
+        logits for the bins head or (B, n') normalized values for the continuous head."""
+        if self.action_head is None:
+            return self.action_logits(hidden)
+        B, n = hidden.shape[:2]
+        out = self.action_head(hidden)
+        return out.view(B, -1, self.config.bins) if self.config.action_head == "bins" else out.view(B, -1)
+
+    def read_actions(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states at action positions -> codes: greedy bins (long) or normalized values (float)."""
+        out = self.head_outputs(hidden)
+        return out.argmax(-1) if self.config.action_head == "bins" else out
+
     # --- training --------------------------------------------------------------------------------
     def forward(self, batch: Batch, parallel_fraction: float = 0.5,
                 label_sigma: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
@@ -207,24 +249,32 @@ class VLAModel(nn.Module):
         many bins wide): a near miss then costs less than a far one."""
         if not 0.0 <= parallel_fraction <= 1.0:
             raise ValueError(f"parallel_fraction={parallel_fraction}; expected 0..1")
+        if parallel_fraction < 1.0 and not self.config.decodes_autoregressively:
+            raise ValueError(f"parallel_fraction={parallel_fraction}: the {self.config.action_head} head with "
+                             f"{self.config.action_tokens} tokens decodes in parallel only; use 1.0")
         ids, mask = self.prefix(batch)
         B, P = ids.shape
-        target = self.targets(batch)  # (B, N)
-        N = target.shape[1]
+        target = self.targets(batch)  # (B, K*D) bins
+        N = self.config.num_action_tokens
         i = torch.arange(B, device=self.device)
         parallel = (torch.ceil((i + 1) * parallel_fraction) > torch.ceil(i * parallel_fraction))[:, None]
-        tail = torch.where(parallel, self.queries(B), target + self.first_value_id)
+        tail = self.queries(B) if parallel.all() else torch.where(parallel, self.queries(B),
+                                                                    target + self.first_value_id)
         out = self.language(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1),
                             self.pixel_values(batch.images))
         h = out.last_hidden_state
-        # Parallel: the query at position P + j predicts action token j. Autoregressive: the
+        # Parallel: the query at position P + j reads action position j. Autoregressive: the
         # position before token j (P - 1 + j) predicts it, teacher-forced.
-        h = torch.where(parallel[..., None], h[:, P : P + N], h[:, P - 1 : P - 1 + N])
-        logits = self.action_logits(h).float()  # (B, N, bins)
-        loss = action_loss(logits, target, label_sigma)
+        h = h[:, P : P + N] if parallel.all() else torch.where(parallel[..., None], h[:, P : P + N],
+                                                                 h[:, P - 1 : P - 1 + N])
+        outputs = self.head_outputs(h).float()
+        nan = float("nan")
+        if self.config.action_head == "continuous":  # L1 on normalized values, as OpenVLA-OFT
+            loss = F.l1_loss(outputs, self.normalized_targets(batch))
+            return loss, {"loss": loss.item(), "acc_parallel": nan, "acc_autoregressive": nan}
+        loss = action_loss(outputs, target, label_sigma)
         with torch.no_grad():
-            acc = (logits.argmax(-1) == target).float()
-            nan = float("nan")
+            acc = (outputs.argmax(-1) == target).float()
             metrics = {"loss": loss.item(),
                        "acc_parallel": acc[parallel[:, 0]].mean().item() if parallel.any() else nan,
                        "acc_autoregressive": acc[~parallel[:, 0]].mean().item() if not parallel.all() else nan}
@@ -235,8 +285,9 @@ class VLAModel(nn.Module):
     def decode(self, batch: Batch, decoding: str | None = None, *, image_features: torch.Tensor | None = None,
                keep: list[torch.Tensor] | None = None, retrieve: int | None = None,
                engine: Engine | None = None) -> torch.Tensor:
-        """(B, K*D) action bins, greedy: parallel (one pass over K*D query tokens) or autoregressive
-        (one token at a time on a KV cache). Every inference path of the stack runs this loop.
+        """(B, K*D) action codes (greedy bins, or the continuous head's normalized values): parallel
+        (one pass over the query tokens) or autoregressive (one token at a time on a KV cache). Every
+        inference path of the stack runs this loop.
 
         image_features: connector outputs computed elsewhere (the event-sparse encoder); the vision
         tower is then skipped. keep: per camera, indices of the image tokens the language model
@@ -246,6 +297,9 @@ class VLAModel(nn.Module):
         decoding = decoding or self.config.decoding
         if decoding not in ("parallel", "autoregressive"):
             raise ValueError(f"decoding={decoding!r}; expected 'parallel' or 'autoregressive'")
+        if decoding == "autoregressive" and not self.config.decodes_autoregressively:
+            raise ValueError(f"autoregressive decoding needs the bins head with per_dim tokens; this model has "
+                             f"{self.config.action_head} / {self.config.action_tokens}: decode in parallel")
         ids, mask = self.prefix(batch)
         if engine is None and (keep is not None or retrieve is not None):
             features = image_features if image_features is not None else self.image_features(batch.images)
@@ -256,7 +310,8 @@ class VLAModel(nn.Module):
         N = self.config.num_action_tokens
         if decoding == "parallel":
             q = self.queries(ids.shape[0])
-            return engine.prefill(torch.cat([ids, q], 1), torch.cat([mask, torch.ones_like(q)], 1), N, cache=False)
+            codes = engine.prefill(torch.cat([ids, q], 1), torch.cat([mask, torch.ones_like(q)], 1), N, cache=False)
+            return codes.reshape(ids.shape[0], -1)
         tokens = [engine.prefill(ids, mask, 1, cache=True)]
         while len(tokens) < N:
             tokens.append(engine.step(tokens[-1]))
@@ -265,7 +320,7 @@ class VLAModel(nn.Module):
     @torch.no_grad()
     def predict(self, batch: Batch, decoding: str | None = None, **options) -> torch.Tensor:
         """(B, K, D) absolute joint targets; `options` as for `decode`."""
-        return self.values_from_bins(self.decode(batch, decoding, **options), batch.state)
+        return self.values_from_codes(self.decode(batch, decoding, **options), batch.state)
 
     @torch.no_grad()
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -282,6 +337,8 @@ class VLAModel(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         save_model(self.backbone, str(path / WEIGHTS))
+        if self.action_head is not None:
+            save_model(self.action_head, str(path / HEAD_WEIGHTS))
         config = {"vla": self.config.to_dict(), "backbone": self.backbone.config.to_dict()}
         (path / CONFIG).write_text(json.dumps(config, indent=2))
         self.tokenizer.save_pretrained(path)
@@ -309,6 +366,11 @@ class VLAModel(nn.Module):
         model = cls(config, backbone, tokenizer, ActionTokenizer.from_dict(toks["action"]),
                     ActionTokenizer.from_dict(toks["state"]))
         load_weights(model.backbone, load_file(str(path / WEIGHTS)), str(path / WEIGHTS))
+        if model.action_head is not None:
+            if not (path / HEAD_WEIGHTS).is_file():
+                raise CheckpointError(f"{path}: its config has the {config.action_head} head with "
+                                      f"{config.action_tokens} tokens, whose weights {HEAD_WEIGHTS} are missing")
+            load_weights(model.action_head, load_file(str(path / HEAD_WEIGHTS)), str(path / HEAD_WEIGHTS))
         return model.to(device).eval()
 
 

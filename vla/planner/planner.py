@@ -56,7 +56,7 @@ class Planner:
     def _images(self, obs: Observation) -> torch.Tensor:
         """(1, N, 3, S, S) camera images on the model's device, through the one way in."""
         vla = self.model.vla
-        return observation_batch(obs, self.cameras, vla.config.state_dim, vla.vision_size, self.model.device).images
+        return observation_batch(obs, vla.config, vla.vision_size, self.model.device).images
 
     def describe(self, obs: Observation) -> str:
         return self.model.generate("describe", [describe_prompt()], self._images(obs))[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vla.data.dataset import DemoDataset
+from vla.data.dataset import DatasetError, DemoDataset
 from vla.model.inputs import resize
 from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, TASK
 
@@ -32,12 +32,18 @@ class DemoCache:
 
     @classmethod
     def from_dataset(cls, ds: DemoDataset, chunk_size: int, image_size: int, instruction_key: str = TASK,
-                     progress: bool = True) -> DemoCache:
-        """Decode every frame once; all cameras are resized to the vision tower's square `image_size`."""
+                     progress: bool = True, state_keys: tuple[str, ...] | list[str] = (OBS_STATE,)) -> DemoCache:
+        """Decode every frame once; all cameras are resized to the vision tower's square `image_size`.
+        The state is `state_keys` concatenated, as the model reads it."""
         from tqdm import tqdm
 
+        missing = [k for k in state_keys if k not in ds.features]
+        if missing:
+            raise DatasetError(f"the policy reads its state from {list(state_keys)}; the dataset lacks {missing} "
+                               f"(it has {sorted(ds.features)}); record it again with `vla record`")
         hf = ds.lerobot.hf_dataset.with_format(None)
-        state = torch.tensor(np.asarray(hf[OBS_STATE], dtype=np.float32))
+        state = torch.cat([torch.tensor(np.asarray(hf[k], dtype=np.float32)).reshape(len(hf), -1)
+                           for k in state_keys], dim=1)
         actions = torch.tensor(np.asarray(hf[ACTION], dtype=np.float32))
         episode = np.asarray(hf["episode_index"]).reshape(-1)
         if instruction_key not in ds.features and instruction_key != TASK:
@@ -81,7 +87,8 @@ class DemoCache:
 
     def relative_quantiles(self, low_q: float = 0.01, high_q: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension quantiles of (chunk action - current state): the range of relative targets."""
-        rel = (self.actions[self.chunk_index] - self.state[:, None, :]).reshape(-1, self.actions.shape[1])
+        D = self.actions.shape[1]
+        rel = (self.actions[self.chunk_index] - self.state[:, None, :D]).reshape(-1, D)
         if len(rel) > 2_000_000:
             rel = rel[torch.randperm(len(rel), generator=torch.Generator().manual_seed(0))[:2_000_000]]
         return (torch.quantile(rel, low_q, dim=0).numpy(), torch.quantile(rel, high_q, dim=0).numpy())

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vla.data import open_dataset
@@ -45,9 +46,12 @@ def model_config_for(dataset: DemoDataset, model: str, **overrides: Any) -> VLAC
     names = dataset.features[ACTION].get("names") or [f"a{i}" for i in range(dataset.action_dim)]
     if isinstance(names, dict):  # LeRobot sometimes nests names by axis
         names = next(iter(names.values()))
-    return load_model_config(model, cameras=dataset.cameras, state_dim=dataset.state_dim,
-                             action_dim=dataset.action_dim, fps=float(dataset.fps), joint_names=list(names),
-                             **overrides)
+    keys = overrides.pop("state_keys", None) or load_model_config(model).state_keys
+    grippers = [i for i, n in enumerate(names) if "finger" in n.lower() or "gripper" in n.lower()]
+    overrides.setdefault("gripper_dim", grippers[0] if len(grippers) == 1 else None)
+    return load_model_config(model, cameras=dataset.cameras, state_keys=list(keys),
+                             state_dim=sum(dataset.feature_dim(k) for k in keys), action_dim=dataset.action_dim,
+                             fps=float(dataset.fps), joint_names=list(names), **overrides)
 
 
 def vision_image_size(config: VLAConfig) -> int:
@@ -60,11 +64,16 @@ def vision_image_size(config: VLAConfig) -> int:
 
 def build_model(dataset: DemoDataset, cache: DemoCache, config: VLAConfig) -> VLAModel:
     stats = dataset.stats
-    state_low, state_high = stats[OBS_STATE]["q01"], stats[OBS_STATE]["q99"]
+    state_low = np.concatenate([stats[k]["q01"] for k in config.state_keys])
+    state_high = np.concatenate([stats[k]["q99"] for k in config.state_keys])
     if config.action_reference == "state":
         action_low, action_high = cache.relative_quantiles()
     else:
-        action_low, action_high = stats[ACTION]["q01"], stats[ACTION]["q99"]
+        action_low, action_high = np.array(stats[ACTION]["q01"]), np.array(stats[ACTION]["q99"])
+    if config.gripper == "physical":  # absolute targets and state over the gripper's whole range
+        g = config.gripper_dim
+        action_low[g], action_high[g] = stats[ACTION]["min"][g], stats[ACTION]["max"][g]
+        state_low[g], state_high[g] = stats[OBS_STATE]["min"][g], stats[OBS_STATE]["max"][g]
     texts = cache.texts + list(dataset.tasks)
     return new_model(config, texts, action_low, action_high, state_low, state_high)
 
@@ -122,7 +131,7 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
         raise ValueError(f"parallel_fraction={cfg.parallel_fraction} leaves the policy's decoding mode "
                          f"({policy_cfg.decoding!r}) untrained; pick a fraction that trains it")
     cache = DemoCache.from_dataset(demo, policy_cfg.chunk_size, vision_image_size(policy_cfg),
-                                   cfg.instruction_key, progress=progress)
+                                   cfg.instruction_key, progress=progress, state_keys=policy_cfg.state_keys)
     vla = VLAModel.from_pretrained(ckpt) if ckpt is not None else build_model(demo, cache, policy_cfg)
     if cfg.lora:
         _apply_lora(vla, cfg.lora_rank)

@@ -29,7 +29,8 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
     `hold_still`: the same for a policy that keeps the arm where it is (the floor to beat).
     `decoding`: the policy's own mode unless given."""
     cfg = model.config
-    cache = DemoCache.from_dataset(open_dataset(heldout), cfg.chunk_size, vision_image_size(cfg), progress=False)
+    cache = DemoCache.from_dataset(open_dataset(heldout), cfg.chunk_size, vision_image_size(cfg), progress=False,
+                                   state_keys=cfg.state_keys)
     if cache.cameras != list(cfg.cameras):
         raise ValueError(f"held-out dataset cameras {cache.cameras} differ from the policy's {list(cfg.cameras)}")
     model.eval()
@@ -40,7 +41,7 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
                       cache.state[index])
         errors.append((model.predict(batch, decoding) - cache.chunk(index)).abs())
     err = torch.cat(errors).numpy()  # (N, K, D)
-    hold = (cache.chunk(torch.arange(len(cache))) - cache.state[:, None, :]).abs().numpy()
+    hold = (cache.chunk(torch.arange(len(cache))) - cache.state[:, None, : cfg.action_dim]).abs().numpy()
     E = cfg.n_action_steps
     return {
         "frames": int(err.shape[0]),
