@@ -144,6 +144,21 @@ def test_vla_train_cli_sets_chunk_size_and_executed_steps(so101_like, tmp_path):
                  "--chunk-size", "4", "--n-action-steps", "5", "--quiet"]) != 0  # cannot execute more than K
 
 
+def test_vla_train_cli_picks_the_head_tokens_and_state(so101_like, tmp_path, capsys):
+    out = tmp_path / "oft"
+    assert main(["train", "--dataset", str(so101_like), "--out", str(out), "--steps", "1", "--chunk-size", "4",
+                 "--action-head", "continuous", "--action-tokens", "per_step", "--parallel-fraction", "1",
+                 "--state-keys", "observation.state,observation.environment_state", "--quiet"]) == 0
+    config = json.loads((out / "train_info.json").read_text())["policy_config"]
+    assert (config["action_head"], config["action_tokens"]) == ("continuous", "per_step")
+    assert config["state_keys"] == ["observation.state", "observation.environment_state"] and config["state_dim"] == 9
+    assert (out / "action_head.safetensors").is_file()
+    # the so101-like joints are m0..m5: no gripper by name, so a physical gripper cannot be placed
+    assert main(["train", "--dataset", str(so101_like), "--out", str(tmp_path / "g"), "--steps", "1",
+                 "--gripper", "physical", "--quiet"]) == 2
+    assert "gripper='physical' needs gripper_dim" in capsys.readouterr().err
+
+
 def test_state_keys_add_the_privileged_state_to_the_tokens_and_are_checked(so101_like, tmp_path):
     """The oracle-perception diagnostic: observation.environment_state appended to the state tokens."""
     from vla.data import DatasetError

@@ -27,6 +27,15 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--n-action-steps", type=int, default=None,
                     help="override the model config's actions executed per inference (at most K)")
     tr.add_argument("--decoding", choices=DECODINGS, default=None)
+    tr.add_argument("--action-head", choices=["bins", "continuous"], default=None,
+                    help="override the model config's head: 256-way bins per value, or L1 regression (OFT)")
+    tr.add_argument("--action-tokens", choices=["per_dim", "per_step"], default=None,
+                    help="override the model config's action positions: one per value (K x D) or per step (K)")
+    tr.add_argument("--gripper", choices=["quantile", "physical"], default=None,
+                    help="override how the gripper is binned: like a joint, or absolute over its whole range")
+    tr.add_argument("--state-keys", default=None,
+                    help="comma-separated observation keys that make up the state tokens (observation.state "
+                         "first); adding observation.environment_state is the oracle-perception diagnostic")
     tr.add_argument("--parallel-fraction", type=float, default=0.5,
                     help="share of each batch that trains parallel decoding; the rest trains autoregressive "
                          "(0.5: one checkpoint serves both; 1: parallel only)")
@@ -49,6 +58,8 @@ def planner_training_error(args: argparse.Namespace) -> str | None:
         ("--model", args.model != "tiny"), ("--lora", args.lora), ("--chunk-size", args.chunk_size),
         ("--n-action-steps", args.n_action_steps), ("--decoding", args.decoding),
         ("--parallel-fraction", args.parallel_fraction != 0.5), ("--label-sigma", args.label_sigma),
+        ("--action-head", args.action_head), ("--action-tokens", args.action_tokens), ("--gripper", args.gripper),
+        ("--state-keys", args.state_keys),
     ) if given]
     if ignored:
         return (f"{', '.join(ignored)} apply to the action objective only; "
@@ -81,7 +92,9 @@ def run_train(args: argparse.Namespace) -> int:
         keys = ("steps", "wall_time_s", "episodes", "parameters")
     else:
         overrides = {k: v for k, v in (("chunk_size", args.chunk_size), ("n_action_steps", args.n_action_steps),
-                                       ("decoding", args.decoding)) if v}
+                                       ("decoding", args.decoding), ("action_head", args.action_head),
+                                       ("action_tokens", args.action_tokens), ("gripper", args.gripper),
+                                       ("state_keys", args.state_keys and args.state_keys.split(","))) if v}
         summary = train(args.dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
                         model_overrides=overrides)
         keys = ("steps", "wall_time_s", "frames", "parameters")
