@@ -71,3 +71,25 @@ def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, swep
     assert data["hold_still"]["arm_mrad_executed"] > 0  # the expert's demonstrations move the arm
     assert main(["eval", "--policy", str(train_ds), "--heldout", str(heldout)]) != 0  # a dataset is no policy
     assert "vla eval: error" in capsys.readouterr().err
+
+
+def test_recipe_arms_change_one_thing_each_and_report_as_they_finish(datasets, tmp_path):
+    from vla.bench.recipe import bench_recipe
+
+    train_ds, heldout = datasets
+    report_path = tmp_path / "recipe.json"
+    report = bench_recipe(train_ds, heldout, ["oracle", "continuous"], steps=1, episodes=1, tasks=["push"],
+                          out=tmp_path / "arms", batch_size=4, report_path=report_path, progress=False)
+    assert list(report["arms"]) == ["oracle", "continuous"]
+    assert json.loads(report_path.read_text())["arms"].keys() == report["arms"].keys()
+    oracle = json.loads((tmp_path / "arms" / "oracle" / "config.json").read_text())["vla"]
+    assert oracle["state_keys"] == ["observation.state", "observation.environment_state"]
+    assert oracle["state_dim"] == 8 + 14 and oracle["action_head"] == "bins"
+    continuous = json.loads((tmp_path / "arms" / "continuous" / "config.json").read_text())["vla"]
+    assert (continuous["action_head"], continuous["action_tokens"], continuous["state_keys"]) == \
+        ("continuous", "per_step", ["observation.state"])
+    for entry in report["arms"].values():
+        assert entry["episodes"] == 1 and entry["samples_per_s"] > 0
+        assert np.isfinite(entry["open_loop"]["arm_mrad_first"])
+    with pytest.raises(ValueError, match="unknown arm"):
+        bench_recipe(train_ds, heldout, ["bigger"], steps=1, episodes=1, tasks=["push"], out=tmp_path / "x")

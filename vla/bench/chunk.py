@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from vla.bench.peers import machine, score, vla_train_config
+from vla.bench.peers import add_training_arguments, machine, score, vla_train_config
 from vla.train.trainer import train
 from vla.train.validate import open_loop_error
 
@@ -59,12 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a LeRobot dataset recorded from other seeds, for the open-loop error (required)")
     parser.add_argument("--chunks", type=_lengths, default=[4, 10, 20],
                         help="comma-separated chunk lengths K (default 4,10,20)")
-    parser.add_argument("--train-steps", type=int, default=500, help="optimizer steps per trained policy")
-    parser.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step")
-    parser.add_argument("--tasks", default="single", help="closed-loop tasks: ids (comma-separated), single, multi")
-    parser.add_argument("--episodes", type=int, default=10, help="closed-loop episodes per task")
-    parser.add_argument("--seed", type=int, default=0, help="training seed and first episode seed")
-    parser.add_argument("--out", default="out/chunk", help="where the trained policies go")
+    add_training_arguments(parser, train_steps=500, episodes=10, out="out/chunk")
 
 
 def _lengths(text: str) -> list[int]:

@@ -119,14 +119,20 @@ def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str]
     return report
 
 
+def add_training_arguments(parser: argparse.ArgumentParser, train_steps: int, episodes: int, out: str) -> None:
+    """The flags every train-then-score benchmark (peers, chunk, recipe) shares, with its defaults."""
+    parser.add_argument("--train-steps", type=int, default=train_steps, help="optimizer steps per trained policy")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step")
+    parser.add_argument("--tasks", default="single", help="closed-loop tasks: ids (comma-separated), single, multi")
+    parser.add_argument("--episodes", type=int, default=episodes, help="closed-loop episodes per task (same seeds)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed and first episode seed")
+    parser.add_argument("--out", default=out, help="where the trained policies go")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`vla bench peers` flags."""
     parser.add_argument("--dataset", default=None, help="the LeRobot dataset all policies train on (required)")
-    parser.add_argument("--train-steps", type=int, default=500, help="optimizer steps per policy")
-    parser.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step")
-    parser.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
-    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task")
-    parser.add_argument("--out", default="out/peers", help="where the trained policies go")
+    add_training_arguments(parser, train_steps=500, episodes=10, out="out/peers")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,5 +142,5 @@ def run(args: argparse.Namespace) -> int:
     if not args.dataset:
         raise ValueError("vla bench peers needs --dataset DIR (a LeRobot dataset)")
     write_report(bench_peers(args.dataset, args.train_steps, args.episodes, resolve_tasks(args.tasks), out=args.out,
-                             batch_size=args.batch_size), args.report)
+                             batch_size=args.batch_size, seed=args.seed), args.report)
     return 0

@@ -34,6 +34,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vla.bench.peers import add_training_arguments
 from vla.types import OBS_ENV_STATE, OBS_STATE
 
 ARMS: dict[str, dict[str, dict[str, Any]]] = {
@@ -99,12 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="the LeRobot dataset every arm trains on")
     parser.add_argument("--heldout", required=True, help="a LeRobot dataset recorded from other seeds (open loop)")
     parser.add_argument("--arms", default="baseline,oracle", help=f"comma-separated arms of {sorted(ARMS)}")
-    parser.add_argument("--train-steps", type=int, default=1500, help="optimizer steps per arm")
-    parser.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step")
-    parser.add_argument("--tasks", default="single", help="closed-loop tasks: ids (comma-separated), single, multi")
-    parser.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per task (same seeds per arm)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed and first episode seed")
-    parser.add_argument("--out", default="out/recipe", help="where the trained policies go")
+    add_training_arguments(parser, train_steps=1500, episodes=20, out="out/recipe")
     parser.add_argument("--quiet", action="store_true")
 
 
