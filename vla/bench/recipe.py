@@ -97,8 +97,9 @@ def bench_recipe(dataset: str | Path, heldout: str | Path, arms: list[str], step
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`vla bench recipe` flags."""
-    parser.add_argument("--dataset", required=True, help="the LeRobot dataset every arm trains on")
-    parser.add_argument("--heldout", required=True, help="a LeRobot dataset recorded from other seeds (open loop)")
+    parser.add_argument("--dataset", default=None, help="the LeRobot dataset every arm trains on (required)")
+    parser.add_argument("--heldout", default=None,
+                        help="a LeRobot dataset recorded from other seeds, for the open-loop error (required)")
     parser.add_argument("--arms", default="baseline,oracle", help=f"comma-separated arms of {sorted(ARMS)}")
     add_training_arguments(parser, train_steps=1500, episodes=20, out="out/recipe")
     parser.add_argument("--quiet", action="store_true")
@@ -107,6 +108,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sim import resolve_tasks
 
+    if not args.dataset or not args.heldout:
+        raise ValueError("vla bench recipe needs --dataset DIR (training) and --heldout DIR (other seeds)")
     report = bench_recipe(args.dataset, args.heldout, [a for a in args.arms.split(",") if a], args.train_steps,
                           args.episodes, resolve_tasks(args.tasks), args.out, args.batch_size, args.seed,
                           args.report, progress=not args.quiet)
