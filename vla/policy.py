@@ -43,7 +43,7 @@ class VLAPolicy:
     def from_pretrained(cls, path: str | Path, device: str | None = None, **kw) -> VLAPolicy:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = VLAModel.from_pretrained(path, device=device)
-        _check_decoding_trained(Path(path), kw.get("decoding") or model.config.decoding)
+        check_decoding_trained(Path(path), kw.get("decoding") or model.config.decoding)
         return cls(model, name=Path(path).name, **kw)
 
     def reset(self) -> None:
@@ -65,7 +65,7 @@ class VLAPolicy:
         return chunk[: self.n_action_steps].astype(np.float32)
 
 
-def _check_decoding_trained(path: Path, decoding: str) -> None:
+def check_decoding_trained(path: Path, decoding: str) -> None:
     """Refuse a decoding mode the checkpoint never trained (`vla train --parallel-fraction 1` or 0):
     it would emit untrained actions. Checkpoints without train_info.json are not checked."""
     info = path / "train_info.json"

@@ -73,7 +73,7 @@ def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, swep
     assert "vla eval: error" in capsys.readouterr().err
 
 
-def test_recipe_arms_change_one_thing_each_and_report_as_they_finish(datasets, tmp_path):
+def test_recipe_arms_change_one_thing_each_and_report_as_they_finish(datasets, tmp_path, capsys):
     from vla.bench.recipe import bench_recipe
 
     train_ds, heldout = datasets
@@ -91,5 +91,9 @@ def test_recipe_arms_change_one_thing_each_and_report_as_they_finish(datasets, t
     for entry in report["arms"].values():
         assert entry["episodes"] == 1 and entry["samples_per_s"] > 0
         assert np.isfinite(entry["open_loop"]["arm_mrad_first"])
+    # the arms train parallel decoding only: open-loop scoring refuses the mode they never learned
+    assert main(["eval", "--policy", str(tmp_path / "arms" / "oracle"), "--heldout", str(heldout),
+                 "--decoding", "autoregressive"]) != 0
+    assert "trained for parallel decoding only" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown arm"):
         bench_recipe(train_ds, heldout, ["bigger"], steps=1, episodes=1, tasks=["push"], out=tmp_path / "x")
