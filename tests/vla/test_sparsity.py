@@ -278,3 +278,17 @@ def test_query_aware_retrieval_in_autoregressive_decoding():
     assert one.shape == full.shape and torch.equal(one[:, 0], full[:, 0])  # the first token reads every image token
     with pytest.raises(ValueError, match="retrieve=0"):
         model.decode(batch, "autoregressive", image_features=features, keep=every, retrieve=0)
+
+
+def test_sparsity_bench_compares_the_arms_and_can_skip_the_sweep():
+    from vla.bench.sparsity import bench_sparsity
+    from vla.loading import SHIPPED_POLICY
+
+    report = bench_sparsity(SHIPPED_POLICY, ["push"], episodes=1, sweep_episodes=0, progress=False)
+    assert report["sweep"] == [] and "plot" not in report
+    for arm in ("dense", "fixed_schedule", "sparse", "sparse_pruned"):
+        assert report[arm]["episodes"] == 1, arm
+    # the dense arm infers at every step; the event-sparse one reuses its chunk on a still scene
+    assert report["dense"]["inference_fraction"] == 1.0
+    assert report["sparse"]["inference_fraction"] < 1.0
+    assert report["token_reduction"] > 1.0

@@ -161,7 +161,7 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
                        "arm; mean_speedup (mean policy time per step) is the compute ratio. The trigger-0 sweep "
                        "point re-encodes only changed patches but infers at every step: token reuse alone.")
     points = []
-    for threshold in sweep:
+    for threshold in sweep if sweep_episodes > 0 else ():  # --sweep-episodes 0 skips the sweep
         cfg = SparsityConfig(**{**sparse_cfg.__dict__, "trigger_threshold": threshold})
         policy = SparseVLAPolicy(model, cfg, world_cameras=world)
         arm = _arm(f"trigger={threshold}", policy, tasks, sweep_episodes, seed, flops,
@@ -174,7 +174,7 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
                        "visual_tokens_per_step": arm["visual_tokens_per_step"]})
     report["sweep"] = points
     report["wall_time_s"] = round(time.perf_counter() - started, 1)
-    if plot:
+    if plot and points:
         _plot(points, d["success_rate"], Path(plot))
         report["plot"] = str(plot)
     return report
