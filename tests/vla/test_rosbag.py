@@ -1,14 +1,12 @@
 import numpy as np
 import pytest
+from rosbags.rosbag2 import StoragePlugin  # `make test` installs rosbags: missing, the suite fails
 
-rosbags = pytest.importorskip("rosbags")
-from rosbags.rosbag2 import StoragePlugin  # noqa: E402
-
-from vla.bench.ros import joint_trajectory, write_demo_bag  # noqa: E402
-from vla.cli import main  # noqa: E402
-from vla.data import open_dataset  # noqa: E402
-from vla.data.rosbag import convert_rosbag  # noqa: E402
-from vla.robot import load_robot_config  # noqa: E402
+from vla.bench.ros import joint_trajectory, write_demo_bag
+from vla.cli import main
+from vla.data import open_dataset
+from vla.data.rosbag import convert_rosbag
+from vla.robot import load_robot_config
 
 ROBOT = load_robot_config("panda")
 
