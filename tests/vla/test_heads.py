@@ -107,3 +107,30 @@ def test_physical_gripper_is_absolute_and_the_rest_relative():
     assert torch.all(moved[..., 5] == 0)
     with pytest.raises(ConfigError, match="gripper_dim"):
         VLAConfig(gripper="physical")
+
+
+def test_aux_targets_train_the_backbone_but_never_touch_the_actions():
+    from vla.model.inputs import Batch
+
+    model = mini_model(aux_targets=["observation.environment_state"], aux_dim=5)
+    batch = mini_batch(model, B=4)
+    aux = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
+    with_aux = Batch(batch.images, batch.tasks, batch.state, batch.actions, aux)
+    loss_aux, m_aux = model(with_aux, parallel_fraction=1.0)
+    loss, m = model(batch, parallel_fraction=1.0)
+    # causal attention: the extra position after the actions leaves the action loss unchanged
+    assert m["acc_parallel"] == m_aux["acc_parallel"] and np.isnan(m["aux_l1"]) and m_aux["aux_l1"] > 0
+    assert loss_aux.item() == pytest.approx(loss.item() + m_aux["aux_l1"], rel=1e-5)
+    loss_aux.backward()  # the grounding loss reaches the vision tower
+    assert model.hf.model.vision_model.embeddings.patch_embedding.weight.grad.abs().sum() > 0
+    # inference never runs the aux head: poisoning it changes nothing
+    model.eval()
+    want = model.predict(batch)
+    with torch.no_grad():
+        model.aux_head.proj.weight.fill_(float("nan"))
+    assert torch.equal(model.predict(batch), want)
+
+
+def test_aux_targets_need_their_features_and_are_no_inputs():
+    with pytest.raises(ConfigError, match="also state_keys"):
+        VLAConfig(aux_targets=["observation.state"])

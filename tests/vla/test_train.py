@@ -178,3 +178,24 @@ def test_state_keys_add_the_privileged_state_to_the_tokens_and_are_checked(so101
     with pytest.raises(DatasetError, match="no feature 'observation.velocity'"):
         train(so101_like, tmp_path / "bad", "tiny", cfg, progress=False,
               model_overrides={**MINI, "state_keys": ["observation.state", "observation.velocity"]})
+
+
+def test_aux_targets_train_with_the_dataset_features_and_are_saved(so101_like, tmp_path):
+    from vla.data import DatasetError
+
+    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2, log_every=1)
+    out = tmp_path / "aux"
+    train(so101_like, out, "tiny", cfg, progress=False,
+          model_overrides={**MINI, "aux_targets": ["observation.environment_state"]})
+    assert (out / "aux_head.safetensors").is_file()
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert all(float(r["aux_l1"]) > 0 for r in rows)
+    policy = VLAPolicy.from_pretrained(out)
+    assert policy.model.config.aux_dim == 3 and policy.model.config.state_keys == ["observation.state"]
+    obs = {"observation.images.top": np.zeros((40, 40, 3), np.uint8),
+           "observation.images.wrist": np.zeros((32, 32, 3), np.uint8),
+           "observation.state": np.zeros(6, np.float32), "task": "move the brick 0"}
+    assert policy.predict_chunk(obs).shape == (policy.n_action_steps, 6)  # no privileged input at run time
+    with pytest.raises(DatasetError, match="aux_targets \\['observation.velocity'\\]"):
+        train(so101_like, tmp_path / "bad", "tiny", cfg, progress=False,
+              model_overrides={**MINI, "aux_targets": ["observation.velocity"]})

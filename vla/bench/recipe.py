@@ -22,6 +22,8 @@ Arms (`ARMS`):
   "closed on a cube").
 - `per_step`: one action position per time step (K instead of K x D), read out into D bins each.
 - `continuous`: per step, an L1-regression head (OpenVLA-OFT's) instead of 256-way bins.
+- `aux`: the privileged object positions as training-only grounding targets, regressed at one
+  position after the actions (never decoded: inference costs the same as `baseline`).
 
 Each arm's result is written to the report as soon as it exists, so a long run that is stopped
 still leaves its figures; arms can run as separate processes (one per core) into separate reports.
@@ -44,6 +46,7 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
     "gripper_physical": {"model": {"gripper": "physical"}},
     "per_step": {"model": {"action_tokens": "per_step"}},
     "continuous": {"model": {"action_head": "continuous", "action_tokens": "per_step"}},
+    "aux": {"model": {"aux_targets": [OBS_ENV_STATE]}},
 }
 
 

@@ -44,6 +44,12 @@ class VLAConfig:
     # so "fully open" is reachable and "closed on nothing" differs from "closed on a cube".
     gripper: str = "quantile"
     gripper_dim: int | None = None  # index of the gripper in the action (set from the joint names)
+    # Training-only grounding targets (embodied chain-of-thought's idea, never decoded): per-frame
+    # features such as observation.environment_state, regressed at one extra position after the
+    # action positions. Causal attention keeps the actions blind to it, so inference is unchanged.
+    aux_targets: list[str] = field(default_factory=list)
+    aux_dim: int = 0  # their total length, set from the dataset
+    aux_weight: float = 1.0
     backbone_path: str | None = None  # a local Hugging Face checkpoint directory instead of a tiny config
     # Filled in from the dataset when training starts:
     cameras: list[str] = field(default_factory=list)
@@ -68,6 +74,9 @@ class VLAConfig:
         if self.decoding == "autoregressive" and not self.decodes_autoregressively:
             raise ConfigError(f"decoding='autoregressive' needs action_head='bins' and action_tokens='per_dim'; "
                               f"got {self.action_head!r} and {self.action_tokens!r}")
+        overlap = sorted(set(self.aux_targets) & set(self.state_keys))
+        if overlap:
+            raise ConfigError(f"aux_targets {overlap} are also state_keys: a target the model reads is no target")
         if self.gripper == "physical" and self.gripper_dim is None:
             raise ConfigError("gripper='physical' needs gripper_dim (the gripper's index in the action)")
         if self.action_reference not in ("state", "absolute"):

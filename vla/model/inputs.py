@@ -29,12 +29,13 @@ class Batch:
     """Model inputs on one device.
 
     images: (B, N, 3, H, W), uint8 or float in [0, 1]; state: (B, S) float32;
-    actions: (B, K, D) absolute targets, for training."""
+    actions: (B, K, D) absolute targets and aux: (B, A) grounding targets, for training."""
 
     images: torch.Tensor
     tasks: list[str]
     state: torch.Tensor
     actions: torch.Tensor | None = None
+    aux: torch.Tensor | None = None  # (B, A) training-only grounding targets (`VLAConfig.aux_targets`)
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:

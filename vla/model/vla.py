@@ -43,6 +43,7 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZERS = "action_tokenizer.json"
 HEAD_WEIGHTS = "action_head.safetensors"  # only for heads other than the language model's own (bins, per_dim)
+AUX_WEIGHTS = "aux_head.safetensors"  # training-only grounding head (`aux_targets`)
 
 
 def trains_decoding(parallel_fraction: float, decoding: str) -> bool:
@@ -83,6 +84,7 @@ class VLAModel(nn.Module):
             relative[config.gripper_dim] = 0.0
         self.register_buffer("relative", relative, persistent=False)
         self.action_head = self._new_head(backbone)
+        self.aux_head = AuxHead(backbone.config.text_config.hidden_size, config.aux_dim) if config.aux_targets else None
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # instruction -> (1, T) ids, mask
 
     def _new_head(self, backbone: nn.Module) -> nn.Linear | None:
@@ -260,6 +262,8 @@ class VLAModel(nn.Module):
         parallel = (torch.ceil((i + 1) * parallel_fraction) > torch.ceil(i * parallel_fraction))[:, None]
         tail = self.queries(B) if parallel.all() else torch.where(parallel, self.queries(B),
                                                                     target + self.first_value_id)
+        if self.aux_head is not None and batch.aux is not None:  # one position after every action position
+            tail = torch.cat([tail, tail.new_full((B, 1), self.query_ids[0])], 1)
         out = self.language(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1),
                             self.pixel_values(batch.images))
         h = out.last_hidden_state
@@ -269,15 +273,20 @@ class VLAModel(nn.Module):
                                                                  h[:, P - 1 : P - 1 + N])
         outputs = self.head_outputs(h).float()
         nan = float("nan")
+        metrics = {"acc_parallel": nan, "acc_autoregressive": nan, "aux_l1": nan}
         if self.config.action_head == "continuous":  # L1 on normalized values, as OpenVLA-OFT
             loss = F.l1_loss(outputs, self.normalized_targets(batch))
-            return loss, {"loss": loss.item(), "acc_parallel": nan, "acc_autoregressive": nan}
-        loss = action_loss(outputs, target, label_sigma)
-        with torch.no_grad():
-            acc = (outputs.argmax(-1) == target).float()
-            metrics = {"loss": loss.item(),
-                       "acc_parallel": acc[parallel[:, 0]].mean().item() if parallel.any() else nan,
-                       "acc_autoregressive": acc[~parallel[:, 0]].mean().item() if not parallel.all() else nan}
+        else:
+            loss = action_loss(outputs, target, label_sigma)
+            with torch.no_grad():
+                acc = (outputs.argmax(-1) == target).float()
+                metrics["acc_parallel"] = acc[parallel[:, 0]].mean().item() if parallel.any() else nan
+                metrics["acc_autoregressive"] = acc[~parallel[:, 0]].mean().item() if not parallel.all() else nan
+        if self.aux_head is not None and batch.aux is not None:  # the last position reads the whole sequence
+            aux = self.aux_head.loss(out.last_hidden_state[:, -1].float(), batch.aux)
+            metrics["aux_l1"] = aux.item()
+            loss = loss + self.config.aux_weight * aux
+        metrics["loss"] = loss.item()
         return loss, metrics
 
     # --- decoding: the one loop ------------------------------------------------------------------
@@ -339,6 +348,8 @@ class VLAModel(nn.Module):
         save_model(self.backbone, str(path / WEIGHTS))
         if self.action_head is not None:
             save_model(self.action_head, str(path / HEAD_WEIGHTS))
+        if self.aux_head is not None:  # kept so that training resumes; inference never runs it
+            save_model(self.aux_head, str(path / AUX_WEIGHTS))
         config = {"vla": self.config.to_dict(), "backbone": self.backbone.config.to_dict()}
         (path / CONFIG).write_text(json.dumps(config, indent=2))
         self.tokenizer.save_pretrained(path)
@@ -371,7 +382,22 @@ class VLAModel(nn.Module):
                 raise CheckpointError(f"{path}: its config has the {config.action_head} head with "
                                       f"{config.action_tokens} tokens, whose weights {HEAD_WEIGHTS} are missing")
             load_weights(model.action_head, load_file(str(path / HEAD_WEIGHTS)), str(path / HEAD_WEIGHTS))
+        if model.aux_head is not None and (path / AUX_WEIGHTS).is_file():
+            load_weights(model.aux_head, load_file(str(path / AUX_WEIGHTS)), str(path / AUX_WEIGHTS))
         return model.to(device).eval()
+
+
+class AuxHead(nn.Module):
+    """Training-only grounding targets regressed from one hidden state: L1 on standardized values."""
+
+    def __init__(self, hidden: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(hidden, dim)
+        self.register_buffer("mean", torch.zeros(dim))  # set from the dataset before training
+        self.register_buffer("std", torch.ones(dim))
+
+    def loss(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(self.proj(hidden), (target - self.mean) / self.std)
 
 
 def action_loss(logits: torch.Tensor, target: torch.Tensor, label_sigma: float = 0.0) -> torch.Tensor:

@@ -33,6 +33,9 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
                     help="override the model config's action positions: one per value (K x D) or per step (K)")
     tr.add_argument("--gripper", choices=["quantile", "physical"], default=None,
                     help="override how the gripper is binned: like a joint, or absolute over its whole range")
+    tr.add_argument("--aux-targets", default=None,
+                    help="comma-separated per-frame features regressed during training only, never decoded "
+                         "(e.g. observation.environment_state: object positions as grounding targets)")
     tr.add_argument("--state-keys", default=None,
                     help="comma-separated observation keys that make up the state tokens (observation.state "
                          "first); adding observation.environment_state is the oracle-perception diagnostic")
@@ -59,7 +62,7 @@ def planner_training_error(args: argparse.Namespace) -> str | None:
         ("--n-action-steps", args.n_action_steps), ("--decoding", args.decoding),
         ("--parallel-fraction", args.parallel_fraction != 0.5), ("--label-sigma", args.label_sigma),
         ("--action-head", args.action_head), ("--action-tokens", args.action_tokens), ("--gripper", args.gripper),
-        ("--state-keys", args.state_keys),
+        ("--state-keys", args.state_keys), ("--aux-targets", args.aux_targets),
     ) if given]
     if ignored:
         return (f"{', '.join(ignored)} apply to the action objective only; "
@@ -94,7 +97,8 @@ def run_train(args: argparse.Namespace) -> int:
         overrides = {k: v for k, v in (("chunk_size", args.chunk_size), ("n_action_steps", args.n_action_steps),
                                        ("decoding", args.decoding), ("action_head", args.action_head),
                                        ("action_tokens", args.action_tokens), ("gripper", args.gripper),
-                                       ("state_keys", args.state_keys and args.state_keys.split(","))) if v}
+                                       ("state_keys", args.state_keys and args.state_keys.split(",")),
+                                       ("aux_targets", args.aux_targets and args.aux_targets.split(","))) if v}
         summary = train(args.dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
                         model_overrides=overrides)
         keys = ("steps", "wall_time_s", "frames", "parameters")

@@ -26,24 +26,31 @@ class DemoCache:
     texts: list[str]  # distinct instructions
     text_index: torch.Tensor  # (N,) index into texts
     cameras: list[str]
+    aux: torch.Tensor | None = None  # (N, A) training-only grounding targets, when the model has them
 
     def __len__(self) -> int:
         return self.state.shape[0]
 
     @classmethod
     def from_dataset(cls, ds: DemoDataset, chunk_size: int, image_size: int, instruction_key: str = TASK,
-                     progress: bool = True, state_keys: tuple[str, ...] | list[str] = (OBS_STATE,)) -> DemoCache:
+                     progress: bool = True, state_keys: tuple[str, ...] | list[str] = (OBS_STATE,),
+                     aux_keys: tuple[str, ...] | list[str] = ()) -> DemoCache:
         """Decode every frame once; all cameras are resized to the vision tower's square `image_size`.
-        The state is `state_keys` concatenated, as the model reads it."""
+        The state is `state_keys` concatenated, as the model reads it; `aux_keys` the grounding targets."""
         from tqdm import tqdm
 
-        missing = [k for k in state_keys if k not in ds.features]
-        if missing:
-            raise DatasetError(f"the policy reads its state from {list(state_keys)}; the dataset lacks {missing} "
-                               f"(it has {sorted(ds.features)}); record it again with `vla record`")
+        for what, keys in (("reads its state from", state_keys), ("is trained to predict", aux_keys)):
+            missing = [k for k in keys if k not in ds.features]
+            if missing:
+                raise DatasetError(f"the policy {what} {list(keys)}; the dataset lacks {missing} "
+                                   f"(it has {sorted(ds.features)}); record it again with `vla record`")
         hf = ds.lerobot.hf_dataset.with_format(None)
-        state = torch.cat([torch.tensor(np.asarray(hf[k], dtype=np.float32)).reshape(len(hf), -1)
-                           for k in state_keys], dim=1)
+
+        def stacked(keys) -> torch.Tensor:
+            return torch.cat([torch.tensor(np.asarray(hf[k], dtype=np.float32)).reshape(len(hf), -1) for k in keys], 1)
+
+        state = stacked(state_keys)
+        aux = stacked(aux_keys) if aux_keys else None
         actions = torch.tensor(np.asarray(hf[ACTION], dtype=np.float32))
         episode = np.asarray(hf["episode_index"]).reshape(-1)
         if instruction_key not in ds.features and instruction_key != TASK:
@@ -71,7 +78,7 @@ class DemoCache:
         for start, stop in zip(np.r_[0, boundaries], np.r_[boundaries, N], strict=True):
             ends[start:stop] = stop - 1
         idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
-        return cls(images, state, actions, torch.tensor(idx), list(texts), text_index, list(ds.cameras))
+        return cls(images, state, actions, torch.tensor(idx), list(texts), text_index, list(ds.cameras), aux)
 
     def chunk(self, index: torch.Tensor) -> torch.Tensor:
         """(B, K, D) absolute action chunks of the given frames."""

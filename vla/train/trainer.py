@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vla.data import open_dataset
-from vla.data.dataset import DemoDataset
+from vla.data.dataset import DatasetError, DemoDataset
 from vla.model.config import VLAConfig, load_model_config
 from vla.model.vla import Batch, VLAModel, new_model, trains_decoding
 from vla.train.data import DemoCache, augment
@@ -47,6 +47,11 @@ def model_config_for(dataset: DemoDataset, model: str, **overrides: Any) -> VLAC
     if isinstance(names, dict):  # LeRobot sometimes nests names by axis
         names = next(iter(names.values()))
     keys = overrides.pop("state_keys", None) or load_model_config(model).state_keys
+    aux = overrides.get("aux_targets") or load_model_config(model).aux_targets
+    missing = [k for k in aux if k not in dataset.features]
+    if missing:  # asked for explicitly: say so rather than train without them
+        raise DatasetError(f"aux_targets {missing} are not features of this dataset; it has {sorted(dataset.features)}")
+    overrides["aux_dim"] = sum(dataset.feature_dim(k) for k in aux)
     grippers = [i for i, n in enumerate(names) if "finger" in n.lower() or "gripper" in n.lower()]
     overrides.setdefault("gripper_dim", grippers[0] if len(grippers) == 1 else None)
     return load_model_config(model, cameras=dataset.cameras, state_keys=list(keys),
@@ -75,7 +80,11 @@ def build_model(dataset: DemoDataset, cache: DemoCache, config: VLAConfig) -> VL
         action_low[g], action_high[g] = stats[ACTION]["min"][g], stats[ACTION]["max"][g]
         state_low[g], state_high[g] = stats[OBS_STATE]["min"][g], stats[OBS_STATE]["max"][g]
     texts = cache.texts + list(dataset.tasks)
-    return new_model(config, texts, action_low, action_high, state_low, state_high)
+    model = new_model(config, texts, action_low, action_high, state_low, state_high)
+    if model.aux_head is not None:  # standardize the grounding targets with the data's own spread
+        model.aux_head.mean.copy_(cache.aux.mean(0))
+        model.aux_head.std.copy_(cache.aux.std(0).clamp_min(1e-3))
+    return model
 
 
 def _apply_lora(model: VLAModel, rank: int) -> None:
@@ -102,7 +111,8 @@ def action_step(cache: DemoCache, cfg: TrainConfig) -> StepFn:
             images = augment(images, generator)
         device = model.device
         batch = Batch(images.to(device), [cache.texts[i] for i in cache.text_index[index]],
-                      cache.state[index].to(device), cache.chunk(index).to(device))
+                      cache.state[index].to(device), cache.chunk(index).to(device),
+                      None if cache.aux is None else cache.aux[index].to(device))
         return model(batch, cfg.parallel_fraction, cfg.label_sigma)
     return step
 
@@ -131,13 +141,14 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
         raise ValueError(f"parallel_fraction={cfg.parallel_fraction} leaves the policy's decoding mode "
                          f"({policy_cfg.decoding!r}) untrained; pick a fraction that trains it")
     cache = DemoCache.from_dataset(demo, policy_cfg.chunk_size, vision_image_size(policy_cfg),
-                                   cfg.instruction_key, progress=progress, state_keys=policy_cfg.state_keys)
+                                   cfg.instruction_key, progress=progress, state_keys=policy_cfg.state_keys,
+                                   aux_keys=policy_cfg.aux_targets)
     vla = VLAModel.from_pretrained(ckpt) if ckpt is not None else build_model(demo, cache, policy_cfg)
     if cfg.lora:
         _apply_lora(vla, cfg.lora_rank)
     objective = Objective(
         tag="train", model=vla, step=action_step(cache, cfg), save=partial(save_policy, lora=cfg.lora),
-        metrics=["loss", "acc_parallel", "acc_autoregressive"], shown=("loss", "acc_parallel"),
+        metrics=["loss", "acc_parallel", "acc_autoregressive", "aux_l1"], shown=("loss", "acc_parallel"),
         info={"dataset": str(dataset), "model": model, "policy_config": vla.config.to_dict(),
               "frames": len(cache), "episodes": demo.num_episodes})
     return train_loop(objective, cfg, out, ckpt, progress)
