@@ -30,6 +30,8 @@ def test_peer_trains_saves_loads_and_runs_in_the_sim(kind, sim_dataset, tmp_path
     assert is_lerobot_checkpoint(out) and not is_lerobot_checkpoint(sim_dataset)
     policy = LeRobotPolicy.from_pretrained(out, device="cpu")
     assert policy.metadata["type"] == kind and policy.metadata["cameras"] == ["scene", "wrist"]
+    # the same inputs as our VLA: the recorded privileged object positions stay out of the peer
+    assert "observation.environment_state" not in policy.policy.config.input_features
     report = tmp_path / "eval.json"
     assert main(["eval", "--policy", str(out), "--tasks", "push", "--episodes", "1", "--image-size", "32",
                  "--quiet", "--report", str(report)]) == 0

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from vla.data import open_dataset
-from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, TASK
+from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_STATE, TASK
 
 PEERS = ("act", "diffusion")
 
@@ -54,6 +54,16 @@ def peer_config(kind: str, device: str = "cpu", image_size: int = 128, chunk_siz
     raise ValueError(f"unknown peer policy {kind!r}; expected one of {PEERS}")
 
 
+def peer_inputs(demo) -> dict:
+    """What a peer sees: the dataset's cameras and joint state, as our VLA. LeRobot would otherwise
+    also feed it the simulator's privileged `observation.environment_state` (object positions)."""
+    from lerobot.configs import FeatureType
+    from lerobot.utils.feature_utils import dataset_to_policy_features
+
+    features = dataset_to_policy_features(demo.lerobot.meta.features)
+    return {k: ft for k, ft in features.items() if ft.type is not FeatureType.ACTION and k != OBS_ENV_STATE}
+
+
 def cfg_size(demo) -> int:
     """The square frame size the feed decodes to: the first camera's height."""
     return int(demo.image_shape(demo.cameras[0])[0])
@@ -75,6 +85,7 @@ def train_peer(kind: str, dataset: str | Path, out: str | Path, steps: int, batc
     out = Path(out)
     demo = open_dataset(dataset)
     cfg = peer_config(kind, device, image_size=demo.image_shape(demo.cameras[0])[0] if demo.cameras else 128)
+    cfg.input_features = peer_inputs(demo)
     torch.manual_seed(seed)
     policy = make_policy(cfg, ds_meta=demo.lerobot.meta)  # raises if the dataset lacks what it needs
     pre, post = make_pre_post_processors(cfg, dataset_stats=demo.lerobot.meta.stats)
