@@ -32,9 +32,10 @@ def makefile_bench_commands(text: str) -> list[str]:
 
 
 def markdown_bench_commands(text: str) -> list[str]:
-    """`vla bench ...` commands in Markdown: up to the closing backtick, a pipe, a comment or a bracket."""
+    """`vla bench ...` commands in Markdown: up to the closing backtick, a pipe, a comment, a bracket
+    or the next `vla` command (one per line in a code block)."""
     text = re.sub(r"\s+", " ", text)  # a backticked command may wrap across lines
-    return re.findall(r"vla bench [a-z-]+(?: [^\s`|#()]+)*", text)
+    return re.findall(r"vla bench [a-z-]+(?: (?!vla\b)[^\s`|#()]+)*", text)
 
 
 def documented_bench_commands() -> list[tuple[str, str]]:
@@ -58,6 +59,8 @@ def test_the_extractors_find_the_commands_they_should():
     assert makefile_bench_commands(makefile) == ["vla bench planner --episodes 3 --arms flat --seed 1"]
     assert markdown_bench_commands("run `vla bench\ngpu --repeats 5` | vla bench sim (`make`)") == [
         "vla bench gpu --repeats 5", "vla bench sim"]
+    assert markdown_bench_commands("```\nvla bench chunk --out a\nvla bench peers --out b\n```") == [
+        "vla bench chunk --out a", "vla bench peers --out b"]
     sources = {source for source, _ in DOCUMENTED}
     assert {"Makefile", "README.md", "docs/BENCHMARKS.md"} <= sources
     assert {c.split()[2] for _, c in DOCUMENTED} >= {"sim", "data", "decoding", "serving", "handover", "rosbag",
