@@ -26,6 +26,9 @@ class VLAPolicy:
         self.n_action_steps = n_action_steps or cfg.n_action_steps
         if not 1 <= self.n_action_steps <= cfg.chunk_size:
             raise ValueError(f"n_action_steps={self.n_action_steps}; expected 1..{cfg.chunk_size}")
+        if self.decoding == "autoregressive" and not cfg.decodes_autoregressively:  # at load, not mid-episode
+            raise ValueError(f"autoregressive decoding needs the bins head with per_dim tokens; this policy has "
+                             f"{cfg.action_head} / {cfg.action_tokens}: use --decoding parallel")
         self.metadata: dict[str, Any] = {
             "name": name, "cameras": list(cfg.cameras), "state_dim": cfg.state_dim, "action_dim": cfg.action_dim,
             "state_keys": list(cfg.state_keys), "chunk_size": cfg.chunk_size, "n_action_steps": self.n_action_steps,

@@ -89,6 +89,10 @@ def test_autoregressive_decoding_is_refused_where_there_are_no_value_tokens():
     model = head_model("bins", "per_step")
     with pytest.raises(ValueError, match="decode in parallel"):
         model.decode(mini_batch(model, B=1), "autoregressive")
+    from vla.policy import VLAPolicy
+
+    with pytest.raises(ValueError, match="use --decoding parallel"):  # refused when the policy loads
+        VLAPolicy(model, decoding="autoregressive")
     with pytest.raises(ValueError, match="parallel only"):
         model(mini_batch(model, B=2), parallel_fraction=0.5)
     with pytest.raises(ConfigError, match="action_head='mlp'"):
