@@ -148,3 +148,58 @@ def test_optimizer_state_from_before_the_decay_split_still_resumes():
     model.proj.requires_grad_(False)  # another set of trained parameters cannot take that state
     with pytest.raises(ValueError, match="holds 6 parameters; this model trains 4"):
         load_optimizer_state(torch.optim.AdamW(param_groups(model, 0.1)), old.state_dict(), model)
+
+
+def test_a_time_budget_fixes_the_steps_that_fit_and_a_resume_keeps_them(tmp_path, monkeypatch):
+    """Simulated time (0.1 s a step): steps 10-50 are timed, the rest of the budget sets the total,
+    the cosine ends there; a resumed run keeps that total even when its steps are slower."""
+    import vla.train.loop as loop
+
+    now = [0.0]
+    monkeypatch.setattr(loop, "clock", lambda: now[0])
+
+    def timed_step(seconds):
+        def step(model, generator, rng):
+            now[0] += seconds
+            return toy_step(model, generator, rng)
+        return step
+
+    def run(out, seconds, resume=False):
+        ckpt = resume_point(out, resume)
+        torch.manual_seed(0)
+        model = Toy()
+        if ckpt is not None:
+            model.load_state_dict(load_file(str(ckpt / "toy.safetensors")))
+        objective = toy_objective(model)
+        objective.step = timed_step(seconds)
+        return train_loop(objective, cfg, out, ckpt, progress=False)
+
+    cfg = TrainConfig(steps=10**6, batch_size=4, lr=1e-2, warmup_steps=5, checkpoint_every=60, log_every=1,
+                      time_budget_s=10.0)
+    out = tmp_path / "run"
+    summary = run(out, 0.1)
+    # at step 50, 5 s gone; 10 - 5 - 2% margin = 4.8 s left at 0.1 s a step: 48 more
+    assert summary["steps"] == 98 and summary["train_config"]["steps"] == 98
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert int(rows[-1]["step"]) == 98 and float(rows[-1]["lr"]) == pytest.approx(0.05 * 1e-2)
+    straight = tmp_path / "straight"
+    shutil.copytree(latest_checkpoint(out), straight)
+    shutil.rmtree(latest_checkpoint(out))  # died after the checkpoint at step 60
+    resumed = run(out, 1.0, resume=True)  # 10x slower steps: a fresh count would stop far earlier
+    assert resumed["steps"] == 98 and resumed["resumed_from_step"] == 60
+    assert_same_checkpoint(straight, latest_checkpoint(out), "toy.safetensors")
+
+
+def test_time_budget_and_precision_are_checked_when_the_config_is_made():
+    with pytest.raises(ValueError, match="time_budget_s"):
+        TrainConfig(time_budget_s=0)
+    with pytest.raises(ValueError, match="mixed_precision='fp16'"):
+        TrainConfig(mixed_precision="fp16")
+    from vla.train.commands import duration
+
+    assert [duration(t) for t in ("2.5h", "40m", "90s", "12")] == [9000, 2400, 90, 12]
+    import argparse
+
+    for bad in ("soon", "-1h", "0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            duration(bad)

@@ -134,7 +134,7 @@ def _prepare_root(root: Path, resume: bool, overwrite: bool) -> None:
         root.rmdir()  # LeRobot creates the directory itself
 
 
-def _episode(env, expert, seed: int, settle_frames: int = 0) -> tuple[list[dict[str, Any]], bool]:
+def expert_episode(env, expert, seed: int, settle_frames: int = 0) -> tuple[list[dict[str, Any]], bool]:
     """Roll out the expert once; the frames pair each observation with the action taken from it.
 
     `settle_frames` more frames are kept after success, the expert holding still: their
@@ -234,7 +234,7 @@ def record(
                                            f"{attempts} attempts; expected {episodes}")
                     attempts += 1
                     ep_seed = state.next_seed
-                    frames, success = _episode(env, expert, ep_seed, settle_frames)
+                    frames, success = expert_episode(env, expert, ep_seed, settle_frames)
                     with guard.section():  # an episode is saved whole or not at all
                         state.next_seed += 1
                         if success:

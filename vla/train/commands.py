@@ -13,12 +13,35 @@ import sys
 from vla.loading import DECODINGS
 
 
+def duration(text: str) -> float:
+    """Seconds from '2.5h', '40m', '900s' or '900'."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], None)
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; expected e.g. 2.5h, 40m, 900s") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a time budget must be positive")
+    return seconds
+
+
 def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     """The flags of `vla train`."""
-    tr.add_argument("--dataset", required=True, help="LeRobot v3.0 dataset directory (or hub repo id)")
+    source = tr.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="LeRobot v3.0 dataset directory (or hub repo id)")
+    source.add_argument("--sim-tasks", default=None,
+                        help="instead of a dataset: roll out the scripted expert on these sim tasks (as "
+                             "`vla record --tasks` takes them) into memory, the episodes `vla record` would keep")
+    tr.add_argument("--sim-episodes", type=int, default=100, help="with --sim-tasks: successful episodes per task")
+    tr.add_argument("--sim-workers", type=int, default=None, help="with --sim-tasks: rollout processes (all cores)")
     tr.add_argument("--out", required=True, help="policy directory (checkpoints under OUT/checkpoints)")
     tr.add_argument("--model", default="tiny", help="configs/models/<name>.yaml, a YAML path, or a local HF VLM dir")
     tr.add_argument("--steps", type=int, default=5000)
+    tr.add_argument("--time-budget", type=duration, default=None,
+                    help="train this long instead of --steps (e.g. 2.5h, 40m, 900s): the steps that fit, "
+                         "counted after the first 50, end the cosine schedule")
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--lr", type=float, default=5e-4)
     tr.add_argument("--warmup-steps", type=int, default=300)
@@ -62,7 +85,7 @@ def planner_training_error(args: argparse.Namespace) -> str | None:
         ("--n-action-steps", args.n_action_steps), ("--decoding", args.decoding),
         ("--parallel-fraction", args.parallel_fraction != 0.5), ("--label-sigma", args.label_sigma),
         ("--action-head", args.action_head), ("--action-tokens", args.action_tokens), ("--gripper", args.gripper),
-        ("--state-keys", args.state_keys), ("--aux-targets", args.aux_targets),
+        ("--state-keys", args.state_keys), ("--aux-targets", args.aux_targets), ("--sim-tasks", args.sim_tasks),
     ) if given]
     if ignored:
         return (f"{', '.join(ignored)} apply to the action objective only; "
@@ -86,7 +109,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, lora=args.lora,
                       checkpoint_every=args.checkpoint_every, instruction_key=args.instruction_key,
-                      warmup_steps=min(args.warmup_steps, max(1, args.steps // 10)),
+                      warmup_steps=args.warmup_steps if args.time_budget else min(args.warmup_steps,
+                                                                                  max(1, args.steps // 10)),
+                      time_budget_s=args.time_budget,
                       parallel_fraction=args.parallel_fraction, label_sigma=args.label_sigma)
     if args.objective == "planner":
         from vla.planner.train import train_planner
@@ -99,7 +124,14 @@ def run_train(args: argparse.Namespace) -> int:
                                        ("action_tokens", args.action_tokens), ("gripper", args.gripper),
                                        ("state_keys", args.state_keys and args.state_keys.split(",")),
                                        ("aux_targets", args.aux_targets and args.aux_targets.split(","))) if v}
-        summary = train(args.dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
+        dataset = args.dataset
+        if args.sim_tasks:
+            from sim import resolve_tasks
+            from vla.train.rollouts import SimDemos
+
+            dataset = SimDemos(resolve_tasks(args.sim_tasks), args.sim_episodes, workers=args.sim_workers,
+                               progress=not args.quiet)
+        summary = train(dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
                         model_overrides=overrides)
         keys = ("steps", "wall_time_s", "frames", "parameters")
     if summary:

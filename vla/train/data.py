@@ -80,6 +80,20 @@ class DemoCache:
         idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
         return cls(images, state, actions, torch.tensor(idx), list(texts), text_index, list(ds.cameras), aux)
 
+    def on(self, device: torch.device) -> DemoCache:
+        """The frames, states and actions on `device` (a GPU: no per-step upload), when they take at
+        most half its free memory; else this cache, frames pinned for faster copies. The text index
+        stays on the CPU, where the instructions are looked up."""
+        if device.type != "cuda":
+            return self
+        free, _ = torch.cuda.mem_get_info(device)
+        if self.images.numel() > free // 2:
+            return DemoCache(self.images.pin_memory(), self.state, self.actions, self.chunk_index, self.texts,
+                             self.text_index, self.cameras, self.aux)
+        return DemoCache(self.images.to(device), self.state.to(device), self.actions.to(device),
+                         self.chunk_index.to(device), self.texts, self.text_index, self.cameras,
+                         None if self.aux is None else self.aux.to(device))
+
     def chunk(self, index: torch.Tensor) -> torch.Tensor:
         """(B, K, D) absolute action chunks of the given frames."""
         return self.actions[self.chunk_index[index]]
@@ -104,16 +118,17 @@ class DemoCache:
 def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 6, jitter: float = 0.1) -> torch.Tensor:
     """Random shifts (pad and crop, as in DrQ) and brightness/contrast jitter; (B, C, 3, H, W) floats in [0, 1]."""
     B, C, ch, H, W = images.shape
+    dev = images.device  # the random draws come from `generator` (CPU) wherever the images are
     x = images.flatten(0, 1)
     padded = torch.nn.functional.pad(x, (shift,) * 4, mode="replicate")
-    dx = torch.randint(0, 2 * shift + 1, (B * C,), generator=generator)
-    dy = torch.randint(0, 2 * shift + 1, (B * C,), generator=generator)
-    rows = (dy[:, None] + torch.arange(H)[None, :])[:, None, :, None].expand(-1, ch, -1, W + 2 * shift)
+    dx = torch.randint(0, 2 * shift + 1, (B * C,), generator=generator).to(dev)
+    dy = torch.randint(0, 2 * shift + 1, (B * C,), generator=generator).to(dev)
+    rows = (dy[:, None] + torch.arange(H, device=dev)[None, :])[:, None, :, None].expand(-1, ch, -1, W + 2 * shift)
     x = padded.gather(2, rows)
-    cols = (dx[:, None] + torch.arange(W)[None, :])[:, None, None, :].expand(-1, ch, H, -1)
+    cols = (dx[:, None] + torch.arange(W, device=dev)[None, :])[:, None, None, :].expand(-1, ch, H, -1)
     x = x.gather(3, cols)
-    gain = 1 + jitter * (2 * torch.rand(B * C, 1, 1, 1, generator=generator) - 1)
+    gain = 1 + jitter * (2 * torch.rand(B * C, 1, 1, 1, generator=generator).to(dev) - 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = 1 + jitter * (2 * torch.rand(B * C, 1, 1, 1, generator=generator) - 1)
+    contrast = 1 + jitter * (2 * torch.rand(B * C, 1, 1, 1, generator=generator).to(dev) - 1)
     x = ((x - mean) * contrast + mean) * gain
     return x.clamp(0, 1).view(B, C, ch, H, W)

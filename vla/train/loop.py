@@ -7,8 +7,10 @@ resume, schedule, clip, checkpoint and log alike:
 - AdamW with weight decay on weight matrices only (ndim >= 2): pulling a norm's gain or a bias
   toward zero only fights the normalisation and the init, it regularises nothing;
 - linear warm-up, then cosine decay to 5% of the peak learning rate;
-- `accelerate`: device placement, bf16 autocast whenever CUDA is there, several GPUs under
-  `accelerate launch --multi_gpu --num_processes N -m vla.cli train ...`;
+- `accelerate`: device placement, several GPUs under
+  `accelerate launch --multi_gpu --num_processes N -m vla.cli train ...`; fp32 with TF32 matmuls
+  on CUDA by default (bf16 autocast breaks inside transformers' SmolVLM: its merge writes bf16
+  image features into fp32 text embeddings; seen on an H100), `mixed_precision="bf16"` to ask;
 - checkpoints in OUT/checkpoints/step_<N>/: the objective's folder plus training_state.pt
   (optimizer, schedule, step and every process's random streams), so a resumed run repeats the
   uninterrupted one exactly (on one process; see `restore`);
@@ -26,7 +28,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,8 @@ from torch import nn
 STATE_FILE = "training_state.pt"
 CHECKPOINTS = "checkpoints"
 FINAL_LR_FRACTION = 0.05  # the cosine ends here, not at 0: the last steps still learn
+BUDGET_WARMUP, BUDGET_PROBE = 10, 40  # a time-budgeted run times steps 10-50, then fixes its total
+clock = time.perf_counter  # the loop's clock for budgets and wall time (tests run it on simulated time)
 
 # (model, generator, rng) -> (loss, metrics): samples its own batch from the two random streams.
 StepFn = Callable[[nn.Module, torch.Generator, random.Random], tuple[torch.Tensor, dict[str, float]]]
@@ -54,6 +58,10 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 50
+    # Train for this many seconds instead of `steps` steps: after BUDGET_PROBE timed steps the total
+    # is fixed at as many as fit (the cosine ends there) and saved, so a resumed run keeps it.
+    time_budget_s: float | None = None
+    mixed_precision: str = "no"  # accelerate's ("no" | "bf16"); see the module docstring
     lora: bool = False
     lora_rank: int = 16
     instruction_key: str = "task"
@@ -66,6 +74,10 @@ class TrainConfig:
             raise ValueError(f"parallel_fraction={self.parallel_fraction}; expected 0..1 (0.5 trains both modes)")
         if self.label_sigma < 0:
             raise ValueError(f"label_sigma={self.label_sigma}; expected >= 0 bins (0: one-hot targets)")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}; expected 'no' or 'bf16'")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s={self.time_budget_s}; expected a positive number of seconds")
 
 
 @dataclass
@@ -106,15 +118,30 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
-def warmup_cosine(warmup_steps: int, steps: int) -> Callable[[int], float]:
+class WarmupCosine:
     """LR multiplier per step: linear warm-up over `warmup_steps`, then cosine down to
-    FINAL_LR_FRACTION at `steps`."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+    FINAL_LR_FRACTION at `steps`. An object, so the scheduler's state_dict saves `steps` (a
+    time-budgeted run fixes it after its first steps) and a resumed run ends where it would have."""
+
+    def __init__(self, warmup_steps: int, steps: int, fixed: bool = True):
+        self.warmup_steps, self.steps = warmup_steps, steps
+        self.fixed = fixed  # False until a time-budgeted run has counted its steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
         return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
-    return factor
+
+
+def warmup_cosine(warmup_steps: int, steps: int) -> Callable[[int], float]:
+    return WarmupCosine(warmup_steps, steps)
+
+
+def budgeted_steps(done: int, timed_steps: int, timed_s: float, left_s: float, floor: int) -> int:
+    """The run's total steps when `left_s` seconds remain after `done` steps, the last
+    `timed_steps` of which took `timed_s`: as many as fit, never fewer than `floor`."""
+    return max(floor, done + int(left_s / (timed_s / timed_steps)))
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], model: nn.Module) -> None:
@@ -222,9 +249,12 @@ def train_loop(objective: Objective, cfg: TrainConfig, out: Path, resume_from: P
     {} on processes other than the main one."""
     from accelerate import Accelerator
 
-    accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights and accumulation, TF32 tensor cores
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision if torch.cuda.is_available() else "no")
     optimizer = torch.optim.AdamW(param_groups(objective.model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.warmup_steps, cfg.steps))
+    schedule = WarmupCosine(cfg.warmup_steps, cfg.steps, fixed=cfg.time_budget_s is None)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     start_step, streams = restore(resume_from, optimizer, scheduler, objective.model, cfg.seed,
                                   accelerator.process_index, accelerator.num_processes)
     # The scheduler stays out of prepare(): accelerate would step it once per process at every
@@ -233,27 +263,45 @@ def train_loop(objective: Objective, cfg: TrainConfig, out: Path, resume_from: P
     out.mkdir(parents=True, exist_ok=True)
     log = MetricsLog(out, ["step", *objective.metrics, "lr", "samples_per_s", "elapsed_s"], resumed=start_step > 0,
                      batch_size=cfg.batch_size, tag=objective.tag, enabled=accelerator.is_main_process)
-    started = time.perf_counter()
+    started = clock()
     try:
-        _steps(objective, cfg, out, accelerator, stepper, optimizer, scheduler, streams, start_step, log, progress)
+        steps = _steps(objective, cfg, out, accelerator, stepper, optimizer, scheduler, streams, start_step, log,
+                       progress, started)
     finally:
         log.close()
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return {}
-    return _finish(objective, cfg, out, start_step, time.perf_counter() - started)
+    return _finish(objective, replace(cfg, steps=steps), out, start_step, clock() - started)
 
 
 def _steps(objective: Objective, cfg: TrainConfig, out: Path, accelerator, stepper: nn.Module, optimizer, scheduler,
-           streams: Streams, start_step: int, log: MetricsLog, progress: bool) -> None:
-    from accelerate.utils import gather_object
+           streams: Streams, start_step: int, log: MetricsLog, progress: bool, started: float) -> int:
+    """Run the steps; returns the total (cfg.steps, or what a time budget fixed)."""
+    from accelerate.utils import broadcast_object_list, gather_object
     from tqdm import tqdm
+
+    schedule: WarmupCosine = scheduler.lr_lambdas[0]  # a resumed budgeted run restored its fixed total
+    fixed, steps = schedule.fixed, schedule.steps
+    probe_from = probe_start = None
 
     params = [p for group in optimizer.param_groups for p in group["params"]]
     stepper.train()
-    bar = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=objective.tag,
+    bar = tqdm(initial=start_step, total=steps, desc=objective.tag,
                disable=not (progress and accelerator.is_main_process))
-    for step in bar:
+    step = start_step
+    while step < steps:
+        if not fixed and step - start_step == BUDGET_WARMUP:  # first steps: compilation, caches
+            probe_from, probe_start = step, clock()
+        if not fixed and probe_from is not None and step - probe_from == BUDGET_PROBE:
+            if accelerator.device.type == "cuda":
+                torch.cuda.synchronize()
+            now = clock()
+            left = cfg.time_budget_s - (now - started) - 0.02 * cfg.time_budget_s  # saves, stragglers
+            total = budgeted_steps(step, BUDGET_PROBE, now - probe_start, left, step + 1)
+            # every process must stop at the same step: take the main process's count
+            steps = int(broadcast_object_list([total])[0])
+            schedule.steps, schedule.fixed, fixed, bar.total = steps, True, True, steps
         with accelerator.autocast():
             loss, metrics = stepper(streams.generator, streams.rng)
         optimizer.zero_grad(set_to_none=True)
@@ -262,14 +310,17 @@ def _steps(objective: Objective, cfg: TrainConfig, out: Path, accelerator, stepp
         optimizer.step()
         scheduler.step()
         log.add(metrics)
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        done = step = step + 1
+        bar.update()
+        if done % cfg.log_every == 0 or done == steps:
             row = log.write(done, scheduler.get_last_lr()[0])
             bar.set_postfix({k: f"{row[k]:.3f}" for k in objective.shown})
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        if done % cfg.checkpoint_every == 0 or done == steps:
             rng = gather_object([streams.state()])  # every process's streams, in rank order
             if accelerator.is_main_process:
                 save_checkpoint(objective, optimizer, scheduler, done, out, rng)
+    bar.close()
+    return steps
 
 
 def _finish(objective: Objective, cfg: TrainConfig, out: Path, start_step: int, wall_time_s: float) -> dict[str, Any]:

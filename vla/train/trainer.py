@@ -34,6 +34,7 @@ from vla.train.loop import (
     resume_point,
     train_loop,
 )
+from vla.train.rollouts import SimDemos
 from vla.types import ACTION, OBS_STATE
 
 # Kept importable from here: the CLI, benchmarks and tests know them by this module.
@@ -104,15 +105,22 @@ def _merge_lora(model: VLAModel) -> None:
 def action_step(cache: DemoCache, cfg: TrainConfig) -> StepFn:
     """The action objective's step: `cfg.batch_size` random frames (augmented when
     `cfg.augment`), cross-entropy on their chunks' action tokens."""
+    held: dict[torch.device, DemoCache] = {}  # the cache on the model's device, moved once
+
     def step(model: VLAModel, generator: torch.Generator, rng: random.Random):
+        device = model.device
+        if device not in held:
+            held[device] = cache.on(device)
+        data = held[device]
         index = torch.randint(0, len(cache), (cfg.batch_size,), generator=generator)
-        images = cache.images[index].float().div_(255)
+        at = index.to(data.images.device)
+        images = data.images[at].to(device, non_blocking=True).float().div_(255)
         if cfg.augment:
             images = augment(images, generator)
-        device = model.device
-        batch = Batch(images.to(device), [cache.texts[i] for i in cache.text_index[index]],
-                      cache.state[index].to(device), cache.chunk(index).to(device),
-                      None if cache.aux is None else cache.aux[index].to(device))
+        at = index.to(data.state.device)
+        batch = Batch(images, [cache.texts[i] for i in cache.text_index[index]],
+                      data.state[at].to(device), data.chunk(at).to(device),
+                      None if data.aux is None else data.aux[at].to(device))
         return model(batch, cfg.parallel_fraction, cfg.label_sigma)
     return step
 
@@ -125,14 +133,17 @@ def save_policy(model: VLAModel, path: Path, lora: bool = False) -> None:
     model.save_pretrained(path)
 
 
-def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainConfig | None = None,
+def train(dataset: str | Path | SimDemos, out: str | Path, model: str = "tiny", cfg: TrainConfig | None = None,
           resume: bool = False, progress: bool = True, model_overrides: dict | None = None) -> dict[str, Any]:
-    """Train and save a policy to `out`; returns a summary (also written to OUT/train_info.json)."""
+    """Train and save a policy to `out`; returns a summary (also written to OUT/train_info.json).
+
+    `dataset` is a LeRobot dataset (a directory or repo id), or expert episodes rolled out in memory
+    (`vla.train.rollouts.SimDemos`)."""
     cfg = cfg or TrainConfig()
     out = Path(out)
     ckpt = resume_point(out, resume)
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
-    demo = open_dataset(dataset)
+    demo = dataset if isinstance(dataset, SimDemos) else open_dataset(dataset)
     if ckpt is not None:
         policy_cfg = VLAModel.from_pretrained(ckpt).config
     else:
@@ -140,15 +151,22 @@ def train(dataset: str | Path, out: str | Path, model: str = "tiny", cfg: TrainC
     if not trains_decoding(cfg.parallel_fraction, policy_cfg.decoding):
         raise ValueError(f"parallel_fraction={cfg.parallel_fraction} leaves the policy's decoding mode "
                          f"({policy_cfg.decoding!r}) untrained; pick a fraction that trains it")
-    cache = DemoCache.from_dataset(demo, policy_cfg.chunk_size, vision_image_size(policy_cfg),
-                                   cfg.instruction_key, progress=progress, state_keys=policy_cfg.state_keys,
-                                   aux_keys=policy_cfg.aux_targets)
+    if isinstance(demo, SimDemos):
+        if cfg.instruction_key != "task":
+            raise ValueError(f"instruction_key={cfg.instruction_key!r}: episodes rolled out in memory carry "
+                             "the task only; record a dataset for subtask training")
+        cache = demo.cache(policy_cfg.chunk_size, vision_image_size(policy_cfg), policy_cfg.state_keys,
+                           policy_cfg.aux_targets)
+    else:
+        cache = DemoCache.from_dataset(demo, policy_cfg.chunk_size, vision_image_size(policy_cfg),
+                                       cfg.instruction_key, progress=progress, state_keys=policy_cfg.state_keys,
+                                       aux_keys=policy_cfg.aux_targets)
     vla = VLAModel.from_pretrained(ckpt) if ckpt is not None else build_model(demo, cache, policy_cfg)
     if cfg.lora:
         _apply_lora(vla, cfg.lora_rank)
     objective = Objective(
         tag="train", model=vla, step=action_step(cache, cfg), save=partial(save_policy, lora=cfg.lora),
         metrics=["loss", "acc_parallel", "acc_autoregressive", "aux_l1"], shown=("loss", "acc_parallel"),
-        info={"dataset": str(dataset), "model": model, "policy_config": vla.config.to_dict(),
-              "frames": len(cache), "episodes": demo.num_episodes})
+        info={"dataset": demo.source if isinstance(demo, SimDemos) else str(dataset), "model": model,
+              "policy_config": vla.config.to_dict(), "frames": len(cache), "episodes": demo.num_episodes})
     return train_loop(objective, cfg, out, ckpt, progress)

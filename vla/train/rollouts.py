@@ -1,0 +1,165 @@
+"""Expert demonstrations rolled out in the simulator straight into training memory.
+
+Demonstrations live in LeRobot datasets (`vla record`). A machine that cannot take a dataset
+along (a GPU machine reached through a small transfer, without LeRobot or a video decoder) can
+make the same demonstrations itself: the same scripted expert, the same seeds (from 1000 up,
+successes only, the first N of each task) and the same frames as `vla record` writes, held in
+memory and never encoded. `vla train --sim-tasks single --sim-episodes 200` trains on them.
+
+Episodes are rolled out by a pool of processes (each with its own MuJoCo renderer); `SimDemos`
+answers what training asks of a dataset (features, cameras, statistics, tasks).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from vla.train.data import DemoCache
+from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_STATE, TASK
+
+_ENVS: dict[str, Any] = {}  # per worker process: one env (and expert) per task
+
+
+def _rollout(job: tuple[str, int, str]) -> tuple[str, int, dict[str, np.ndarray] | None]:
+    """One expert episode in a worker: its frames as stacked arrays, or None when it failed."""
+    from sim import make_env
+    from sim.experts import ScriptedExpert
+    from vla.data.record import expert_episode
+
+    task_id, seed, robot = job
+    if task_id not in _ENVS:
+        env = make_env(task_id, robot=robot)
+        _ENVS[task_id] = (env, ScriptedExpert(env))
+    env, expert = _ENVS[task_id]
+    frames, success = expert_episode(env, expert, seed)
+    if not success:
+        return task_id, seed, None
+    keys = [k for k in frames[0] if k.startswith(OBS_IMAGES_PREFIX) or k in (OBS_STATE, OBS_ENV_STATE, ACTION)]
+    arrays = {k: np.stack([f[k] for f in frames]) for k in keys}
+    arrays[TASK] = np.array([f[TASK] for f in frames])
+    return task_id, seed, arrays
+
+
+def _stats(values: np.ndarray) -> dict[str, np.ndarray]:
+    """The statistics LeRobot keeps for a 1-D feature (those training reads)."""
+    q = np.quantile(values, [0.01, 0.99], axis=0)
+    return {"mean": values.mean(0), "std": values.std(0), "min": values.min(0), "max": values.max(0),
+            "q01": q[0], "q99": q[1]}
+
+
+class SimDemos:
+    """Successful expert episodes of sim tasks, in memory, shaped as training reads a dataset."""
+
+    def __init__(self, task_ids: list[str], episodes: int, robot: str = "panda", seed: int | None = None,
+                 workers: int | None = None, progress: bool = True):
+        from sim import make_env
+        from vla.data.record import DEFAULT_RECORD_SEED, features_for
+
+        if episodes < 1:
+            raise ValueError(f"episodes={episodes}; expected at least 1 per task")
+        self.seed = DEFAULT_RECORD_SEED if seed is None else seed
+        probe = make_env(task_ids[0], robot=robot)
+        self.features = features_for(probe, use_videos=False)
+        robot_cfg = probe.unwrapped.robot
+        probe.close()
+        self.cameras = list(robot_cfg.camera_names)
+        self.action_dim = robot_cfg.action_dim
+        self.state_dim = robot_cfg.action_dim
+        self.fps = int(robot_cfg.control_rate_hz)
+        self.robot_type = robot_cfg.name
+        self.source = f"sim:{','.join(task_ids)} x {episodes} (seeds from {self.seed})"
+        self.episodes = self._roll(task_ids, episodes, robot, workers or os.cpu_count() or 1, progress)
+        frames = {k: np.concatenate([e[k] for e in self.episodes]) for k in (OBS_STATE, OBS_ENV_STATE, ACTION)
+                  if k in self.episodes[0]}
+        self.stats = {k: _stats(v.astype(np.float64)) for k, v in frames.items()}
+        self.tasks = sorted({str(t) for e in self.episodes for t in e[TASK]})
+        self._caches: dict[tuple, DemoCache] = {}
+
+    def _roll(self, task_ids: list[str], episodes: int, robot: str, workers: int,
+              progress: bool) -> list[dict[str, np.ndarray]]:
+        """The first `episodes` successes of each task from seed `self.seed` up, in (task, seed) order."""
+        from tqdm import tqdm
+
+        kept: dict[str, dict[int, dict]] = {t: {} for t in task_ids}
+        tried = {t: self.seed for t in task_ids}  # next seed not yet tried
+        bar = tqdm(total=episodes * len(task_ids), desc="roll out", unit="ep", disable=not progress)
+        start = time.perf_counter()
+        ctx = mp.get_context("spawn")  # fresh interpreters: no forked torch threads or GL contexts
+        with ctx.Pool(workers) as pool:
+            while any(len(kept[t]) < episodes for t in task_ids):
+                jobs = []
+                for t in task_ids:
+                    missing = episodes - len(kept[t])
+                    if missing > 0:  # a little over the missing count: experts fail a few percent
+                        n = missing + math.ceil(0.05 * missing) + 1
+                        jobs += [(t, s, robot) for s in range(tried[t], tried[t] + n)]
+                        tried[t] += n
+                        if tried[t] - self.seed > 3 * episodes + 10:
+                            raise RuntimeError(f"task {t!r}: the expert succeeded {len(kept[t])} times in "
+                                               f"{tried[t] - self.seed} attempts; expected {episodes}")
+                for task_id, seed, arrays in pool.imap_unordered(_rollout, jobs, chunksize=1):
+                    if arrays is not None:
+                        kept[task_id][seed] = arrays
+                        bar.update(int(len(kept[task_id]) <= episodes))
+        bar.close()
+        self.roll_seconds = time.perf_counter() - start
+        return [kept[t][s] for t in task_ids for s in sorted(kept[t])[:episodes]]
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episodes)
+
+    @property
+    def num_frames(self) -> int:
+        return sum(len(e[ACTION]) for e in self.episodes)
+
+    def feature_dim(self, key: str) -> int:
+        return int(np.prod(self.features[key]["shape"]))
+
+    def cache(self, chunk_size: int, image_size: int, state_keys=(OBS_STATE,), aux_keys=()) -> DemoCache:
+        """The training cache, as `DemoCache.from_dataset` builds it from a recorded dataset (built
+        once per set of arguments: several runs from one process share it)."""
+        key = (chunk_size, image_size, tuple(state_keys), tuple(aux_keys))
+        if key not in self._caches:
+            self._caches[key] = self._build_cache(*key)
+        return self._caches[key]
+
+    def _build_cache(self, chunk_size: int, image_size: int, state_keys: tuple[str, ...],
+                     aux_keys: tuple[str, ...]) -> DemoCache:
+        from vla.data.dataset import DatasetError
+        from vla.model.inputs import resize
+
+        for what, keys in (("reads its state from", state_keys), ("is trained to predict", aux_keys)):
+            missing = [k for k in keys if k not in self.features]
+            if missing:
+                raise DatasetError(f"the policy {what} {list(keys)}; the rollouts lack {missing} "
+                                   f"(they have {sorted(self.features)})")
+
+        def stacked(keys) -> torch.Tensor:
+            return torch.cat([torch.from_numpy(np.concatenate([e[k] for e in self.episodes]).astype(np.float32))
+                              .reshape(self.num_frames, -1) for k in keys], 1)
+
+        images = []
+        for e in self.episodes:  # (T, C, 3, S, S) uint8, resized as the dataset path resizes
+            per_camera = []
+            for c in self.cameras:
+                x = torch.from_numpy(e[OBS_IMAGES_PREFIX + c]).permute(0, 3, 1, 2)
+                if x.shape[-1] != image_size or x.shape[-2] != image_size:
+                    x = (resize(x.float() / 255, image_size) * 255).round().clamp(0, 255).to(torch.uint8)
+                per_camera.append(x)
+            images.append(torch.stack(per_camera, 1))
+        texts: dict[str, int] = {}
+        text_index = torch.tensor([texts.setdefault(str(t), len(texts)) for e in self.episodes for t in e[TASK]])
+        lengths = [len(e[ACTION]) for e in self.episodes]
+        ends = np.repeat(np.cumsum(lengths) - 1, lengths)
+        N = len(ends)
+        idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
+        return DemoCache(torch.cat(images), stacked(state_keys), stacked([ACTION]), torch.tensor(idx),
+                         list(texts), text_index, list(self.cameras), stacked(aux_keys) if aux_keys else None)
