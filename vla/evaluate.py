@@ -138,13 +138,18 @@ def evaluate(
     return report
 
 
-def write_report(report: dict[str, Any], path: str | Path | None = None) -> None:
-    """Print the report as JSON and, when `path` is given, write it there too (folders created)."""
+def write_report(report: dict[str, Any], path: str | Path | None = None, quiet: bool = False) -> None:
+    """Print the report as JSON (unless `quiet`) and, when `path` is given, write it there too
+    (folders created; written aside and renamed, so a reader never sees half a report)."""
     text = json.dumps(report, indent=2)
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text + "\n")
-    print(text)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text + "\n")
+        tmp.replace(path)
+    if not quiet:
+        print(text)
 
 
 def open_loop_report(policy_dir: str | Path, heldout: str | Path, decoding: str | None = None) -> dict[str, Any]:

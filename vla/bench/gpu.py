@@ -77,7 +77,10 @@ def _summary(times: list[float]) -> dict[str, float]:
             "achievable_hz": round(1000.0 / med, 1)}
 
 
-def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok: bool) -> dict[str, Any]:
+def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok: bool, ar_repeats: int | None = None,
+                 on_row=None) -> dict[str, Any]:
+    """Latency rows for one model; `on_row(rows)` is called after each, so a run cut short keeps them."""
+    on_row = on_row or (lambda rows: None)
     from vla.model.fast import FastVLA
 
     frames, state, task = _frames(model), np.zeros(model.config.state_dim, np.float32), "pick up the red cube"
@@ -92,10 +95,12 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
         for decoding in ("parallel", "autoregressive"):
             try:
                 # per step: the way in (check, pinned uint8 upload) and the decode, as a policy runs it
-                times = _timed(lambda d=decoding, f=fast: f.predict(f.inputs(obs), d), repeats, device)
+                n = repeats if decoding == "parallel" else (ar_repeats or repeats)
+                times = _timed(lambda d=decoding, f=fast: f.predict(f.inputs(obs), d), n, device)
                 rows[f"{name}/{decoding}"] = _summary(times)
             except Exception as exc:  # noqa: BLE001 - a variant that cannot run is reported, the others go on
                 rows[f"{name}/{decoding}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            on_row(rows)
         if device.type == "cuda":
             rows[f"{name}/peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             torch.cuda.reset_peak_memory_stats()
@@ -116,18 +121,29 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
         return o
 
     step = iter(range(10**9))
-    rows["event/dense"] = _summary(_timed(lambda: dense.predict_chunk(moving(next(step))), repeats, device))
-    rows["event/sparse"] = _summary(_timed(lambda: sparse.predict_chunk(moving(next(step))), repeats, device))
-    rows["event/sparse_patches_recomputed"] = float(np.mean([s["patches_recomputed"]
-                                                             for s in list(sparse.step_stats)[3:]]))
+    for name, policy in (("dense", dense), ("sparse", sparse)):
+        try:
+            rows[f"event/{name}"] = _summary(_timed(lambda p=policy: p.predict_chunk(moving(next(step))), repeats,
+                                                    device))
+        except Exception as exc:  # noqa: BLE001 - reported; the next model's rows still run
+            rows[f"event/{name}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        on_row(rows)
+    if "error" not in rows["event/sparse"]:
+        rows["event/sparse_patches_recomputed"] = float(np.mean([s["patches_recomputed"]
+                                                                 for s in list(sparse.step_stats)[3:]]))
+    on_row(rows)
     return rows
 
 
 def bench_gpu(policy: str | Path, repeats: int = 50, device: str | None = None, sizes: tuple[str, ...] = SIZES,
-              compile_ok: bool = True) -> dict[str, Any]:
+              compile_ok: bool = True, ar_repeats: int | None = None, on_update=None) -> dict[str, Any]:
+    """The report; `on_update(report)` is called whenever a figure is added (a run cut short keeps
+    what it measured). `ar_repeats`: timed steps for autoregressive decoding (default `repeats`)."""
+    on_update = on_update or (lambda report: None)
     device_t = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     card = torch.cuda.get_device_name(device_t) if device_t.type == "cuda" else f"CPU ({platform.machine()})"
     report: dict[str, Any] = {"device": card, "torch": torch.__version__, "repeats": repeats,
+                              "autoregressive_repeats": ar_repeats or repeats,
                               "note": "per step = one chunk inference (batch 1, 2 cameras); "
                                       "achievable_hz = 1000 / median"}
     shipped = VLAModel.from_pretrained(policy, device=device_t)
@@ -135,10 +151,16 @@ def bench_gpu(policy: str | Path, repeats: int = 50, device: str | None = None, 
     for size in sizes:
         report["memory"][size] = memory(load_model_config(size, cameras=["scene", "wrist"], state_dim=8,
                                                           action_dim=8))
-    report["latency"] = {"shipped": _bench_model(shipped, device_t, repeats, compile_ok)}
+    on_update(report)
+    report["latency"] = {}
+    models = [("shipped", lambda: shipped)]
     if "smolvlm-256m" in sizes:
-        model = random_model("smolvlm-256m").to(device_t)
-        report["latency"]["smolvlm-256m"] = _bench_model(model, device_t, repeats, compile_ok)
+        models.append(("smolvlm-256m", lambda: random_model("smolvlm-256m").to(device_t)))
+    for name, build in models:
+        def row(rows, name=name):
+            report["latency"][name] = rows
+            on_update(report)
+        _bench_model(build(), device_t, repeats, compile_ok, ar_repeats, row)
     return report
 
 
@@ -148,10 +170,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--policy", default=str(SHIPPED_POLICY), help="VLA policy directory (default: the shipped one)")
     parser.add_argument("--repeats", type=int, default=20, help="timed steps per configuration")
+    parser.add_argument("--ar-repeats", type=int, default=None,
+                        help="timed steps for autoregressive decoding (default: --repeats; it is ~20x slower)")
 
 
 def run(args: argparse.Namespace) -> int:
     from vla.evaluate import write_report
 
-    write_report(bench_gpu(args.policy, args.repeats), args.report)
+    def update(report: dict[str, Any]) -> None:  # each figure is on disk as soon as it exists
+        write_report(report, args.report, quiet=True)
+        latency = report.get("latency", {})
+        done = sum(len(rows) for rows in latency.values())
+        print(f"bench gpu: {report['device']}: {done} latency rows", flush=True)
+
+    write_report(bench_gpu(args.policy, args.repeats, ar_repeats=args.ar_repeats, on_update=update), args.report)
     return 0
