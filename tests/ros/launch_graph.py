@@ -1,9 +1,12 @@
 """Start the node graph that a launch file describes, read from the XML launch file itself.
 
 The `ros2` CLI and `launch` are not installable from PyPI, so tests cannot `ros2 launch`.
-This reads <arg>, <executable> and <node> (with <param from=...> and <param name= value=>)
-and the $(var ...) / $(find-pkg-share ...) substitutions, then starts each process with the
-venv's interpreter, so a launch file that drifts from the nodes fails the tests.
+This reads <arg>, <include file=...>, <group> with <push_ros_namespace>, <executable> and <node>
+(with args=, <param from=...> and <param name= value=>) and the $(var ...) / $(find-pkg-share ...)
+substitutions, then starts each process with the venv's interpreter, so a launch file that drifts
+from the nodes fails the tests. $(find-pkg-share vla_ros) is the package's source folder: it has
+the layout colcon installs (launch/, config/, package.xml; tests/ros/test_package.py checks that).
+As with `ros2 launch`, arguments given to the top file reach the files it includes.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -28,38 +30,57 @@ def _entry_points() -> dict[str, str]:
     return {m.group(1): m.group(2) for m in re.finditer(r'"(\w+) = ([\w.]+):main"', text)}
 
 
-def package_share(tmp: Path) -> Path:
-    """What `colcon build` installs as share/vla_ros, laid out from the sources."""
-    share = tmp / "share" / "vla_ros"
-    (share / "config").mkdir(parents=True, exist_ok=True)
-    for f in (REPO / "configs" / "ros").glob("*.yaml"):
-        shutil.copy(f, share / "config" / f.name)
-    return share
+PUSH_NAMESPACE = ("push_ros_namespace", "push-ros-namespace")
 
 
 class LaunchGraph:
     def __init__(self, launch_file: Path, overrides: dict[str, str], tmp: Path, env: dict[str, str]):
-        self.root = ET.parse(launch_file).getroot()
-        self.args = {a.get("name"): a.get("default", "") for a in self.root.iter("arg")}
+        self.share = PACKAGE_SRC
+        self.root = self._expand(ET.parse(launch_file).getroot())
+        self.declared = {a.get("name"): a for a in self.root.iter("arg")}
+        self.args = {name: a.get("default", "") for name, a in self.declared.items()}
         unknown = set(overrides) - set(self.args)
         if unknown:
             raise ValueError(f"{launch_file.name} has no argument(s) {sorted(unknown)}")
         self.args.update(overrides)
-        self.share = package_share(tmp)
         self.env = env
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
         self.tmp = tmp
 
+    def _expand(self, root: ET.Element) -> ET.Element:
+        """`root` with each <include> replaced by the included file's children (its args and nodes)."""
+        for parent in list(root.iter()):
+            for i, child in enumerate(list(parent)):
+                if child.tag == "include":
+                    included = self._expand(ET.parse(self.subst(child.get("file"))).getroot())
+                    parent.remove(child)
+                    for j, el in enumerate(included):
+                        parent.insert(i + j, el)
+        return root
+
     def subst(self, text: str) -> str:
-        text = re.sub(r"\$\(var (\w+)\)", lambda m: self.args[m.group(1)], text)
+        text = re.sub(r"\$\(var (\w+)\)", lambda m: getattr(self, "args", {})[m.group(1)], text)
         return text.replace("$(find-pkg-share vla_ros)", str(self.share))
+
+    def _actions(self, parent: ET.Element, namespace: str = ""):
+        """(element, namespace) for each <executable> and <node>, with the namespaces groups push."""
+        for el in parent:
+            if el.tag in PUSH_NAMESPACE:
+                namespace = "/".join(p for p in (namespace, self.subst(el.get("namespace")).strip("/")) if p)
+            elif el.tag == "group":
+                yield from self._actions(el, namespace)
+            elif el.tag in ("executable", "node"):
+                yield el, namespace
+
+    def namespace_of(self, name: str) -> str:
+        return next("/" + ns for el, ns in self._actions(self.root) if el.get("name") == name)
 
     def commands(self) -> dict[str, list[str]]:
         bindir = Path(sys.executable).parent
         cmds: dict[str, list[str]] = {}
         entry = _entry_points()
-        for el in self.root:
+        for el, namespace in self._actions(self.root):
             if el.tag == "executable":
                 argv = shlex.split(self.subst(el.get("cmd")))
                 if argv[0] == "vla":
@@ -67,7 +88,10 @@ class LaunchGraph:
                 cmds[el.get("name")] = argv
             elif el.tag == "node":
                 name, exe = el.get("name"), el.get("exec")
-                argv = [sys.executable, "-m", entry[exe], "--ros-args", "-r", f"__node:={name}"]
+                argv = [sys.executable, "-m", entry[exe], *shlex.split(self.subst(el.get("args", ""))),
+                        "--ros-args", "-r", f"__node:={name}"]
+                if namespace:
+                    argv += ["-r", f"__ns:=/{namespace}"]
                 for param in el.iter("param"):
                     if param.get("from"):
                         argv += ["--params-file", self.subst(param.get("from"))]

@@ -1,7 +1,12 @@
 """Wire format: a msgpack envelope with numpy arrays as dtype/shape/raw bytes. Never pickle.
 
-Envelope: {"v": PROTOCOL_VERSION, "kind": str, "id": int, "payload": map}. Replies have kind
-"reply" with a payload, or kind "error" with {"code", "message"}. Arrays travel as
+Envelope: {"v": PROTOCOL_VERSION, "kind": str, "id": int, "payload": map}, and on a request
+optionally "deadline_ms": how long the request may wait in the server before its work starts;
+past that the server answers with error "expired" instead of computing it. The deadline is
+relative (counted from the server's receipt) because the robot and the GPU server may be two
+machines whose clocks are not synchronized; the transit time it leaves out is well under a
+millisecond on loopback or a LAN. Replies have kind "reply" with a payload, or kind "error"
+with {"code", "message"}. Arrays travel as
 {"__ndarray__": true, "dtype": "<f4", "shape": [..], "data": bytes}; only plain numeric
 dtypes are accepted, so nothing on the wire can make the receiver run code.
 """
@@ -55,9 +60,11 @@ def _decode_value(obj: dict) -> Any:
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # writable, owned by the receiver
 
 
-def pack(kind: str, request_id: int, payload: dict | None = None) -> bytes:
-    return msgpack.packb({"v": PROTOCOL_VERSION, "kind": kind, "id": request_id, "payload": payload or {}},
-                         default=_encode_value, use_bin_type=True)
+def pack(kind: str, request_id: int, payload: dict | None = None, deadline_ms: float | None = None) -> bytes:
+    envelope = {"v": PROTOCOL_VERSION, "kind": kind, "id": request_id, "payload": payload or {}}
+    if deadline_ms is not None:
+        envelope["deadline_ms"] = float(deadline_ms)
+    return msgpack.packb(envelope, default=_encode_value, use_bin_type=True)
 
 
 def error(request_id: Any, code: str, message: str) -> bytes:
@@ -85,4 +92,8 @@ def unpack(message: bytes, max_bytes: int) -> dict[str, Any]:
         raise ProtocolError("malformed", "the envelope needs a string 'kind'")
     if not isinstance(envelope.get("payload", {}), dict):
         raise ProtocolError("malformed", "'payload' must be a map")
+    deadline = envelope.get("deadline_ms")
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+                                 or not deadline > 0):
+        raise ProtocolError("malformed", f"'deadline_ms' must be a positive number of milliseconds, got {deadline!r}")
     return envelope

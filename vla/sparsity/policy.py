@@ -19,6 +19,7 @@ vision tokens were recomputed and reused.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
@@ -126,6 +127,16 @@ class SparseVLAPolicy(VLAPolicy):
         self.queue, self.open_loop, self.since_refresh = [], 0, 0
         self.detector.reset()
         self.encoder.reset()
+
+    def session(self) -> SparseVLAPolicy:
+        """The same model and settings with their own per-camera caches, queue and stats: the state of
+        one robot. The policy server keeps one session per client, so two robots' images never meet."""
+        other = copy.copy(self)
+        other.encoder = SparseVisionEncoder(self.model.hf)
+        other.detector = EventDetector(self.encoder.grid, self.sparsity.thresholds)
+        other.step_stats = deque(maxlen=self.step_stats.maxlen)
+        other.reset()
+        return other
 
     def _frames(self, obs: Observation) -> dict[str, np.ndarray]:
         return {cam: np.asarray(obs[image_key(cam)]) for cam in self.model.config.cameras}

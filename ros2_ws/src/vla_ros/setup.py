@@ -8,13 +8,13 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
+    # Everything installed comes from inside this package, so a copy of it alone builds complete.
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        # Launch files and parameter files live at the repository top level; colcon installs copies.
-        ("share/" + package_name + "/launch", glob("../../../launch/*.launch.xml")),
-        ("share/" + package_name + "/config", glob("../../../configs/ros/*.yaml")),
-        ("share/" + package_name + "/config/robots", glob("../../../configs/robots/*.yaml")),
+        ("share/" + package_name + "/launch", glob("launch/*.launch.xml")),
+        ("share/" + package_name + "/config", glob("config/*.yaml")),
+        ("share/" + package_name + "/config/robots", glob("config/robots/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -27,6 +27,7 @@ setup(
             "policy_node = vla_ros.policy_node:main",
             "sim_node = vla_ros.sim_node:main",
             "recorder_node = vla_ros.recorder_node:main",
+            "policy_server = vla_ros.serve:main",
         ],
     },
 )

@@ -80,5 +80,5 @@ def command_type(controller_type: str):
 
 
 def default_command_topic(controller_type: str, robot_topic: str) -> str:
-    """The robot config's topic for trajectories; /forward_position_controller/commands otherwise."""
-    return robot_topic if controller_type == "trajectory" else "/forward_position_controller/commands"
+    """The robot config's topic for trajectories; forward_position_controller/commands otherwise."""
+    return robot_topic if controller_type == "trajectory" else "forward_position_controller/commands"

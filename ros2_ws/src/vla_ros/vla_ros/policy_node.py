@@ -4,7 +4,9 @@ Inference runs in the policy server (`vla serve`, on the GPU); this node is ligh
 loop (asynchronous refill, safety filter, watchdog) from vla.control and the ZeroMQ client.
 Commands go out exactly as ros2_control expects: trajectory_msgs/JointTrajectory for a
 JointTrajectoryController, or std_msgs/Float64MultiArray for a forward position controller.
-With dry_run nothing is sent to the arm. /vla/estop (Bool) latches a hold until it is cleared.
+With dry_run nothing is sent to the arm. vla/estop (Bool, latched: transient local) true holds the arm
+until false; the ~/estop service (std_srvs/Trigger) raises it too. Every topic is relative, so one
+namespace moves a whole robot.
 
 The last line of defence is here, right before publishing: every command must be finite, inside
 the joint limits and at most one velocity step from the last command sent (the measured state
@@ -22,13 +24,14 @@ from collections import Counter
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node, SetParametersResult
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger
 
 from vla.control import ControlLoop, SafetyFilter, Watchdog
-from vla.robot import load_robot_config
 from vla.serving.client import PolicyClient, RemotePolicy
 from vla_ros.conversions import (
     CONTROLLER_TYPES,
@@ -38,32 +41,40 @@ from vla_ros.conversions import (
     joint_state_to_array,
     msg_to_image,
 )
+from vla_ros.parameters import Spec, StartupError, declare, relative, robot_config
 from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+PARAMETERS: Spec = {
+    "robot_config": ("panda", "robot name (config/robots/<name>.yaml in this package's share) or a YAML path", True),
+    "policy_server": ("tcp://127.0.0.1:5555", "ZeroMQ address of the policy server (vla serve --bind)", True),
+    "server_key": ("", "the server's public CURVE key file (empty: no encryption, loopback only)", True),
+    "controller_type": ("trajectory", f"command message type: one of {CONTROLLER_TYPES}", True),
+    "command_topic": ("", "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
+                      True),
+    "instruction": ("", "the task in words; the instruction topic replaces it (settable at run time)", False),
+    "instruction_topic": ("vla/instruction", "instruction topic (std_msgs/String, latched)", True),
+    "dry_run": (False, "run everything but publish nothing to the arm (settable at run time)", False),
+    "safety_mode": ("clamp", "what the loop's safety filter does with an unsafe chunk: clamp or reject", True),
+    "refill_threshold": (2, "ask for the next chunk when this many actions are left", True),
+    "blend": (2, "actions cross-faded at each chunk hand-over", True),
+    "observation_timeout_s": (0.5, "hold when a camera or the joint states are older than this, seconds", True),
+    "inference_timeout_s": (1.0, "hold when the policy server has not answered for this long, seconds", True),
+    "server_timeout_s": (0.5, "how long the policy server may stay silent (not even answering health) before it "
+                               "counts as lost, seconds; a slow inference is waited for", True),
+}
 
 
 class PolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__("policy", **kwargs)  # kwargs: e.g. context, parameter_overrides (tests)
-        self.declare_parameter("robot_config", "panda")
-        self.declare_parameter("policy_server", "tcp://127.0.0.1:5555")
-        self.declare_parameter("server_key", "")
-        self.declare_parameter("controller_type", "trajectory")
-        self.declare_parameter("command_topic", "")
-        self.declare_parameter("instruction", "")
-        self.declare_parameter("instruction_topic", "/vla/instruction")
-        self.declare_parameter("dry_run", False)
-        self.declare_parameter("safety_mode", "clamp")
-        self.declare_parameter("refill_threshold", 2)
-        self.declare_parameter("blend", 2)
-        self.declare_parameter("observation_timeout_s", 0.5)
-        self.declare_parameter("inference_timeout_s", 1.0)
-        self.declare_parameter("server_timeout_s", 0.5)
-        self._validate([p for p in self._parameters.values()])
+        p = declare(self, PARAMETERS)
+        reason = self._validate(self.get_parameters(list(PARAMETERS)))
+        if reason:
+            raise StartupError(reason)
         self.add_on_set_parameters_callback(self._on_set)
-        p = {name: self.get_parameter(name).value for name in self._parameters}
-        self.robot = load_robot_config(p["robot_config"])
+        self.robot = robot_config(p["robot_config"])
         self.names = self.robot.joint_names
         self.period = 1.0 / self.robot.control_rate_hz
         self.controller_type = p["controller_type"]
@@ -78,15 +89,20 @@ class PolicyNode(Node):
         self.refusal = ""  # why the last refused command was refused
         self.reason = ""  # why this tick holds or publishes nothing
         for cam in self.robot.cameras:
-            self.create_subscription(Image, cam.topic, lambda m, c=cam.name: self._on_image(c, m),
+            self.create_subscription(Image, relative(cam.topic), lambda m, c=cam.name: self._on_image(c, m),
                                      qos_profile_sensor_data)
-        self.create_subscription(JointState, self.robot.controller.state_topic, self._on_joints, 10)
+        self.create_subscription(JointState, relative(self.robot.controller.state_topic), self._on_joints, 10)
         self.create_subscription(String, p["instruction_topic"], self._on_instruction, LATCHED)
-        self.create_subscription(Bool, "/vla/estop", self._on_estop, 10)
-        topic = p["command_topic"] or default_command_topic(self.controller_type, self.robot.controller.command_topic)
+        # Latched, so an e-stop sent before this node subscribed still holds the arm. A publisher that is
+        # not transient local cannot be matched at all: say so loudly (the ~/estop service always works).
+        self.create_subscription(Bool, "vla/estop", self._on_estop, LATCHED,
+                                 event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_estop_qos))
+        self.create_service(Trigger, "~/estop", self._on_estop_service)
+        topic = p["command_topic"] or relative(default_command_topic(self.controller_type,
+                                                                     self.robot.controller.command_topic))
         self.command_pub = self.create_publisher(command_type(self.controller_type), topic, 10)
         self.status_pub = self.create_publisher(String, "~/status", 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.holding, self.publishing, self.refused_reported = False, False, 0
         self.create_timer(1.0, self._diagnostics)
         self.client = PolicyClient(p["policy_server"], timeout_s=p["server_timeout_s"], retries=0,
@@ -96,7 +112,8 @@ class PolicyNode(Node):
         self.p = p
         self.ticks = {"sent": 0, "held": 0, "silent": 0}  # moved / held / published nothing
         self.create_timer(self.period, self._tick)
-        self.get_logger().info(f"policy node: server {p['policy_server']}, commands on {topic}"
+        self.get_logger().info(f"policy node: robot {self.robot.source}, server {p['policy_server']}, "
+                               f"commands on {self.command_pub.topic_name}"
                                f"{' (dry run: nothing is sent)' if p['dry_run'] else ''}")
 
     # --- parameters ------------------------------------------------------------------------------
@@ -157,14 +174,35 @@ class PolicyNode(Node):
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:
             self.watchdog.estop()
-            self.get_logger().error("e-stop: holding, refusing new chunks until /vla/estop false")
+            self.get_logger().error("e-stop: holding, refusing new chunks until vla/estop false")
         else:
             self.watchdog.reset_estop()
 
+    def _on_estop_service(self, request, response):
+        self.watchdog.estop()
+        self.get_logger().error("e-stop raised by ~/estop: holding, refusing new chunks until vla/estop false")
+        response.success, response.message = True, "e-stop raised; publish false on vla/estop to clear it"
+        return response
+
+    def _on_estop_qos(self, info) -> None:
+        kind = getattr(info.last_policy_kind, "name", info.last_policy_kind)
+        self.get_logger().error(
+            f"a vla/estop publisher offers incompatible QoS ({kind}): its e-stops are NOT "
+            "received; publish with --qos-durability transient_local --qos-reliability reliable, or call ~/estop")
+
     # --- loop ------------------------------------------------------------------------------------
     def _connect(self) -> bool:
+        """Start the control loop on the remote policy, once the server answers its metadata.
+
+        One request at a time (issue 19): the loop's executor asks for the next chunk in a thread and
+        asks again only after an answer, and the client waits for a slow inference as long as the server
+        (asked with `health`, answered at once) still holds the request; `server_timeout_s` is how long
+        the server may stay silent before it counts as lost. A chunk that comes late starts at the action
+        for the current tick (the executor counts the ticks since the request). Each observation carries
+        a deadline of `observation_timeout_s`: a server busy for longer answers "expired" instead of
+        computing a chunk from an observation this node would call stale, and the loop asks afresh."""
         try:
-            policy = RemotePolicy(self.client)
+            policy = RemotePolicy(self.client, deadline_s=self.p["observation_timeout_s"])
         except (TimeoutError, RuntimeError) as exc:
             self.get_logger().warning(f"policy server not ready: {exc}", throttle_duration_sec=5.0)
             return False

@@ -20,7 +20,6 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from vla.data.sync import COMMAND, STATE, EpisodeWriter, Streams, synchronize
-from vla.robot import load_robot_config
 from vla_ros.conversions import (
     CONTROLLER_TYPES,
     command_to_array,
@@ -29,9 +28,25 @@ from vla_ros.conversions import (
     joint_state_to_array,
     msg_to_image,
 )
+from vla_ros.parameters import Spec, StartupError, declare, relative, robot_config
 from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+PARAMETERS: Spec = {
+    "robot_config": ("panda", "robot name (config/robots/<name>.yaml in this package's share) or a YAML path", True),
+    "out": ("", "dataset directory (required)", True),
+    "repo_id": ("", "LeRobot repo id written into the dataset (empty: from the directory name)", True),
+    "fps": (0.0, "dataset frame rate (0: the robot's control rate)", True),
+    "tolerance_s": (0.05, "nearest-in-time tolerance for every stream, seconds", True),
+    "task": ("", "task text used when no instruction is published", True),
+    "instruction_topic": ("vla/instruction", "instruction topic (std_msgs/String, latched)", True),
+    "controller_type": ("trajectory", f"command message type recorded as the action: one of {CONTROLLER_TYPES}",
+                        True),
+    "command_topic": ("", "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
+                      True),
+    "storage": ("video", "how images are stored: video or images", True),
+}
 
 
 def _seconds(msg, node: Node) -> float:
@@ -44,22 +59,14 @@ def _seconds(msg, node: Node) -> float:
 class RecorderNode(Node):
     def __init__(self):
         super().__init__("recorder")
-        self.declare_parameter("robot_config", "panda")
-        self.declare_parameter("out", "")
-        self.declare_parameter("repo_id", "")
-        self.declare_parameter("fps", 0.0)  # 0: the robot's control rate
-        self.declare_parameter("tolerance_s", 0.05)
-        self.declare_parameter("task", "")  # used when no instruction arrives
-        self.declare_parameter("instruction_topic", "/vla/instruction")
-        self.declare_parameter("controller_type", "trajectory")
-        self.declare_parameter("command_topic", "")
-        self.declare_parameter("storage", "video")
-        p = {name: self.get_parameter(name).value for name in self._parameters}
+        p = declare(self, PARAMETERS)
         if not p["out"]:
-            raise ValueError("parameter 'out' (the dataset directory) is required")
-        if p["controller_type"] not in CONTROLLER_TYPES or p["storage"] not in ("video", "images"):
-            raise ValueError(f"controller_type must be one of {CONTROLLER_TYPES} and storage video or images")
-        self.robot = load_robot_config(p["robot_config"])
+            raise StartupError("parameter 'out' (the dataset directory) is required")
+        if p["controller_type"] not in CONTROLLER_TYPES:
+            raise StartupError(f"controller_type={p['controller_type']!r}; expected one of {CONTROLLER_TYPES}")
+        if p["storage"] not in ("video", "images"):
+            raise StartupError(f"storage={p['storage']!r}; expected video or images")
+        self.robot = robot_config(p["robot_config"])
         self.names = self.robot.joint_names
         self.fps = p["fps"] or self.robot.control_rate_hz
         self.tolerance = float(p["tolerance_s"])
@@ -70,10 +77,11 @@ class RecorderNode(Node):
         self.streams: Streams | None = None
         self.stats = {"episodes": 0, "frames": 0, "dropped": {}, "discarded": 0, "warnings": 0}
         for cam in self.robot.cameras:
-            self.create_subscription(Image, cam.topic, lambda m, c=cam.name: self._on_image(c, m),
+            self.create_subscription(Image, relative(cam.topic), lambda m, c=cam.name: self._on_image(c, m),
                                      qos_profile_sensor_data)
-        self.create_subscription(JointState, self.robot.controller.state_topic, self._on_joints, 50)
-        topic = p["command_topic"] or default_command_topic(p["controller_type"], self.robot.controller.command_topic)
+        self.create_subscription(JointState, relative(self.robot.controller.state_topic), self._on_joints, 50)
+        topic = p["command_topic"] or relative(default_command_topic(p["controller_type"],
+                                                                     self.robot.controller.command_topic))
         self.create_subscription(command_type(p["controller_type"]), topic, self._on_command, 50)
         self.create_subscription(String, p["instruction_topic"], self._on_instruction, LATCHED)
         self.create_service(Trigger, "~/start", self._on_start)

@@ -1,16 +1,24 @@
 """MuJoCo sim node: the tabletop behind the same topics as a real ros2_control arm.
 
-Publishes /joint_states and the robot config's camera topics, obeys the controller command
+Publishes joint_states and the robot config's camera topics, obeys the controller command
 topic (JointTrajectory or Float64MultiArray), so a policy node cannot tell sim from robot.
-Also publishes the episode's instruction (latched) and task success; ~/reset and the
-/vla/sim/task topic ("task_id" or "task_id:seed") start a new episode.
+Every topic is relative (namespace:=robot1 moves them all) except /clock, which rclpy's time
+source reads from the root. Also publishes the episode's instruction (latched) and task success;
+~/reset and the vla/sim/task topic ("task_id" or "task_id:seed") start a new episode.
+
+An episode ends at the task's success or after `max_steps`; its outcome (task, seed, success,
+steps) is logged and published on ~/episode. With `seeds` ("0-4,7") the node runs one episode
+per seed back to back, then logs and publishes a summary on ~/summary (and exits when
+`exit_when_done`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -19,68 +27,111 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from vla_ros.conversions import CONTROLLER_TYPES, command_to_array, command_type, default_command_topic, image_to_msg
+from vla_ros.parameters import Spec, StartupError, declare, relative, robot_config
 from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+OUTCOMES = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)  # a late subscriber sees them all
+
+PARAMETERS: Spec = {
+    "robot_config": ("panda", "robot name (config/robots/<name>.yaml in this package's share) or a YAML path", True),
+    "task": ("touch", "task id of the first episode (vla tasks lists them)", True),
+    "seed": (0, "seed of the first episode (when `seeds` is empty)", True),
+    "seeds": ("", "seeds to run back to back, e.g. '0-4,7' (empty: one free-running episode from `seed`)", True),
+    "max_steps": (0, "steps after which an episode ends as a failure (0: the task's own limit)", True),
+    "exit_when_done": (False, "with `seeds`: exit after the summary (else the sim stops stepping)", True),
+    "speed": (1.0, "simulated seconds per wall-clock second (1.0: real time), 0.05..100", True),
+    "publish_clock": (False, "publish simulated time on /clock (for nodes started with use_sim_time)", True),
+    "controller_type": ("trajectory", f"command message type the sim obeys: one of {CONTROLLER_TYPES}", True),
+    "command_topic": ("", "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
+                      True),
+    "image_size": (0, "square camera image size (0: the robot config's camera sizes)", True),
+    "expert": (False, "the scripted expert drives the arm through the command topic, as a teleoperator", True),
+}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-4,7' -> [0, 1, 2, 3, 4, 7]; '' -> []."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        try:
+            seeds += list(range(int(first), int(last) + 1)) if dash else [int(first)]
+        except ValueError:
+            raise StartupError(f"seeds={text!r}: expected integers and ranges like '0-4,7'") from None
+    return seeds
 
 
 class SimNode(Node):
-    def __init__(self):
-        super().__init__("sim")
+    def __init__(self, **kwargs):
+        super().__init__("sim", **kwargs)
         os.environ.setdefault("MUJOCO_GL", "egl")
         from sim.env import TabletopEnv
-        from vla.robot import load_robot_config
+        from sim.tasks import get_task
 
         self._Env = TabletopEnv
-        self.declare_parameter("robot_config", "panda")
-        self.declare_parameter("task", "touch")
-        self.declare_parameter("seed", 0)
-        self.declare_parameter("speed", 1.0)  # 1.0 = real time; 2.0 = twice as fast
-        self.declare_parameter("publish_clock", False)
-        self.declare_parameter("controller_type", "trajectory")
-        self.declare_parameter("command_topic", "")
-        self.declare_parameter("image_size", 0)  # 0: the robot config's camera sizes
-        # The scripted expert as a teleoperator: it publishes its actions on the command topic.
-        self.declare_parameter("expert", False)
-        self.robot = load_robot_config(self.get_parameter("robot_config").value)
-        self.controller_type = self.get_parameter("controller_type").value
+        p = declare(self, PARAMETERS, dynamic=("seeds",))
+        if self.get_parameter("use_sim_time").value:
+            raise StartupError("use_sim_time=true: the sim node is the clock source; set publish_clock:=true instead")
+        self.robot = robot_config(p["robot_config"])
+        self.controller_type = p["controller_type"]
         if self.controller_type not in CONTROLLER_TYPES:
-            raise ValueError(f"controller_type {self.controller_type!r}; expected one of {CONTROLLER_TYPES}")
-        speed = float(self.get_parameter("speed").value)
+            raise StartupError(f"controller_type={self.controller_type!r}; expected one of {CONTROLLER_TYPES}")
+        speed = float(p["speed"])
         if not 0.05 <= speed <= 100:
-            raise ValueError(f"speed={speed}; expected 0.05..100")
+            raise StartupError(f"speed={speed}; expected 0.05..100")
+        if p["max_steps"] < 0:
+            raise StartupError(f"max_steps={p['max_steps']}; expected 0 (the task's limit) or a positive number")
+        try:
+            get_task(p["task"])
+        except ValueError as exc:
+            raise StartupError(f"task: {exc}") from None
+        self.p = p
+        self.queue = parse_seeds(p["seeds"])  # seeds still to run (the first one starts below)
+        self.outcomes: list[dict] = []
         self.names = self.robot.joint_names
         self.period = 1.0 / self.robot.control_rate_hz
-        topic = self.get_parameter("command_topic").value or default_command_topic(
-            self.controller_type, self.robot.controller.command_topic)
+        topic = p["command_topic"] or relative(default_command_topic(self.controller_type,
+                                                                     self.robot.controller.command_topic))
         self.create_subscription(command_type(self.controller_type), topic, self._on_command, 10)
         self.expert = None
-        if self.get_parameter("expert").value:
+        if p["expert"]:
             self.expert_pub = self.create_publisher(command_type(self.controller_type), topic, 10)
-        self.create_subscription(String, "/vla/sim/task", self._on_task, 10)
-        self.joint_pub = self.create_publisher(JointState, self.robot.controller.state_topic, 10)
-        self.image_pubs = {c.name: self.create_publisher(Image, c.topic, qos_profile_sensor_data)
+        self.create_subscription(String, "vla/sim/task", self._on_task, 10)
+        self.joint_pub = self.create_publisher(JointState, relative(self.robot.controller.state_topic), 10)
+        self.image_pubs = {c.name: self.create_publisher(Image, relative(c.topic), qos_profile_sensor_data)
                            for c in self.robot.cameras}
-        self.instruction_pub = self.create_publisher(String, "/vla/instruction", LATCHED)
-        self.success_pub = self.create_publisher(Bool, "/vla/task_success", LATCHED)
-        publish_clock = self.get_parameter("publish_clock").value
-        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if publish_clock else None
+        self.instruction_pub = self.create_publisher(String, "vla/instruction", LATCHED)
+        self.success_pub = self.create_publisher(Bool, "vla/task_success", LATCHED)
+        self.episode_pub = self.create_publisher(String, "~/episode", OUTCOMES)
+        self.summary_pub = self.create_publisher(String, "~/summary", LATCHED)
+        # /clock stays absolute: rclpy's and rclcpp's time sources subscribe to it there.
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] else None
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.commands_rejected = 0
         self.sim_time = 0.0
         self.env = None
-        self._start(self.get_parameter("task").value, int(self.get_parameter("seed").value))
+        self.ended = True  # no episode yet
+        first = self.queue.pop(0) if self.queue else int(p["seed"])
+        self.running_list = bool(p["seeds"])
+        self._start(p["task"], first)
         self.timer = self.create_timer(self.period / speed, self._tick)
 
+    # --- episodes --------------------------------------------------------------------------------
     def _start(self, task: str, seed: int) -> None:
-        size = int(self.get_parameter("image_size").value) or None
+        if not self.ended:
+            self._end(success=bool(self.succeeded), why="replaced")
+        size = int(self.p["image_size"]) or None
         if self.env is None or self.env.spec_task.id != task:
             if self.env is not None:
                 self.env.close()
             self.env = self._Env(task=task, robot=self.robot, image_size=size)
         self.obs, self.info = self.env.reset(seed=seed)
-        self.seed, self.steps = seed, 0
-        if self.get_parameter("expert").value:
+        self.seed, self.steps, self.ended = seed, 0, False
+        self.max_steps = int(self.p["max_steps"]) or self.env.spec_task.max_steps
+        if self.p["expert"]:
             from sim.experts import ScriptedExpert
 
             self.expert = ScriptedExpert(self.env)
@@ -91,6 +142,38 @@ class SimNode(Node):
         self.success_pub.publish(Bool(data=False))
         self.get_logger().info(f"episode: task={task} seed={seed}: {self.info['task']!r}")
 
+    def _end(self, success: bool, why: str) -> None:
+        """Log and publish the outcome of the running episode; with `seeds`, go on to the next one."""
+        self.ended = True
+        outcome = {"task": self.env.spec_task.id, "seed": self.seed, "success": success, "steps": self.steps,
+                   "instruction": self.info["task"], "ended_by": why}
+        self.outcomes.append(outcome)
+        self.episode_pub.publish(String(data=json.dumps(outcome)))
+        self.get_logger().info(f"episode done: task={outcome['task']} seed={self.seed} success={success} "
+                               f"steps={self.steps} ({why})")
+        if not self.running_list:
+            return
+        if self.queue:
+            self._start(self.env.spec_task.id, self.queue.pop(0))
+            return
+        self._summary()
+
+    def _summary(self) -> None:
+        wins = sum(o["success"] for o in self.outcomes)
+        summary = {"task": self.env.spec_task.id, "episodes": len(self.outcomes), "successes": wins,
+                   "success_rate": wins / len(self.outcomes),
+                   "outcomes": [{k: o[k] for k in ("seed", "success", "steps")} for o in self.outcomes]}
+        self.summary_pub.publish(String(data=json.dumps(summary)))
+        per_seed = ", ".join(f"{o['seed']}:{'ok' if o['success'] else 'fail'}({o['steps']})" for o in self.outcomes)
+        self.get_logger().info(f"summary: task={summary['task']} {wins}/{len(self.outcomes)} succeeded; {per_seed}")
+        self.timer.cancel()  # done: nothing more is simulated
+        self.running_list = False
+        if self.p["exit_when_done"]:
+            for pub in (self.episode_pub, self.summary_pub):  # subscribers get them before the process is gone
+                pub.wait_for_all_acked(Duration(seconds=5.0))
+            raise SystemExit(0)
+
+    # --- inputs ----------------------------------------------------------------------------------
     def _on_command(self, msg) -> None:
         try:
             target = command_to_array(msg, self.names)
@@ -103,6 +186,9 @@ class SimNode(Node):
         self.target = target
 
     def _on_task(self, msg: String) -> None:
+        if self.running_list:
+            self.get_logger().warning(f"running the seeds {self.p['seeds']!r}: vla/sim/task {msg.data!r} ignored")
+            return
         task, _, seed = msg.data.partition(":")
         try:
             self._start(task.strip(), int(seed) if seed else self.seed + 1)
@@ -110,10 +196,14 @@ class SimNode(Node):
             self.get_logger().error(str(exc))
 
     def _on_reset(self, request, response):
+        if self.running_list:
+            response.success, response.message = False, f"running the seeds {self.p['seeds']!r}"
+            return response
         self._start(self.env.spec_task.id, self.seed + 1)
         response.success, response.message = True, self.info["task"]
         return response
 
+    # --- loop ------------------------------------------------------------------------------------
     def _tick(self) -> None:
         if self.expert is not None:
             from vla_ros.conversions import command_msg
@@ -138,6 +228,8 @@ class SimNode(Node):
         if self.info["success"] != self.succeeded:
             self.succeeded = bool(self.info["success"])
             self.success_pub.publish(Bool(data=self.succeeded))
+        if not self.ended and (self.succeeded or self.steps >= self.max_steps):
+            self._end(success=self.succeeded, why="success" if self.succeeded else f"max_steps={self.max_steps}")
 
 
 def main(args=None):

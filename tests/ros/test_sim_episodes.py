@@ -1,0 +1,54 @@
+"""The sim node's episodes (issue 19): each outcome (task, seed, success, steps) is logged and published,
+and a list of seeds runs back to back, ending with a summary. Two sim nodes from record_sim.launch.xml
+run at once in their own namespaces: one driven by the scripted expert (it succeeds), one by nobody
+with a short step limit (it fails)."""
+
+import json
+
+import pytest
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import String
+
+from tests.ros.launch_graph import REPO, LaunchGraph, ros_env, wait_for
+from tests.ros.test_ros_nodes import Recorder
+
+pytestmark = pytest.mark.ros
+OUTCOMES = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def test_a_list_of_seeds_runs_back_to_back_and_ends_with_a_summary(ros):
+    node, tmp, domain = ros
+    runs = {"expert": ["seeds:=3-4", "expert:=true", "speed:=5.0"],
+            "idle": ["seeds:=7,9", "expert:=false", "max_steps:=4", "speed:=5.0"]}
+    graphs, episodes, summaries = {}, {}, {}
+    for name in runs:
+        (tmp / name).mkdir(exist_ok=True)
+        graphs[name] = LaunchGraph(REPO / "launch" / "record_sim.launch.xml",
+                                   {"namespace": name, "task": "touch", "out": str(tmp / name / "unused")},
+                                   tmp / name, ros_env(tmp / name, domain))
+        episodes[name] = Recorder(node, String, f"/{name}/sim/episode", qos=OUTCOMES)
+        summaries[name] = Recorder(node, String, f"/{name}/sim/summary", qos=OUTCOMES)
+    try:
+        for name, params in runs.items():
+            argv = graphs[name].commands()["sim"] + [x for p in [*params, "exit_when_done:=true"] for x in ("-p", p)]
+            graphs[name].start_one("sim", argv)
+        for name in runs:
+            assert wait_for(lambda name=name: summaries[name].msgs, 300), graphs[name].log("sim")[-3000:]
+            assert graphs[name].processes["sim"].wait(timeout=60) == 0, "exit_when_done: a clean exit after the summary"
+    finally:
+        for graph in graphs.values():
+            graph.stop_all()
+    solved = [json.loads(m.data) for m in episodes["expert"].msgs]
+    assert [(o["task"], o["seed"], o["success"], o["ended_by"]) for o in solved] == [
+        ("touch", 3, True, "success"), ("touch", 4, True, "success")]
+    assert all(0 < o["steps"] < 200 and o["instruction"] for o in solved)
+    failed = [json.loads(m.data) for m in episodes["idle"].msgs]
+    assert [(o["seed"], o["success"], o["steps"]) for o in failed] == [(7, False, 4), (9, False, 4)]
+    summary = json.loads(summaries["expert"].msgs[-1].data)
+    assert summary["episodes"] == 2 and summary["successes"] == 2 and summary["success_rate"] == 1.0
+    assert json.loads(summaries["idle"].msgs[-1].data)["successes"] == 0
+    log = graphs["expert"].log("sim")
+    for o in solved:
+        assert f"episode done: task=touch seed={o['seed']} success=True steps={o['steps']}" in log
+    assert "summary: task=touch 2/2 succeeded" in log
+    assert "summary: task=touch 0/2 succeeded; 7:fail(4), 9:fail(4)" in graphs["idle"].log("sim")
