@@ -257,6 +257,8 @@ def train_loop(objective: Objective, cfg: TrainConfig, out: Path, resume_from: P
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     start_step, streams = restore(resume_from, optimizer, scheduler, objective.model, cfg.seed,
                                   accelerator.process_index, accelerator.num_processes)
+    if cfg.time_budget_s is None:  # a run resumed with more --steps ends there (a budget's total is kept)
+        schedule.steps, schedule.fixed = cfg.steps, True
     # The scheduler stays out of prepare(): accelerate would step it once per process at every
     # optimizer step, running the schedule N times too fast on N GPUs.
     stepper, optimizer = accelerator.prepare(_Stepper(objective.model, objective.step), optimizer)
