@@ -1,5 +1,4 @@
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -61,31 +60,60 @@ def test_a_chunk_for_another_state_is_rejected_or_approached_at_the_velocity_lim
 
 
 # --- executor ------------------------------------------------------------------------------------------
-def test_async_refill_skips_actions_that_are_already_past_and_cross_fades():
-    calls = []
+class Lockstep:
+    """A policy whose answer to the request made at tick r arrives exactly at tick r + latency.
 
-    def slow_policy(obs):
-        calls.append(obs["t"])
-        time.sleep(0.05)
-        base = obs["t"]  # the chunk is a ramp starting at the request's tick
-        return np.arange(base, base + 10, dtype=np.float64)[:, None] * np.ones(2)
+    The test loop calls `deliver(t, executor)` before each poll: it releases the request made `latency`
+    ticks ago and waits for it to finish. No sleeps, no wall-clock bounds: the result does not depend on
+    how busy the machine is."""
 
-    ex = ChunkExecutor(slow_policy, refill_threshold=4, blend=2, asynchronous=True)
+    def __init__(self, make_chunk, latency: int):
+        self.make_chunk, self.latency = make_chunk, latency
+        self.gates: dict[int, threading.Event] = {}
+        self.asked: list[int] = []  # ticks at which the executor asked
+
+    def _gate(self, tick: int) -> threading.Event:
+        return self.gates.setdefault(tick, threading.Event())  # atomic: the worker and the test may both ask
+
+    def __call__(self, obs):
+        self._gate(obs["t"]).wait(30)  # only a broken test waits this long; it then fails on the values
+        return self.make_chunk(obs)
+
+    def poll(self, executor: ChunkExecutor, obs: dict, t: int):
+        """`executor.poll`, after delivering what is due at tick `t`; notes when a request starts."""
+        if t - self.latency in self.asked:
+            self._gate(t - self.latency).set()
+            assert executor.wait(30), "the policy thread did not finish"
+        before = executor.inferences
+        raw = executor.poll(obs)
+        if executor.inferences > before:
+            self.asked.append(t)
+        return raw
+
+
+def ramp_from_request_tick(obs):
+    """Action k of a chunk asked at tick r is the value r + k: the value says which tick it is for."""
+    return np.arange(obs["t"], obs["t"] + 10, dtype=np.float64)[:, None] * np.ones(2)
+
+
+@pytest.mark.parametrize("latency", [1, 2, 3])
+def test_async_refill_skips_actions_that_are_already_past_and_cross_fades(latency):
+    policy = Lockstep(ramp_from_request_tick, latency)
+    ex = ChunkExecutor(policy, refill_threshold=4, blend=2, asynchronous=True)
     sent = []
-    t = 0
-    while t < 40:
-        chunk = ex.poll({"t": t})
+    for t in range(40):
+        chunk = policy.poll(ex, {"t": t}, t)
         if chunk is not None:
             ex.enqueue(chunk)
         action = ex.pop()
-        if action is not None:
-            sent.append(action[0])
-        t += 1
-        time.sleep(0.02)  # the control period; a request takes about 2.5 of them
+        sent.append(np.nan if action is None else action[0])
     sent = np.array(sent)
-    # The ramp is followed without going back in time and without jumps at the hand-overs.
-    assert len(calls) >= 3
-    assert np.all(np.diff(sent) >= -1e-9) and np.max(np.diff(sent)) <= 2.0 + 1e-9
+    # Nothing until the first chunk arrives, then the value of each tick, exactly: a late chunk starts at
+    # the action for the current tick, so the cross-fade blends equal values. Skipping one action too few
+    # or too many would show as a step of 1 +- 1/3 at every hand-over.
+    assert np.all(np.isnan(sent[:latency]))
+    assert np.array_equal(sent[latency:], np.arange(latency, 40))
+    assert len(policy.asked) >= 6 and policy.asked[0] == 0
 
 
 def test_cross_fade_smooths_a_hand_over():
@@ -155,21 +183,59 @@ def test_watchdog_holds_on_stale_inputs_policy_failure_and_estop_then_resumes():
     assert not loop.step(obs, {"image": 0.3, "joint_states": 0.3}).holding
 
 
+class GatedRamp(ScriptedPolicy):
+    """Answers only once released, with joint1 at HOME + 0.01 k for action k: the value says which action
+    of the chunk the loop sent."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def predict_chunk(self, obs):
+        self.release.wait(30)  # only a broken test waits this long; it then fails on the values
+        return chunk_from(HOME, [np.r_[0.01 * k, np.zeros(7)] for k in range(20)])
+
+
+@pytest.mark.parametrize("hold", ["policy silent", "camera stale"])
+def test_a_chunk_arriving_after_a_watchdog_hold_starts_at_the_action_for_the_current_tick(hold):
+    """Every tick counts, held or not: a chunk asked for at tick 0 and delivered at tick 8 starts at its
+    action 8, whatever the loop did in between (waited, or held for the watchdog)."""
+    now = [0.0]
+    watchdog = Watchdog(observation_timeout_s=0.25, inference_timeout_s=0.25, clock=lambda: now[0])
+    policy = GatedRamp()
+    loop = ControlLoop(policy, SafetyFilter(ROBOT), asynchronous=True, watchdog=watchdog)
+    obs = {"observation.state": HOME.astype(np.float32)}
+    reasons = []
+    for t in range(8):  # a tick every 0.1 s of simulated time
+        now[0] = 0.1 * t
+        camera = 0.0 if hold == "camera stale" else now[0]  # the camera goes quiet after t = 0
+        reasons.append(loop.step(obs, {"image": camera, "joint_states": now[0]}).reason)
+    assert reasons[:3] == ["waiting for the policy"] * 3
+    words = "no answer from the policy" if hold == "policy silent" else "no fresh image"
+    assert all(words in r for r in reasons[3:]), reasons
+    policy.release.set()
+    assert loop.executor.wait(30)
+    now[0] = 0.8
+    status = loop.step(obs, {"image": now[0], "joint_states": now[0]})
+    assert not status.holding and status.new_chunk
+    assert status.action[0] == pytest.approx(HOME[0] + 0.01 * 8, abs=1e-6)  # action 8, not 3
+
+
 def test_async_loop_holds_while_waiting_instead_of_blocking():
     release = threading.Event()
 
     class Blocking(ScriptedPolicy):
         def predict_chunk(self, obs):
-            release.wait(5)
+            release.wait(30)
             return super().predict_chunk(obs)
 
     loop = ControlLoop(Blocking(), SafetyFilter(ROBOT), asynchronous=True)
     obs = {"observation.state": HOME.astype(np.float32)}
-    start = time.perf_counter()
+    # Had the step waited for the policy, it would have come back with the chunk (after 30 s), not holding.
     status = loop.step(obs)
-    assert time.perf_counter() - start < 0.05 and status.holding and status.reason == "waiting for the policy"
+    assert status.holding and status.reason == "waiting for the policy"
     release.set()
-    time.sleep(0.05)
+    assert loop.executor.wait(30)
     assert not loop.step(obs).holding
 
 

@@ -137,10 +137,24 @@ def test_soft_labels_charge_a_near_miss_less_than_a_far_one():
 
 
 @pytest.mark.parametrize("mode", ["parallel", "autoregressive"])
-def test_decoding_yields_only_action_tokens(mode):
+def test_decoding_is_the_greedy_choice_of_one_uncached_forward_pass(mode):
+    """Each decoded bin is the best one at its position when the whole sequence (prefix, then the queries
+    or the decoded tokens themselves) goes through the model in one pass without a cache: a wrong query,
+    position, KV cache entry or fed-back token shows as a bin that pass does not rank first."""
     model = mini_model().eval()
-    bins = model.decode(mini_batch(model, B=3), mode)
-    assert bins.shape == (3, 4 * 6) and bins.min() >= 0 and bins.max() < 256
+    batch = mini_batch(model, B=3)
+    bins = model.decode(batch, mode)
+    assert bins.shape == (3, 4 * 6) and bins.unique().numel() > 1  # an untrained model is not constant
+    ids, mask = model.prefix(batch)
+    P, N = ids.shape[1], model.config.num_action_tokens
+    tail = model.queries(3) if mode == "parallel" else bins + model.first_value_id
+    with torch.no_grad():
+        h = model.language(torch.cat([ids, tail], 1), torch.cat([mask, torch.ones_like(tail)], 1),
+                           model.pixel_values(batch.images)).last_hidden_state
+        # Parallel: the query at P + j reads action j; autoregressive: position P - 1 + j predicts token j.
+        logits = model.head_outputs(h[:, P : P + N] if mode == "parallel" else h[:, P - 1 : P - 1 + N]).float()
+    chosen = logits.gather(-1, bins[..., None].long())[..., 0]
+    assert torch.all(chosen >= logits.max(-1).values - 1e-4), (chosen - logits.max(-1).values).min()
 
 
 def test_save_load_gives_identical_actions_and_never_pickles(tmp_path):

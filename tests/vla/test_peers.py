@@ -57,7 +57,32 @@ def test_act_chunks_like_our_default_vla():
     assert (short.chunk_size, short.n_action_steps) == (4, 4)
 
 
-def test_bench_reports_a_policy_that_cannot_train_and_runs_the_others(tmp_path):
+def test_bench_reports_a_policy_that_fails_and_runs_the_others(sim_dataset, tmp_path, monkeypatch):
+    """One policy fails to train: it is reported with its reason, and the others are still trained,
+    saved and scored in the sim."""
+    import vla.bench.peers as peers
+
+    train = peers._train
+
+    def act_fails(name, *args, **kw):
+        if name == "act":
+            raise RuntimeError("out of memory (simulated)")
+        return train(name, *args, **kw)
+
+    monkeypatch.setattr(peers, "_train", act_fails)
+    report = peers.bench_peers(sim_dataset, steps=1, episodes=1, tasks=["push"], out=tmp_path / "out",
+                               batch_size=2, image_size=32, progress=False)["policies"]
+    assert report["act"] == {"error": "RuntimeError: out of memory (simulated)"}
+    for name in ("vla", "diffusion"):
+        entry = report[name]
+        assert "error" not in entry, entry
+        assert entry["parameters"] > 0 and entry["episodes"] == entry["tasks"]["push"]["episodes"] == 1
+        assert entry["mean_success"] == entry["successes"] and entry["policy_ms_per_control_step"] > 0
+        assert any((tmp_path / "out" / name).iterdir())
+    assert not (tmp_path / "out" / "act").exists()
+
+
+def test_bench_reports_why_each_policy_cannot_train_on_a_dataset_without_a_camera(tmp_path):
     """A dataset with no camera: every image-based policy reports why, none crashes the bench."""
     from vla.bench.peers import bench_peers
 

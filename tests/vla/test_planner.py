@@ -24,6 +24,7 @@ from vla.planner.plan import (
 )
 
 SHIPPED_PLANNER = Path(__file__).resolve().parents[2] / "policies" / "tiny_sim_planner"
+SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "policies" / "tiny_sim_single"
 START = "the red cube is on the table; the green cube is on the table; the blue cube is on the table."
 
 
@@ -124,7 +125,7 @@ def test_planner_trains_saves_and_reloads(multi_dataset, tmp_path):
     from vla.train.trainer import TrainConfig
 
     cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2, log_every=1)
-    summary = train_planner(multi_dataset, tmp_path / "p", "policies/tiny_sim_single", cfg, progress=False)
+    summary = train_planner(multi_dataset, tmp_path / "p", SHIPPED_POLICY, cfg, progress=False)
     assert summary["episodes"] == 2
     shipped = json.loads((SHIPPED_PLANNER / "train_info.json").read_text())  # trained before newer recipe fields
     assert set(summary) == set(shipped) and set(shipped["train_config"]) <= set(summary["train_config"])
@@ -135,7 +136,7 @@ def test_planner_trains_saves_and_reloads(multi_dataset, tmp_path):
     costs = model.cost([START], [START])
     assert torch.equal(costs, again.cost([START], [START]))
     with pytest.raises(FileExistsError):
-        train_planner(multi_dataset, tmp_path / "p", "policies/tiny_sim_single", cfg, progress=False)
+        train_planner(multi_dataset, tmp_path / "p", SHIPPED_POLICY, cfg, progress=False)
 
 
 def test_planner_training_runs_through_the_shared_loop_and_resumes(multi_dataset, tmp_path):
@@ -146,12 +147,12 @@ def test_planner_training_runs_through_the_shared_loop_and_resumes(multi_dataset
 
     out = tmp_path / "p"
     cfg = TrainConfig(steps=2, batch_size=2, warmup_steps=1, weight_decay=0.1, checkpoint_every=1, log_every=1)
-    train_planner(multi_dataset, out, "policies/tiny_sim_single", cfg, progress=False)
+    train_planner(multi_dataset, out, SHIPPED_POLICY, cfg, progress=False)
     state = torch.load(latest_checkpoint(out) / STATE_FILE, weights_only=True)
     assert [g["weight_decay"] for g in state["optimizer"]["param_groups"]] == [0.1, 0.0]
     assert state["step"] == 2 and len(state["rng"]) == 1
     cfg.steps = 3
-    summary = train_planner(multi_dataset, out, "policies/tiny_sim_single", cfg, resume=True, progress=False)
+    summary = train_planner(multi_dataset, out, SHIPPED_POLICY, cfg, resume=True, progress=False)
     assert summary["resumed_from_step"] == 2 and summary["objective"] == "planner"
     assert latest_checkpoint(out).name == "step_0000003"
     assert [line.split(",")[0] for line in (out / "metrics.csv").read_text().split()[1:]] == ["1", "2", "3"]
@@ -162,7 +163,7 @@ def test_a_plain_vla_checkpoint_is_not_a_planner():
     from vla.planner.model import PlannerModel
 
     with pytest.raises(CheckpointError, match="not a planner checkpoint"):
-        PlannerModel.from_pretrained("policies/tiny_sim_single")
+        PlannerModel.from_pretrained(SHIPPED_POLICY)
 
 
 def test_critic_learns_to_rank_on_its_training_data(multi_dataset):
@@ -174,7 +175,8 @@ def test_critic_learns_to_rank_on_its_training_data(multi_dataset):
     from vla.planner.train import MARGIN, critic_pairs
 
     episodes = episode_plans(open_dataset(multi_dataset))
-    model = PlannerModel(VLAModel.from_pretrained("policies/tiny_sim_single"))
+    torch.manual_seed(0)  # the critic head starts from random weights: the same ones every run
+    model = PlannerModel(VLAModel.from_pretrained(SHIPPED_POLICY))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     rng = random.Random(0)
     for _ in range(30):

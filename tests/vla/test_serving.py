@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,15 @@ from vla.serving.server import PolicyServer, is_loopback
 @pytest.fixture(scope="module")
 def policy():
     return VLAPolicy(mini_model(), name="mini")
+
+
+def silent_address() -> str:
+    """A loopback address nobody listens on: a port the OS just handed out and took back (a fixed port
+    such as 5 may have a listener on some machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
 
 
 def _obs(size=64):
@@ -105,7 +115,7 @@ def test_oversized_message_is_refused_with_an_error(server):
 
 def test_client_times_out_and_reconnects():
     ctx = zmq.Context.instance()
-    client = PolicyClient("tcp://127.0.0.1:5", timeout_s=0.2, retries=1, context=ctx)  # nobody listens
+    client = PolicyClient(silent_address(), timeout_s=0.2, retries=1, context=ctx)
     with pytest.raises(TimeoutError, match=r"no answer .* \(2 tries\)"):
         client.health()
     client.close()
@@ -143,7 +153,7 @@ def test_vla_client_cli_exit_status(server):
                         capture_output=True, text=True)
     assert ok.returncode == 0 and '"status": "ok"' in ok.stdout
     down = subprocess.run([sys.executable, "-m", "vla.cli", "client", "metadata", "--connect",
-                           "tcp://127.0.0.1:6", "--timeout", "0.3"], capture_output=True, text=True)
+                           silent_address(), "--timeout", "0.3"], capture_output=True, text=True)
     assert down.returncode == 1 and "no answer" in down.stderr
 
 

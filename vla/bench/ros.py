@@ -24,11 +24,25 @@ def joint_trajectory(robot: RobotConfig, t: float) -> np.ndarray:
     return robot.home_array.astype(np.float64) + 0.1 * np.sin(t + np.arange(robot.action_dim))
 
 
+def demo_frame(k: int, camera: int, size: tuple[int, int]) -> np.ndarray:
+    """RGB frame k of camera `camera` in a demo bag: red counts the frames, green runs along the columns,
+    blue along the rows (offset by camera), so a channel swap, a transposition, a mixed-up camera or a
+    frame taken at the wrong time each show in the pixels."""
+    H, W = size
+    img = np.empty((H, W, 3), np.uint8)
+    img[..., 0] = k % 256
+    img[..., 1] = (np.arange(W) * 7 + 3)[None, :] % 256
+    img[..., 2] = (np.arange(H) * 5 + 100 * camera + 40)[:, None] % 256
+    return img
+
+
 def write_demo_bag(path: str | Path, robot: RobotConfig, episodes=(("touch the red cube", 0.0),),
                    duration: float = 3.0, camera_hz: float = 30.0, size: tuple[int, int] = (24, 32),
-                   storage: str = "sqlite3", compressed: bool = False, skip_topic: str | None = None) -> None:
-    """A rosbag2 as a teleoperated arm would leave it: cameras, /joint_states (50 Hz) and commands (10 Hz)
-    with joints in reverse config order, and an instruction at each episode start."""
+                   storage: str = "sqlite3", compressed: bool = False, skip_topic: str | None = None,
+                   encoding: str = "rgb8") -> None:
+    """A rosbag2 as a teleoperated arm would leave it: cameras (`demo_frame`, as rgb8 or bgr8 Images or PNG
+    CompressedImages), /joint_states (50 Hz) and commands (10 Hz, the state + 0.01) with joints in reverse
+    config order, and an instruction at each episode start."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -56,25 +70,27 @@ def write_demo_bag(path: str | Path, robot: RobotConfig, episodes=(("touch the r
             if c is not None:
                 bag.write(c, int(t * 1e9), ts.serialize_cdr(msg, msg.__msgtype__))
 
+        def image_msg(t, img):
+            if compressed:
+                from PIL import Image
+
+                buf = io.BytesIO()
+                Image.fromarray(img).save(buf, format="PNG")
+                return T["sensor_msgs/msg/CompressedImage"](header=header(t), format="png",
+                                                            data=np.frombuffer(buf.getvalue(), np.uint8))
+            data = img[..., ::-1] if encoding == "bgr8" else img
+            return T["sensor_msgs/msg/Image"](header=header(t), height=size[0], width=size[1], encoding=encoding,
+                                              is_bigendian=0, step=size[1] * 3,
+                                              data=np.ascontiguousarray(data).reshape(-1))
+
         def reordered(q):
             return np.array([q[names.index(n)] for n in shuffled])
 
         for text, start in episodes:
             write(instruction, start, T["std_msgs/msg/String"](data=text))
-            for t in np.arange(start + 0.01, start + duration, 1 / camera_hz):
-                img = np.full((*size, 3), int(t * 10) % 255, np.uint8)
-                if compressed:
-                    from PIL import Image
-
-                    buf = io.BytesIO()
-                    Image.fromarray(img).save(buf, format="PNG")
-                    msg = T["sensor_msgs/msg/CompressedImage"](header=header(t), format="png",
-                                                               data=np.frombuffer(buf.getvalue(), np.uint8))
-                else:
-                    msg = T["sensor_msgs/msg/Image"](header=header(t), height=size[0], width=size[1], encoding="rgb8",
-                                                     is_bigendian=0, step=size[1] * 3, data=img.reshape(-1))
-                for c in cams:
-                    write(c, t, msg)
+            for k, t in enumerate(np.arange(start + 0.01, start + duration, 1 / camera_hz)):
+                for i, c in enumerate(cams):
+                    write(c, t, image_msg(t, demo_frame(k, i, size)))
             for t in np.arange(start, start + duration, 1 / 50):
                 write(joints, t, T["sensor_msgs/msg/JointState"](
                     header=header(t), name=shuffled, position=reordered(joint_trajectory(robot, t)),

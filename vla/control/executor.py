@@ -79,6 +79,15 @@ class ChunkExecutor:
     def busy(self) -> bool:
         return self._pending is not None and self._pending.is_alive()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the request in flight, if any, has finished; False if it is still running.
+
+        The loop never calls this (it holds instead); lockstep tests and shutdown do."""
+        pending = self._pending
+        if pending is not None:
+            pending.join(timeout)
+        return not self.busy
+
     def poll(self, obs: dict) -> np.ndarray | None:
         """Start a request if the queue runs low; return a newly arrived raw chunk, if any."""
         if not self.busy and len(self.queue) <= self.refill_threshold and self._result is None:
@@ -87,5 +96,10 @@ class ChunkExecutor:
         return self._merge()
 
     def pop(self) -> np.ndarray | None:
+        """The action for this tick (None when nothing is queued); the tick passes either way."""
         self.tick += 1
         return self.queue.popleft() if self.queue else None
+
+    def skip(self) -> None:
+        """A tick passed without taking an action (the loop held): a chunk in flight is that much later."""
+        self.tick += 1

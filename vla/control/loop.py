@@ -62,6 +62,15 @@ class ControlLoop:
         return LoopStatus(self.last_command.astype(np.float32), holding=True, reason=reason, **kw)
 
     def step(self, obs: dict, stamps: dict[str, float] | None = None) -> LoopStatus:
+        """One control tick. Every call is a tick, held or not: a chunk in flight during a hold arrives
+        that many ticks late and must start that many actions further on."""
+        tick = self.executor.tick
+        status = self._tick(obs, stamps)
+        if self.executor.tick == tick:  # held before taking an action from the queue
+            self.executor.skip()
+        return status
+
+    def _tick(self, obs: dict, stamps: dict[str, float] | None) -> LoopStatus:
         measured, problem = self.safety.hold_state(obs.get(OBS_STATE))
         if self.watchdog is not None:
             reason = self.watchdog.check_inputs(stamps or {})
