@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -83,13 +84,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vla.loading import served_policy
     from vla.serving.server import PolicyServer
 
+    # Ctrl-C and SIGTERM (ros2 launch, systemd, docker stop) are the normal way to stop a server:
+    # finish (also while the policy loads) and exit 0, so a launch does not call it "process has died".
+    stopping: list[str] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, frame: stopping.append(signal.Signals(number).name))
     policy = served_policy(args)
     server = PolicyServer(policy, args.bind, curve_keys=args.curve_keys)
     print(f"serving {policy.metadata.get('name')} on {server.address} (Ctrl-C to stop)", file=sys.stderr)
     try:
-        server.serve()
+        server.serve(stop=lambda: bool(stopping))
     finally:
         server.close()
+    print(f"vla serve: stopped ({stopping[0] if stopping else 'done'})", file=sys.stderr)
     return 0
 
 

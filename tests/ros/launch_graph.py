@@ -6,7 +6,9 @@ This reads <arg>, <include file=...>, <group> with <push_ros_namespace>, <execut
 substitutions, then starts each process with the venv's interpreter, so a launch file that drifts
 from the nodes fails the tests. $(find-pkg-share vla_ros) is the package's source folder: it has
 the layout colcon installs (launch/, config/, package.xml; tests/ros/test_package.py checks that).
-As with `ros2 launch`, arguments given to the top file reach the files it includes.
+As with `ros2 launch`, arguments given to the top file reach the files it includes, and a process
+marked on_exit="shutdown" ends the launch when it exits (`supervise`: SIGINT to every other process,
+as `ros2 launch` shuts down).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -72,6 +75,31 @@ class LaunchGraph:
                 yield from self._actions(el, namespace)
             elif el.tag in ("executable", "node"):
                 yield el, namespace
+
+    def on_exit(self) -> dict[str, str]:
+        """name -> the on_exit attribute of each process that has one."""
+        return {el.get("name"): el.get("on_exit") for el, _ in self._actions(self.root) if el.get("on_exit")}
+
+    def supervise(self) -> str | None:
+        """If a process marked on_exit="shutdown" has exited, shut the others down (SIGINT); returns its name."""
+        for name, action in self.on_exit().items():
+            proc = self.processes.get(name)
+            if action == "shutdown" and proc is not None and proc.poll() is not None:
+                for other in self.processes.values():
+                    if other.poll() is None:
+                        other.send_signal(signal.SIGINT)
+                return name
+        return None
+
+    def wait_all(self, timeout: float) -> dict[str, int | None]:
+        """Each process's exit status once all have exited (None: still running after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        return {name: proc.poll() for name, proc in self.processes.items()}
 
     def namespace_of(self, name: str) -> str:
         return next("/" + ns for el, ns in self._actions(self.root) if el.get("name") == name)

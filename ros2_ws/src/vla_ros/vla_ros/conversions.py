@@ -41,12 +41,17 @@ def joint_state_to_array(msg: JointState, names: list[str]) -> np.ndarray:
     return np.array([msg.position[index[n]] for n in names], dtype=np.float32)
 
 
-def command_msg(controller_type: str, names: list[str], action: np.ndarray, period_s: float):
-    """A ros2_control command: one JointTrajectory point reached in one period, or forward positions."""
+def command_msg(controller_type: str, names: list[str], action: np.ndarray, period_s: float, stamp=None):
+    """A ros2_control command: one JointTrajectory point reached in one period, or forward positions.
+
+    `stamp` (builtin_interfaces/Time) goes in the trajectory's header: a lockstep sim matches it with
+    the observation the command answers. Without it the header stays zero ("start now")."""
     values = [float(v) for v in action]
     if controller_type == "trajectory":
         msg = JointTrajectory()
         msg.joint_names = list(names)
+        if stamp is not None:
+            msg.header.stamp = stamp
         point = JointTrajectoryPoint()
         point.positions = values
         point.time_from_start.sec = int(period_s)

@@ -14,6 +14,13 @@ before the first one). One that is not is never published; the node holds the la
 (or, with none, publishes nothing), counts the refusal by kind and says why in ~/status,
 /diagnostics and the log. A hold target is never taken from a measured state that is not finite
 or outside the limits (or lacks a joint): with no command sent yet nothing is published then.
+
+Time: with use_sim_time the control timer, the watchdog and the input ages all run on /clock, so a
+simulator that runs slower than real time does not make the inputs look stale. With `lockstep`
+(against the sim node's lockstep, on sim time) there is no timer: the node ticks once per
+observation (joint states and every camera with one stamp), waits for the chunk it asked for,
+and stamps the command with the observation it answers; each (re)published instruction starts
+a new episode (loop and policy reset), as `vla eval` does per episode.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ PARAMETERS: Spec = {
     "inference_timeout_s": (1.0, "hold when the policy server has not answered for this long, seconds", True),
     "server_timeout_s": (0.5, "how long the policy server may stay silent (not even answering health) before it "
                                "counts as lost, seconds; a slow inference is waited for", True),
+    "lockstep": (False, "tick once per observation of a lockstep sim instead of on the timer, waiting for each "
+                        "chunk (needs use_sim_time; for tests and evaluation, not for a robot)", True),
 }
 
 
@@ -73,13 +82,20 @@ class PolicyNode(Node):
         reason = self._validate(self.get_parameters(list(PARAMETERS)))
         if reason:
             raise StartupError(reason)
+        self.lockstep = bool(p["lockstep"])
+        self.sim_time = bool(self.get_parameter("use_sim_time").value)
+        if self.lockstep and not self.sim_time:
+            raise StartupError("lockstep:=true needs use_sim_time:=true (a lockstep sim's time is /clock); "
+                               "set both, or neither")
         self.add_on_set_parameters_callback(self._on_set)
         self.robot = robot_config(p["robot_config"])
         self.names = self.robot.joint_names
         self.period = 1.0 / self.robot.control_rate_hz
         self.controller_type = p["controller_type"]
         self.instruction = p["instruction"]
-        self.images, self.stamps = {}, {}
+        self.images, self.stamps = {}, {}  # stamps: when each input arrived, on this node's clock
+        self.headers: dict[str, tuple[int, int]] = {}  # lockstep: each input's header stamp
+        self.answered: tuple[int, int] | None = None  # lockstep: the observation stamp last answered
         self.safety = SafetyFilter(self.robot, p["safety_mode"])
         # The latest /joint_states: the array (None when unusable) and, when it cannot be a hold
         # target, why; `good_state` is the array as a hold target (None when not valid).
@@ -88,11 +104,13 @@ class PolicyNode(Node):
         self.refused: Counter[str] = Counter()
         self.refusal = ""  # why the last refused command was refused
         self.reason = ""  # why this tick holds or publishes nothing
+        # The instruction first: an executor takes ready messages in subscription order, so a new
+        # episode's instruction is taken before its first observation (lockstep relies on it).
+        self.create_subscription(String, p["instruction_topic"], self._on_instruction, LATCHED)
         for cam in self.robot.cameras:
             self.create_subscription(Image, relative(cam.topic), lambda m, c=cam.name: self._on_image(c, m),
                                      qos_profile_sensor_data)
         self.create_subscription(JointState, relative(self.robot.controller.state_topic), self._on_joints, 10)
-        self.create_subscription(String, p["instruction_topic"], self._on_instruction, LATCHED)
         # Latched, so an e-stop sent before this node subscribed still holds the arm. A publisher that is
         # not transient local cannot be matched at all: say so loudly (the ~/estop service always works).
         self.create_subscription(Bool, "vla/estop", self._on_estop, LATCHED,
@@ -107,14 +125,20 @@ class PolicyNode(Node):
         self.create_timer(1.0, self._diagnostics)
         self.client = PolicyClient(p["policy_server"], timeout_s=p["server_timeout_s"], retries=0,
                                    server_key=p["server_key"] or None)
-        self.watchdog = Watchdog(p["observation_timeout_s"], p["inference_timeout_s"])
+        self.watchdog = Watchdog(p["observation_timeout_s"], p["inference_timeout_s"], clock=self._now)
         self.loop = None
         self.p = p
         self.ticks = {"sent": 0, "held": 0, "silent": 0}  # moved / held / published nothing
-        self.create_timer(self.period, self._tick)
+        if not self.lockstep:
+            self.create_timer(self.period, self._tick)  # on the node's clock: /clock with use_sim_time
         self.get_logger().info(f"policy node: robot {self.robot.source}, server {p['policy_server']}, "
                                f"commands on {self.command_pub.topic_name}"
-                               f"{' (dry run: nothing is sent)' if p['dry_run'] else ''}")
+                               f"{' (dry run: nothing is sent)' if p['dry_run'] else ''}"
+                               f"{' (lockstep with the sim, on /clock)' if self.lockstep else ''}")
+
+    def _now(self) -> float:
+        """Seconds on this node's clock: /clock with use_sim_time, else monotonic (immune to clock steps)."""
+        return self.get_clock().now().nanoseconds * 1e-9 if self.sim_time else time.monotonic()
 
     # --- parameters ------------------------------------------------------------------------------
     def _validate(self, params) -> str:
@@ -148,13 +172,15 @@ class PolicyNode(Node):
     def _on_image(self, camera: str, msg: Image) -> None:
         try:
             self.images[camera] = msg_to_image(msg)
-            self.stamps[f"image {camera}"] = time.monotonic()
+            self.stamps[f"image {camera}"] = self._now()
         except ValueError as exc:
             self.get_logger().warning(f"camera {camera}: {exc}", throttle_duration_sec=5.0)
+            return
+        self._lockstep_input(f"image {camera}", msg)
 
     def _on_joints(self, msg: JointState) -> None:
         """Every message replaces the state: one that is unusable makes the state invalid, at once."""
-        self.stamps["joint_states"] = time.monotonic()
+        self.stamps["joint_states"] = self._now()
         try:
             self.state = joint_state_to_array(msg, self.names)
         except ValueError as exc:
@@ -163,9 +189,24 @@ class PolicyNode(Node):
             self.good_state, self.state_problem = self.safety.hold_state(self.state)
         if self.state_problem:
             self.get_logger().warning(f"joint states unusable: {self.state_problem}", throttle_duration_sec=5.0)
+        self._lockstep_input("joint_states", msg)
+
+    def _lockstep_input(self, key: str, msg) -> None:
+        """Lockstep: tick once all inputs carry the same stamp, a stamp not answered yet."""
+        if not self.lockstep:
+            return
+        self.headers[key] = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        stamps = {self.headers.get(f"image {c.name}") for c in self.robot.cameras} | {self.headers.get("joint_states")}
+        if len(stamps) == 1 and None not in stamps and self.headers[key] != self.answered:
+            self._tick(stamp=msg.header.stamp)
 
     def _on_instruction(self, msg: String) -> None:
-        if msg.data != self.instruction:
+        if self.lockstep:  # a (re)published instruction is a new episode: start it as `vla eval` does
+            self.instruction, self.last_sent = msg.data, None
+            if self.loop is not None:
+                self.loop.reset()
+            self.get_logger().info(f"episode: {msg.data!r}")
+        elif msg.data != self.instruction:
             self.instruction = msg.data
             if self.loop is not None:
                 self.loop.executor.drop_queue()  # a new instruction: nothing of the old plan is valid
@@ -202,12 +243,13 @@ class PolicyNode(Node):
         a deadline of `observation_timeout_s`: a server busy for longer answers "expired" instead of
         computing a chunk from an observation this node would call stale, and the loop asks afresh."""
         try:
-            policy = RemotePolicy(self.client, deadline_s=self.p["observation_timeout_s"])
+            # Lockstep: no deadline: the sim waits, so an observation does not age while the server works.
+            policy = RemotePolicy(self.client, deadline_s=None if self.lockstep else self.p["observation_timeout_s"])
         except (TimeoutError, RuntimeError) as exc:
             self.get_logger().warning(f"policy server not ready: {exc}", throttle_duration_sec=5.0)
             return False
         self.loop = ControlLoop(policy, self.safety, refill_threshold=self.p["refill_threshold"], blend=self.p["blend"],
-                                asynchronous=True, watchdog=self.watchdog)
+                                asynchronous=not self.lockstep, watchdog=self.watchdog)
         self.watchdog.inference_ok()
         self.get_logger().info(f"connected to policy {policy.metadata.get('name')!r}")
         return True
@@ -225,15 +267,19 @@ class PolicyNode(Node):
             return "policy server not ready"
         return ""
 
-    def _tick(self) -> None:
+    def _tick(self, stamp=None) -> None:
+        """One control tick; `stamp` (lockstep): the observation it answers, put on the command."""
         reason = self._not_ready()
         if reason:
-            self._publish(None, reason)
-            return
-        obs = {f"observation.images.{c}": img for c, img in self.images.items()}
-        obs["observation.state"], obs["task"] = self.state, self.instruction
-        status = self.loop.step(obs, dict(self.stamps))
-        self._publish(status.action, status.reason if status.holding else "", status)
+            status = None
+            self._publish(None, reason, stamp=stamp)
+        else:
+            obs = {f"observation.images.{c}": img for c, img in self.images.items()}
+            obs["observation.state"], obs["task"] = self.state, self.instruction
+            status = self.loop.step(obs, dict(self.stamps))
+            self._publish(status.action, status.reason if status.holding else "", status, stamp)
+        if stamp is not None and self.publishing and not self.p["dry_run"]:
+            self.answered = (stamp.sec, stamp.nanosec)
 
     def _guard(self, action: np.ndarray, reason: str) -> tuple[np.ndarray | None, str]:
         """(action, reason) if `action` may be published; else (None, why), counted and logged."""
@@ -248,7 +294,7 @@ class PolicyNode(Node):
             self.loop.resync(self.last_sent)  # the loop goes on from what the arm last got
         return None, f"command refused: {report.reason}"
 
-    def _publish(self, action: np.ndarray | None, reason: str, status=None) -> None:
+    def _publish(self, action: np.ndarray | None, reason: str, status=None, stamp=None) -> None:
         """The last line before the arm: send `action` if it passes the check, else hold the last command
         sent, else nothing; then report. `reason`: why this tick holds ("" when moving)."""
         if action is not None:
@@ -257,7 +303,7 @@ class PolicyNode(Node):
             action, reason = self._guard(self.last_sent, reason or "holding")  # a step of zero
         if action is not None:
             if not self.p["dry_run"]:
-                self.command_pub.publish(command_msg(self.controller_type, self.names, action, self.period))
+                self.command_pub.publish(command_msg(self.controller_type, self.names, action, self.period, stamp))
             self.last_sent = np.asarray(action, dtype=np.float64)
         self.holding, self.publishing, self.reason = bool(reason), action is not None, reason
         self.ticks["silent" if action is None else "held" if reason else "sent"] += 1

@@ -10,12 +10,21 @@ An episode ends at the task's success or after `max_steps`; its outcome (task, s
 steps) is logged and published on ~/episode. With `seeds` ("0-4,7") the node runs one episode
 per seed back to back, then logs and publishes a summary on ~/summary (and exits when
 `exit_when_done`).
+
+With `lockstep` the sim waits for its controller: it publishes the observation of tick t (joint
+states and cameras stamped with simulated time t, then /clock = t) and steps only when the command
+answering it arrives (a JointTrajectory stamped t; any Float64MultiArray, which has no stamp), so an
+episode unfolds as `vla eval` runs it, however slow inference is. Until the first command arrives
+the observation is re-published every second (the controller may not be up yet); afterwards a tick
+without an answer for `lockstep_timeout_s` (wall clock) steps with the last target and is reported
+(log, and `lockstep_timeouts` in the episode's outcome).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 from rclpy.duration import Duration
@@ -47,7 +56,12 @@ PARAMETERS: Spec = {
                       True),
     "image_size": (0, "square camera image size (0: the robot config's camera sizes)", True),
     "expert": (False, "the scripted expert drives the arm through the command topic, as a teleoperator", True),
+    "lockstep": (False, "step one tick only when the command answering the last observation has arrived "
+                        "(publishes /clock; for tests and evaluation, not for a robot)", True),
+    "lockstep_timeout_s": (10.0, "lockstep: wall-clock seconds to wait for a tick's command before stepping "
+                                 "with the last target (reported)", True),
 }
+REPUBLISH_S = 1.0  # lockstep, before the first command: how often the waiting observation is sent again
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -84,6 +98,10 @@ class SimNode(Node):
             raise StartupError(f"speed={speed}; expected 0.05..100")
         if p["max_steps"] < 0:
             raise StartupError(f"max_steps={p['max_steps']}; expected 0 (the task's limit) or a positive number")
+        if p["lockstep"] and p["expert"]:
+            raise StartupError("lockstep:=true with expert:=true: the expert drives the sim itself; use one of them")
+        if not p["lockstep_timeout_s"] > 0:
+            raise StartupError(f"lockstep_timeout_s={p['lockstep_timeout_s']}; expected a positive number of seconds")
         try:
             get_task(p["task"])
         except ValueError as exc:
@@ -108,16 +126,24 @@ class SimNode(Node):
         self.episode_pub = self.create_publisher(String, "~/episode", OUTCOMES)
         self.summary_pub = self.create_publisher(String, "~/summary", LATCHED)
         # /clock stays absolute: rclpy's and rclcpp's time sources subscribe to it there.
-        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] else None
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] or p["lockstep"] else None
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.commands_rejected = 0
+        self.lockstep = bool(p["lockstep"])
+        self.awaiting = None  # lockstep: the stamp of the observation whose command the sim waits for
+        self.commanded = False  # lockstep: a command has answered an observation (the controller is up)
+        self.timeouts = 0  # lockstep: ticks stepped without their command, this episode
         self.sim_time = 0.0
         self.env = None
         self.ended = True  # no episode yet
         first = self.queue.pop(0) if self.queue else int(p["seed"])
         self.running_list = bool(p["seeds"])
         self._start(p["task"], first)
-        self.timer = self.create_timer(self.period / speed, self._tick)
+        if self.lockstep:  # the commands drive the steps; this timer only watches for a silent controller
+            self.timer = self.create_timer(0.1, self._lockstep_wait)
+            self._publish_observation()
+        else:
+            self.timer = self.create_timer(self.period / speed, self._tick)
 
     # --- episodes --------------------------------------------------------------------------------
     def _start(self, task: str, seed: int) -> None:
@@ -129,7 +155,7 @@ class SimNode(Node):
                 self.env.close()
             self.env = self._Env(task=task, robot=self.robot, image_size=size)
         self.obs, self.info = self.env.reset(seed=seed)
-        self.seed, self.steps, self.ended = seed, 0, False
+        self.seed, self.steps, self.ended, self.timeouts = seed, 0, False, 0
         self.max_steps = int(self.p["max_steps"]) or self.env.spec_task.max_steps
         if self.p["expert"]:
             from sim.experts import ScriptedExpert
@@ -140,6 +166,8 @@ class SimNode(Node):
         self.instruction_pub.publish(String(data=self.info["task"]))
         self.succeeded = False
         self.success_pub.publish(Bool(data=False))
+        if self.lockstep:  # the policy node takes the new instruction before the episode's first observation
+            self.instruction_pub.wait_for_all_acked(Duration(seconds=5.0))
         self.get_logger().info(f"episode: task={task} seed={seed}: {self.info['task']!r}")
 
     def _end(self, success: bool, why: str) -> None:
@@ -147,6 +175,8 @@ class SimNode(Node):
         self.ended = True
         outcome = {"task": self.env.spec_task.id, "seed": self.seed, "success": success, "steps": self.steps,
                    "instruction": self.info["task"], "ended_by": why}
+        if self.lockstep:
+            outcome["lockstep_timeouts"] = self.timeouts
         self.outcomes.append(outcome)
         self.episode_pub.publish(String(data=json.dumps(outcome)))
         self.get_logger().info(f"episode done: task={outcome['task']} seed={self.seed} success={success} "
@@ -167,7 +197,7 @@ class SimNode(Node):
         per_seed = ", ".join(f"{o['seed']}:{'ok' if o['success'] else 'fail'}({o['steps']})" for o in self.outcomes)
         self.get_logger().info(f"summary: task={summary['task']} {wins}/{len(self.outcomes)} succeeded; {per_seed}")
         self.timer.cancel()  # done: nothing more is simulated
-        self.running_list = False
+        self.running_list, self.awaiting = False, None
         if self.p["exit_when_done"]:
             for pub in (self.episode_pub, self.summary_pub):  # subscribers get them before the process is gone
                 pub.wait_for_all_acked(Duration(seconds=5.0))
@@ -175,6 +205,9 @@ class SimNode(Node):
 
     # --- inputs ----------------------------------------------------------------------------------
     def _on_command(self, msg) -> None:
+        answers = self._answers(msg)
+        if self.lockstep and not answers:
+            return  # late (its tick was stepped without it) or not for this sim
         try:
             target = command_to_array(msg, self.names)
             if not np.all(np.isfinite(target)):
@@ -182,8 +215,18 @@ class SimNode(Node):
         except ValueError as exc:
             self.commands_rejected += 1
             self.get_logger().warning(f"command ignored: {exc}")
-            return
-        self.target = target
+        else:
+            self.target = target
+        if self.lockstep:  # even an ignored command answers its tick: the sim holds the last target
+            self.commanded = True
+            self._lockstep_step()
+
+    def _answers(self, msg) -> bool:
+        """Lockstep: does `msg` answer the observation the sim waits for?"""
+        if self.awaiting is None:
+            return False
+        stamp = getattr(msg, "header", None)
+        return stamp is None or (stamp.stamp.sec, stamp.stamp.nanosec) == self.awaiting
 
     def _on_task(self, msg: String) -> None:
         if self.running_list:
@@ -194,42 +237,85 @@ class SimNode(Node):
             self._start(task.strip(), int(seed) if seed else self.seed + 1)
         except ValueError as exc:
             self.get_logger().error(str(exc))
+            return
+        self._restarted()
 
     def _on_reset(self, request, response):
         if self.running_list:
             response.success, response.message = False, f"running the seeds {self.p['seeds']!r}"
             return response
         self._start(self.env.spec_task.id, self.seed + 1)
+        self._restarted()
         response.success, response.message = True, self.info["task"]
         return response
 
     # --- loop ------------------------------------------------------------------------------------
     def _tick(self) -> None:
+        """Real time: step with the latest command, then publish what the arm and cameras see."""
         if self.expert is not None:
             from vla_ros.conversions import command_msg
 
             action = self.expert.predict_chunk(self.obs)[0]
             self.expert_pub.publish(command_msg(self.controller_type, self.names, action, self.period))
             self.target = action.astype(np.float64)
+        self._step()
+        self._publish_observation()
+
+    def _step(self) -> None:
         self.obs, _, _, _, self.info = self.env.step(self.target)
         self.steps += 1
         self.sim_time += self.period
+        if self.info["success"] != self.succeeded:
+            self.succeeded = bool(self.info["success"])
+            self.success_pub.publish(Bool(data=self.succeeded))
+        if not self.ended and (self.succeeded or self.steps >= self.max_steps):
+            self._end(success=self.succeeded, why="success" if self.succeeded else f"max_steps={self.max_steps}")
+
+    def _publish_observation(self) -> None:
+        """Joint states and images of `self.obs`, stamped with sim time (with /clock) or wall time; then /clock."""
         stamp = self.get_clock().now().to_msg()
+        clock = None
         if self.clock_pub is not None:
             clock = Clock()
-            clock.clock.sec, clock.clock.nanosec = int(self.sim_time), int((self.sim_time % 1) * 1e9)
-            self.clock_pub.publish(clock)
+            clock.clock.sec, clock.clock.nanosec = divmod(round(self.sim_time * 1e9), 1_000_000_000)
             stamp = clock.clock
         state = JointState(name=list(self.names), position=[float(v) for v in self.obs["observation.state"]])
         state.header.stamp = stamp
         self.joint_pub.publish(state)
         for cam, pub in self.image_pubs.items():
             pub.publish(image_to_msg(self.obs[f"observation.images.{cam}"], stamp, cam))
-        if self.info["success"] != self.succeeded:
-            self.succeeded = bool(self.info["success"])
-            self.success_pub.publish(Bool(data=self.succeeded))
-        if not self.ended and (self.succeeded or self.steps >= self.max_steps):
-            self._end(success=self.succeeded, why="success" if self.succeeded else f"max_steps={self.max_steps}")
+        if clock is not None:
+            self.clock_pub.publish(clock)
+        if self.lockstep:
+            self.awaiting, self.waiting_since = (stamp.sec, stamp.nanosec), time.monotonic()
+
+    def _restarted(self) -> None:
+        """Lockstep: a new episode began between ticks: a command for the old observation must not step it."""
+        if self.lockstep:
+            self.sim_time += self.period
+            self._publish_observation()
+
+    def _lockstep_step(self) -> None:
+        """Lockstep: the tick's command is in (or given up on): step once and publish the next observation."""
+        self.awaiting = None
+        self._step()
+        if self.timer.is_canceled():  # the list of seeds is done
+            return
+        self._publish_observation()
+
+    def _lockstep_wait(self) -> None:
+        if self.awaiting is None:
+            return
+        waited = time.monotonic() - self.waiting_since
+        if not self.commanded:  # no controller yet: it may have missed the observation
+            if waited >= REPUBLISH_S:
+                self._publish_observation()
+            return
+        if waited >= self.p["lockstep_timeout_s"]:
+            self.timeouts += 1
+            self.get_logger().warning(f"lockstep: no command for step {self.steps} of seed {self.seed} after "
+                                      f"{waited:.1f} s; stepping with the last target ({self.timeouts} this episode)")
+            self._lockstep_step()
 
 
 def main(args=None):

@@ -1,0 +1,65 @@
+"""How the graph ends (issue 19): SIGINT and SIGTERM stop every process with status 0, and the policy
+server's exit shuts the launch down (on_exit="shutdown" in the launch files), with real processes and
+real signals. `ros2 launch` sends SIGINT on shutdown; systemd and docker send SIGTERM."""
+
+import json
+import signal
+
+import pytest
+from std_msgs.msg import String
+
+from tests.ros.launch_graph import REPO, LaunchGraph, ros_env, wait_for
+from tests.ros.test_ros_nodes import SHIPPED, Recorder
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.mark.parametrize("launch", ["sim_bringup", "robot_bringup"])
+def test_the_policy_server_ends_the_launch_when_it_exits(launch, tmp_path):
+    graph = LaunchGraph(REPO / "ros2_ws" / "src" / "vla_ros" / "launch" / f"{launch}.launch.xml", {}, tmp_path, {})
+    assert graph.on_exit() == {"policy_server": "shutdown"}
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped policy")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_server_shuts_the_launch_down_and_everything_exits_0(ros, sig):
+    node, tmp, domain = ros
+    (tmp / sig.name).mkdir()
+    graph = LaunchGraph(REPO / "launch" / "sim_bringup.launch.xml",
+                        {"policy": str(SHIPPED), "server": f"tcp://127.0.0.1:{5570 + int(sig)}", "task": "touch"},
+                        tmp / sig.name, ros_env(tmp / sig.name, domain))
+    status = Recorder(node, String, "/policy/status")
+    try:
+        graph.start()
+        # Running: the policy node is connected to the server and commands the sim.
+        running = lambda: any(json.loads(s.data).get("inferences", 0) > 0 for s in status.msgs)  # noqa: E731
+        assert wait_for(lambda: running() or graph.processes["policy_server"].poll() is not None, 120), (
+            graph.log("policy")[-2000:] + graph.log("policy_server")[-2000:])
+        assert running(), graph.log("policy_server")[-2000:]
+        graph.processes["policy_server"].send_signal(sig)
+        assert wait_for(lambda: graph.supervise() == "policy_server", 30), graph.log("policy_server")[-2000:]
+        codes = graph.wait_all(60)
+    finally:
+        graph.stop_all()
+    logs = {name: graph.log(name)[-1500:] for name in codes}
+    assert codes == {"policy_server": 0, "sim": 0, "policy": 0}, logs
+    assert f"vla serve: stopped ({sig.name})" in graph.log("policy_server")
+    assert "Traceback" not in "".join(graph.log(name) for name in codes), logs
+
+
+def test_sigterm_to_each_node_exits_0(ros):
+    node, tmp, domain = ros
+    (tmp / "term").mkdir()
+    graph = LaunchGraph(REPO / "launch" / "record_sim.launch.xml", {"out": str(tmp / "term" / "data")},
+                        tmp / "term", ros_env(tmp / "term", domain))
+    episodes = Recorder(node, String, "/vla/instruction", qos=10)
+    try:
+        graph.start()
+        assert wait_for(lambda: episodes.msgs, 120), graph.log("sim")[-2000:]
+        assert wait_for(lambda: "recorder" in "".join(n.split("/")[-1] for n in node.get_node_names()), 60)
+        for proc in graph.processes.values():
+            proc.send_signal(signal.SIGTERM)
+        codes = graph.wait_all(60)
+    finally:
+        graph.stop_all()
+    assert codes == {"sim": 0, "recorder": 0}, {name: graph.log(name)[-1500:] for name in codes}
