@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "planner": ("vla.bench.planner", "flat policy vs planner, re-planning after a perturbation"),
     "chunk": ("vla.bench.chunk", "the chunk length K by measurement, open and closed loop"),
     "recipe": ("vla.bench.recipe", "what limits the learned policy: one change per arm, open and closed loop"),
+    "oracle-mlp": ("vla.bench.oracle", "what the demonstrations teach a plain MLP that sees every object's position"),
 }
 
 

@@ -1,0 +1,36 @@
+"""`vla bench oracle-mlp` learns from a real recorded dataset and acts through the real harness:
+trained on two touch episodes, it replays them closed loop from their seeds (it can fail: an
+inverted relative target, a misaligned chunk or instruction lost on the way shows as a miss)."""
+
+import pytest
+
+from vla.bench.oracle import bench_oracle
+from vla.data.dataset import DatasetError
+from vla.data.record import record
+
+
+def test_it_replays_the_episodes_it_learned(tmp_path):
+    root = tmp_path / "touch"
+    record(["touch"], 2, root, seed=0, storage="images", image_size=32, progress=False)  # eval seeds 0, 1
+    report = bench_oracle(str(root), ["touch"], train_steps=1500, batch_size=64, episodes=2, seed=0,
+                          chunk_size=10, n_action_steps=5, progress=False)
+    assert report["frames"] > 20 and report["final_loss"] < 0.1
+    assert report["successes"] == {"touch": 2}, report
+
+
+def test_a_dataset_without_object_positions_is_refused(tmp_path):
+    import numpy as np
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    image = {"dtype": "image", "shape": (8, 8, 3), "names": ["height", "width", "channels"]}
+    joints = {"dtype": "float32", "shape": (2,), "names": ["a", "b"]}
+    features = {"observation.images.top": image, "observation.state": joints, "action": joints}
+    ds = LeRobotDataset.create("someone/real_arm", fps=10, features=features, root=tmp_path / "real",
+                               use_videos=False)
+    for _ in range(3):
+        ds.add_frame({"observation.images.top": np.zeros((8, 8, 3), np.uint8), "task": "wave",
+                      "observation.state": np.zeros(2, np.float32), "action": np.zeros(2, np.float32)})
+    ds.save_episode()
+    ds.finalize()
+    with pytest.raises(DatasetError, match="observation.environment_state"):
+        bench_oracle(str(tmp_path / "real"), ["touch"], 10, 8, 1, 0, 4, 2, progress=False)

@@ -1,0 +1,204 @@
+"""`vla bench oracle-mlp`: what a dataset's demonstrations teach a learner that sees everything.
+
+A plain MLP reads the privileged state (joints, every object's position:
+`observation.environment_state`) and the instruction's words (which, and in what order), and
+predicts the chunk of K joint targets relative to the state (L1 on standardized values, as the
+continuous head). It trains in a minute or two on CPU and runs closed loop through the same
+harness as every policy. Its success bounds what better perception or a bigger model could get
+from these demonstrations at this much training: a lever on the data (the expert's choices,
+hesitation, the number of episodes) shows here first, long before a VLA would have trained
+enough to show it. A diagnostic, not a product policy: no robot has this state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vla.types import ACTION, OBS_ENV_STATE, OBS_STATE, TASK
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+class OracleData:
+    """Per-frame inputs (state, object positions, instruction words) and relative chunk targets."""
+
+    def __init__(self, dataset, chunk_size: int):
+        """`dataset`: a LeRobot dataset recorded with `vla record`, or `SimDemos` rolled out in memory."""
+        from vla.train.rollouts import SimDemos
+
+        if isinstance(dataset, SimDemos):
+            self.state, self.env, actions = (np.concatenate([e[k] for e in dataset.episodes]).astype(np.float32)
+                                             for k in (OBS_STATE, OBS_ENV_STATE, ACTION))
+            episode = np.concatenate([np.full(len(e[ACTION]), i) for i, e in enumerate(dataset.episodes)])
+            texts = [str(t) for e in dataset.episodes for t in e[TASK]]
+            episodes = dataset.num_episodes
+        else:
+            self.state, self.env, actions, episode, texts, episodes = self._read(dataset)
+        self.vocabulary = {w: i for i, w in enumerate(sorted({w for t in set(texts) for w in words(t)}))}
+        self.words = np.stack([self.bag(t) for t in texts])
+        N = len(self.state)
+        ends = np.zeros(N, dtype=np.int64)
+        cuts = np.flatnonzero(np.diff(episode)) + 1
+        for start, stop in zip(np.r_[0, cuts], np.r_[cuts, N], strict=True):
+            ends[start:stop] = stop - 1
+        index = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
+        D = actions.shape[1]
+        self.relative = actions[index] - self.state[:, None, :D]  # (N, K, D)
+        self.episodes, self.frames, self.action_dim = episodes, N, D
+
+    @staticmethod
+    def _read(dataset: str | Path):
+        from vla.data import open_dataset
+        from vla.data.dataset import DatasetError
+
+        ds = open_dataset(dataset)
+        if OBS_ENV_STATE not in ds.features:
+            raise DatasetError(f"{dataset} has no {OBS_ENV_STATE} (privileged object positions); "
+                               "record it again with `vla record`")
+        hf = ds.lerobot.hf_dataset.with_format(None)  # numbers only: no video is decoded
+        tasks = ds.lerobot.meta.tasks
+        text_of = {int(i): t for t, i in zip(tasks.index, tasks["task_index"], strict=True)}
+        return (np.asarray(hf[OBS_STATE], dtype=np.float32), np.asarray(hf[OBS_ENV_STATE], dtype=np.float32),
+                np.asarray(hf[ACTION], dtype=np.float32), np.asarray(hf["episode_index"]).reshape(-1),
+                [text_of[int(i)] for i in np.asarray(hf["task_index"]).reshape(-1)], ds.num_episodes)
+
+    def bag(self, text: str) -> np.ndarray:
+        """Which words the instruction has, and where each first appears (0..1): the order tells
+        "the green cube on the blue cube" from "the blue cube on the green cube"."""
+        present = np.zeros(len(self.vocabulary), dtype=np.float32)
+        where = np.zeros(len(self.vocabulary), dtype=np.float32)
+        seq = words(text)
+        for i, w in enumerate(seq):
+            if w in self.vocabulary and not present[self.vocabulary[w]]:
+                present[self.vocabulary[w]] = 1.0
+                where[self.vocabulary[w]] = (i + 1) / len(seq)
+        return np.concatenate([present, where])
+
+    def inputs(self) -> np.ndarray:
+        return np.concatenate([self.state, self.env, self.words], axis=1)
+
+
+class OracleMLP(nn.Module):
+    def __init__(self, data: OracleData, chunk_size: int, width: int = 512):
+        super().__init__()
+        x, y = data.inputs(), data.relative.reshape(data.frames, -1)
+        self.register_buffer("x_mean", torch.tensor(x.mean(0)))
+        self.register_buffer("x_std", torch.tensor(x.std(0) + 1e-3))
+        self.register_buffer("y_mean", torch.tensor(y.mean(0)))
+        self.register_buffer("y_std", torch.tensor(y.std(0) + 1e-4))
+        self.net = nn.Sequential(nn.Linear(x.shape[1], width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
+                                 nn.Linear(width, width), nn.GELU(), nn.Linear(width, y.shape[1]))
+        self.chunk_size, self.action_dim = chunk_size, data.action_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardized relative targets (B, K*D) from raw inputs."""
+        return self.net((x - self.x_mean) / self.x_std)
+
+
+def train_oracle(data: OracleData, chunk_size: int, steps: int, batch_size: int, seed: int,
+                 lr: float = 1e-3) -> tuple[OracleMLP, dict[str, Any]]:
+    torch.manual_seed(seed)
+    model = OracleMLP(data, chunk_size)
+    x = torch.tensor(data.inputs())
+    y = (torch.tensor(data.relative.reshape(data.frames, -1)) - model.y_mean) / model.y_std
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    generator = torch.Generator().manual_seed(seed)
+    start, losses = time.perf_counter(), []
+    for _ in range(steps):
+        i = torch.randint(0, data.frames, (batch_size,), generator=generator)
+        loss = (model(x[i]) - y[i]).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
+        losses.append(loss.item())
+    model.eval()
+    return model, {"train_s": round(time.perf_counter() - start, 1),
+                   "final_loss": round(float(np.mean(losses[-100:])), 4)}
+
+
+class OraclePolicy:
+    """The Policy contract over the MLP: reads `observation.environment_state`, which only a sim has."""
+
+    def __init__(self, model: OracleMLP, data: OracleData, env, n_action_steps: int):
+        robot = env.unwrapped.robot
+        self.model, self.data, self.n = model, data, n_action_steps
+        self.metadata = {"name": "oracle-mlp", "cameras": robot.camera_names, "state_dim": robot.action_dim,
+                         "action_dim": robot.action_dim, "chunk_size": model.chunk_size,
+                         "n_action_steps": n_action_steps, "fps": robot.control_rate_hz}
+
+    def reset(self) -> None:
+        pass
+
+    def predict_chunk(self, obs) -> np.ndarray:
+        state = np.asarray(obs[OBS_STATE], dtype=np.float32)
+        x = np.concatenate([state, np.asarray(obs[OBS_ENV_STATE], dtype=np.float32), self.data.bag(str(obs[TASK]))])
+        with torch.no_grad():
+            y = self.model(torch.from_numpy(x)[None])[0]
+            rel = (y * self.model.y_std + self.model.y_mean).view(self.model.chunk_size, self.model.action_dim)
+        return (rel.numpy() + state[None, : self.model.action_dim]).astype(np.float32)[: self.n]
+
+
+def bench_oracle(dataset, task_ids: list[str], train_steps: int, batch_size: int, episodes: int,
+                 seed: int, chunk_size: int, n_action_steps: int, progress: bool = True) -> dict[str, Any]:
+    """Train on `dataset` (a recorded dataset's path, or `SimDemos`) and score on seeds 0..episodes-1."""
+    from sim import make_env
+    from vla.evaluate import evaluate
+
+    data = OracleData(dataset, chunk_size)
+    model, trained = train_oracle(data, chunk_size, train_steps, batch_size, seed)
+    report = evaluate("oracle-mlp", task_ids, make_env, lambda env: OraclePolicy(model, data, env, n_action_steps),
+                      episodes, seed=0, progress=progress)
+    return {"dataset": getattr(dataset, "source", str(dataset)), "episodes_in_dataset": data.episodes,
+            "frames": data.frames,
+            "train_steps": train_steps, "batch_size": batch_size, "seed": seed, "chunk_size": chunk_size,
+            "n_action_steps": n_action_steps, **trained,
+            "successes": {t: r["successes"] for t, r in report["tasks"].items()},
+            "overall": report["overall"], "eval_wall_time_s": report["wall_time_s"]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vla bench oracle-mlp` flags."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--dataset", help="a LeRobot dataset recorded with `vla record`")
+    source.add_argument("--sim-episodes", type=int, default=None,
+                        help="instead: this many expert episodes per task rolled out in memory (as vla record keeps)")
+    parser.add_argument("--tasks", default="single")
+    parser.add_argument("--train-steps", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per task (seeds 0..N-1)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--chunk-size", type=int, default=20)
+    parser.add_argument("--n-action-steps", type=int, default=10)
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim import resolve_tasks
+    from vla.evaluate import write_report
+
+    if not args.dataset and not args.sim_episodes:
+        raise ValueError("vla bench oracle-mlp needs --dataset DIR or --sim-episodes N")
+    dataset = args.dataset
+    if args.sim_episodes:
+        from vla.train.rollouts import SimDemos
+
+        dataset = SimDemos(resolve_tasks(args.tasks), args.sim_episodes, progress=not args.quiet)
+    report = bench_oracle(dataset, resolve_tasks(args.tasks), args.train_steps, args.batch_size,
+                          args.episodes, args.seed, args.chunk_size, args.n_action_steps, progress=not args.quiet)
+    if args.report:
+        write_report(report, args.report, quiet=True)
+    print(json.dumps(report, indent=2))
+    return 0
