@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 VLA := $(VENV)/bin/vla
 export MUJOCO_GL ?= egl
 
-.PHONY: setup demo test test-all lint bench bench-peers bench-chunk bench-planner bench-gpu clean
+.PHONY: setup demo test test-all mutation lint bench bench-peers bench-chunk bench-planner bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	./scripts/setup.sh
@@ -21,6 +21,16 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest
+
+## Mutation testing of the code that guards the arm (safety filter, chunk executor, watchdog, serving
+## codec, action tokenizer) against its fast tests; [tool.mutmut] in pyproject.toml says which. Prints the
+## score per module and fails on a survivor not listed in tests/mutation/EQUIVALENT.md. mutants/ is
+## mutmut's scratch copy of the tree (git-ignored; `make test` collects only tests/).
+mutation: $(VENV)/.installed
+	rm -rf mutants && mkdir -p out
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $${MUTATION_JOBS:-2} > out/mutmut.log 2>&1 \
+		|| { tail -n 40 out/mutmut.log; exit 1; }
+	$(PY) scripts/mutation_score.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check vla sim tests ros2_ws
@@ -84,4 +94,4 @@ bench-gpu: $(VENV)/.installed
 	$(VLA) bench gpu --policy policies/tiny_sim_single --repeats 50 --report out/bench/gpu.json
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache mutants

@@ -76,6 +76,8 @@ class SafetyFilter:
             return SafetyReport(False, {"shape": 1}, f"chunk of shape {a.shape}; expected (K, {D})")
         if measured.shape != (D,) or not np.all(np.isfinite(measured)):
             return SafetyReport(False, {"state": 1}, f"measured state {measured.shape} is not {D} finite values")
+        if reference.shape != (D,) or not np.all(np.isfinite(reference)):  # the start-jump and step reference
+            return SafetyReport(False, {"state": 1}, f"previous command {reference.shape} is not {D} finite values")
         bad = ~np.isfinite(a)
         if bad.any():
             return SafetyReport(False, {"non_finite": int(bad.sum())}, "chunk holds NaN or inf")

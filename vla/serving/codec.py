@@ -33,7 +33,7 @@ class ProtocolError(ValueError):
 
 def _encode_value(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
-        arr = np.ascontiguousarray(obj)
+        arr = np.ascontiguousarray(obj).reshape(obj.shape)  # ascontiguousarray makes a 0-d array 1-d
         dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
         if dtype.str not in ALLOWED_DTYPES:
             raise ProtocolError("bad_dtype", f"arrays of dtype {obj.dtype} cannot be sent; use a numeric dtype")
