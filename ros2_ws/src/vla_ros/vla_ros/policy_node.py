@@ -75,6 +75,9 @@ PARAMETERS: Spec = {
 }
 
 
+LOCKSTEP_SILENT_S = 10.0  # the sim node's default lockstep_timeout_s
+
+
 class PolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__("policy", **kwargs)  # kwargs: e.g. context, parameter_overrides (tests)
@@ -123,7 +126,11 @@ class PolicyNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.holding, self.publishing, self.refused_reported = False, False, 0
         self.create_timer(1.0, self._diagnostics)
-        self.client = PolicyClient(p["policy_server"], timeout_s=p["server_timeout_s"], retries=0,
+        # Lockstep: sim time stands still while the node waits, so only a server silent (not even
+        # answering health) for LOCKSTEP_SILENT_S of wall clock counts as lost; a busy machine's
+        # half-second stalls must not turn into holds that the sim would execute as ticks.
+        silent_s = max(p["server_timeout_s"], LOCKSTEP_SILENT_S) if self.lockstep else p["server_timeout_s"]
+        self.client = PolicyClient(p["policy_server"], timeout_s=silent_s, retries=0,
                                    server_key=p["server_key"] or None)
         self.watchdog = Watchdog(p["observation_timeout_s"], p["inference_timeout_s"], clock=self._now)
         self.loop = None
