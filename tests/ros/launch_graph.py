@@ -174,3 +174,14 @@ def wait_for(predicate, timeout: float, poll: float = 0.05) -> bool:
             return True
         time.sleep(poll)
     return False
+
+
+def call_trigger(node, service: str, timeout: float = 120.0):
+    """Call a std_srvs/Trigger service from the test's node (spun elsewhere); its reply."""
+    from std_srvs.srv import Trigger
+
+    client = node.create_client(Trigger, service)
+    assert client.wait_for_service(timeout_sec=timeout), f"{service} never appeared"
+    future = client.call_async(Trigger.Request())
+    assert wait_for(future.done, timeout), f"{service} did not answer"
+    return future.result()

@@ -14,10 +14,9 @@ import rclpy
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Bool, String
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from tests.ros.launch_graph import PACKAGE_SRC, REPO, LaunchGraph, ros_env, wait_for
+from tests.ros.launch_graph import PACKAGE_SRC, REPO, LaunchGraph, call_trigger, ros_env, wait_for
 from tests.ros.test_command_guard import HOME, FakeArm
 from tests.ros.test_ros_nodes import GentlePolicy, Recorder, ServerThread
 from vla.robot import load_robot_config
@@ -36,14 +35,6 @@ def _moving(recorder, start):
 
 def _reason(status) -> str:
     return json.loads(status.msgs[-1].data)["reason"] if status.msgs else ""
-
-
-def _call(node, service, timeout=60.0):
-    client = node.create_client(Trigger, service)
-    assert client.wait_for_service(timeout_sec=timeout), f"{service} never appeared"
-    future = client.call_async(Trigger.Request())
-    assert wait_for(future.done, timeout), f"{service} did not answer"
-    return future.result()
 
 
 def test_two_namespaced_robots_run_side_by_side_without_crosstalk(ros):
@@ -102,7 +93,7 @@ def test_an_estop_sent_before_the_node_starts_holds_it_and_the_service_raises_it
         start = arm.q[0]
         estop.publish(Bool(data=False))
         assert wait_for(lambda: arm.q[0] > start + 0.03, 60), graph.log("policy")[-2000:]
-        reply = _call(node, "/policy/estop")
+        reply = call_trigger(node, "/policy/estop")
         assert reply.success and "vla/estop" in reply.message
         n = len(status.msgs)
         assert wait_for(lambda: sum("e-stop engaged" in json.loads(m.data)["reason"] for m in status.msgs[n:]) >= 5,

@@ -6,21 +6,13 @@ import pytest
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from tests.ros.launch_graph import REPO, LaunchGraph, ros_env, wait_for
+from tests.ros.launch_graph import REPO, LaunchGraph, call_trigger, ros_env, wait_for
 from tests.ros.test_ros_nodes import Recorder, rclpy_latched
 from tests.vla.test_train import MINI
 from vla.data import open_dataset
 from vla.train.trainer import TrainConfig, train
 
 pytestmark = pytest.mark.ros
-
-
-def _call(node, name, timeout=120.0):
-    client = node.create_client(Trigger, name)
-    assert client.wait_for_service(timeout_sec=timeout), f"{name} never appeared"
-    future = client.call_async(Trigger.Request())
-    assert wait_for(future.done, timeout), f"{name} did not answer"
-    return future.result()
 
 
 def test_expert_over_ros_is_recorded_into_a_dataset_that_trains(ros):
@@ -39,11 +31,11 @@ def test_expert_over_ros_is_recorded_into_a_dataset_that_trains(ros):
             n = len(instruction.msgs)
             tasks.publish(String(data=task))  # a fresh scene, as an operator resets it
             assert wait_for(lambda n=n: len(instruction.msgs) > n, 20)
-            assert _call(node, "/recorder/start").success
+            assert call_trigger(node, "/recorder/start").success
             assert wait_for(lambda: success.msgs and success.msgs[-1].data, 60), graph.log("sim")[-2000:]
-            reply = _call(node, "/recorder/stop")
+            reply = call_trigger(node, "/recorder/stop")
             assert reply.success, reply.message
-        assert _call(node, "/recorder/start").success  # a third episode, interrupted mid-way
+        assert call_trigger(node, "/recorder/start").success  # a third episode, interrupted mid-way
         graph.processes["recorder"].send_signal(signal.SIGINT)
         graph.processes["recorder"].wait(timeout=30)
     finally:
