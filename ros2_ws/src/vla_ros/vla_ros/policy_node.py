@@ -147,6 +147,15 @@ class PolicyNode(Node):
         """Seconds on this node's clock: /clock with use_sim_time, else monotonic (immune to clock steps)."""
         return self.get_clock().now().nanoseconds * 1e-9 if self.sim_time else time.monotonic()
 
+    def _arrival(self, msg) -> float:
+        """When an input counts as taken, for the watchdog's staleness check. In lockstep, its header
+        stamp: the sim time it belongs to, so it is never stale at its own tick, whichever of it and
+        /clock arrives first (on a busy machine /clock can come late, and an input stamped on
+        arrival with the old clock looked stale: a hold the sim executed as an extra tick)."""
+        if self.lockstep:
+            return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        return self._now()
+
     # --- parameters ------------------------------------------------------------------------------
     def _validate(self, params) -> str:
         for param in params:
@@ -179,7 +188,7 @@ class PolicyNode(Node):
     def _on_image(self, camera: str, msg: Image) -> None:
         try:
             self.images[camera] = msg_to_image(msg)
-            self.stamps[f"image {camera}"] = self._now()
+            self.stamps[f"image {camera}"] = self._arrival(msg)
         except ValueError as exc:
             self.get_logger().warning(f"camera {camera}: {exc}", throttle_duration_sec=5.0)
             return
@@ -187,7 +196,7 @@ class PolicyNode(Node):
 
     def _on_joints(self, msg: JointState) -> None:
         """Every message replaces the state: one that is unusable makes the state invalid, at once."""
-        self.stamps["joint_states"] = self._now()
+        self.stamps["joint_states"] = self._arrival(msg)
         try:
             self.state = joint_state_to_array(msg, self.names)
         except ValueError as exc:

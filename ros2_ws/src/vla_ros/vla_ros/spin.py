@@ -29,6 +29,9 @@ def spin(make_node, args=None, before_shutdown=None) -> None:
         code = EXIT_BAD_PARAMETERS
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: BLE001 - a signal during start-up invalidates the context mid-construction
+        if rclpy.ok():  # not a shutdown: a real failure
+            raise
     finally:
         if node is not None:
             if before_shutdown is not None:
