@@ -13,6 +13,7 @@ dtypes are accepted, so nothing on the wire can make the receiver run code.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgpack
@@ -47,13 +48,13 @@ def _decode_value(obj: dict) -> Any:
     if obj.get("__ndarray__") is not True:
         return obj
     dtype, shape, data = obj.get("dtype"), obj.get("shape"), obj.get("data")
-    if dtype not in ALLOWED_DTYPES:
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:  # (a list is unhashable: test the type first)
         raise ProtocolError("bad_dtype", f"array dtype {dtype!r} is not allowed; allowed: {sorted(ALLOWED_DTYPES)}")
-    if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+    if not isinstance(shape, list) or not all(type(s) is int and 0 <= s < 2**63 for s in shape):  # no bools
         raise ProtocolError("bad_array", f"array shape {shape!r} is not a list of non-negative integers")
     if not isinstance(data, bytes):
         raise ProtocolError("bad_array", "array data must be bytes")
-    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    expected = math.prod(shape) * np.dtype(dtype).itemsize  # Python integers: a huge shape cannot wrap to 0
     if len(data) != expected:
         raise ProtocolError("bad_array",
                             f"array of shape {shape} and dtype {dtype} needs {expected} bytes, got {len(data)}")
