@@ -50,7 +50,7 @@ def _decode_value(obj: dict) -> Any:
     dtype, shape, data = obj.get("dtype"), obj.get("shape"), obj.get("data")
     if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:  # (a list is unhashable: test the type first)
         raise ProtocolError("bad_dtype", f"array dtype {dtype!r} is not allowed; allowed: {sorted(ALLOWED_DTYPES)}")
-    if not isinstance(shape, list) or not all(type(s) is int and 0 <= s < 2**63 for s in shape):  # no bools
+    if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):  # bools are not ints here
         raise ProtocolError("bad_array", f"array shape {shape!r} is not a list of non-negative integers")
     if not isinstance(data, bytes):
         raise ProtocolError("bad_array", "array data must be bytes")
