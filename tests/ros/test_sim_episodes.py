@@ -32,9 +32,12 @@ def test_a_list_of_seeds_runs_back_to_back_and_ends_with_a_summary(ros):
         for name, params in runs.items():
             argv = graphs[name].commands()["sim"] + [x for p in [*params, "exit_when_done:=true"] for x in ("-p", p)]
             graphs[name].start_one("sim", argv)
+        # The idle sim is done in a second: on a busy machine it can exit before this node has even
+        # discovered its publishers, so its outcomes are read from its log; the expert's (seconds long)
+        # from the topics as well.
+        assert wait_for(lambda: summaries["expert"].msgs, 300), graphs["expert"].log("sim")[-3000:]
         for name in runs:
-            assert wait_for(lambda name=name: summaries[name].msgs, 300), graphs[name].log("sim")[-3000:]
-            assert graphs[name].processes["sim"].wait(timeout=60) == 0, "exit_when_done: a clean exit after the summary"
+            assert graphs[name].processes["sim"].wait(timeout=300) == 0, "exit_when_done: exits 0 after the summary"
     finally:
         for graph in graphs.values():
             graph.stop_all()
@@ -42,11 +45,11 @@ def test_a_list_of_seeds_runs_back_to_back_and_ends_with_a_summary(ros):
     assert [(o["task"], o["seed"], o["success"], o["ended_by"]) for o in solved] == [
         ("touch", 3, True, "success"), ("touch", 4, True, "success")]
     assert all(0 < o["steps"] < 200 and o["instruction"] for o in solved)
-    failed = [json.loads(m.data) for m in episodes["idle"].msgs]
-    assert [(o["seed"], o["success"], o["steps"]) for o in failed] == [(7, False, 4), (9, False, 4)]
     summary = json.loads(summaries["expert"].msgs[-1].data)
     assert summary["episodes"] == 2 and summary["successes"] == 2 and summary["success_rate"] == 1.0
-    assert json.loads(summaries["idle"].msgs[-1].data)["successes"] == 0
+    idle = graphs["idle"].log("sim")
+    for seed in (7, 9):
+        assert f"episode done: task=touch seed={seed} success=False steps=4 (max_steps=4)" in idle
     log = graphs["expert"].log("sim")
     for o in solved:
         assert f"episode done: task=touch seed={o['seed']} success=True steps={o['steps']}" in log
