@@ -57,7 +57,8 @@ def test_two_namespaced_robots_run_side_by_side_without_crosstalk(ros):
             assert wait_for(lambda r=r: _moving(commands[r], 0), 120), graphs[r].log("policy")[-2000:]
         # One publisher and one subscriber per robot topic: each policy node talks to its own sim only.
         for r in robots:
-            assert node.count_publishers(f"/{r}/{COMMAND}") == 1 and node.count_subscribers(f"/{r}/{COMMAND}") == 2
+            topic = f"/{r}/{COMMAND}"  # discovery of the second subscriber can lag: wait for the graph
+            assert wait_for(lambda t=topic: node.count_publishers(t) == 1 and node.count_subscribers(t) == 2, 60)
             assert node.count_publishers(f"/{r}/joint_states") == 1
         assert node.count_publishers(f"/{COMMAND}") == 0 and node.count_publishers("/joint_states") == 0
         estop.publish(Bool(data=True))  # robot1 only
