@@ -146,7 +146,8 @@ def bad_arrays(draw, odd: bool = False) -> bytes:
     """An array map with one fault: a dtype not allowed, a shape that is not a list of non-negative
     integers, data that is not bytes, or data of the wrong length, anywhere in the payload.
     `odd`: also the faults the codec once refused with the wrong code ("malformed"): a list or map as
-    dtype, a bool or an integer past int64 in the shape, a shape whose byte count overflows int64."""
+    dtype, a bool or an integer past int64 in the shape, a shape whose byte count overflows int64, an
+    empty shape numpy still cannot build."""
     a = draw(arrays())
     dtype = a.dtype.newbyteorder("<").str
     fields = {"__ndarray__": True, "dtype": dtype, "shape": list(a.shape), "data": a.tobytes()}
@@ -156,7 +157,7 @@ def bad_arrays(draw, odd: bool = False) -> bytes:
             st.lists(values, max_size=2).map(lambda v: {"dtype": v}),
             st.dictionaries(st.text(max_size=2), values, max_size=2).map(lambda v: {"dtype": v}),
             (st.booleans() | st.integers(2**63, 2**64 - 1)).map(lambda v: {"shape": [*a.shape, v]}),
-            st.sampled_from([[2**62, 4], [2**32, 2**32], [2**21, 2**21, 2**22]]).map(
+            st.sampled_from([[2**62, 4], [2**32, 2**32], [2**21, 2**21, 2**22], [0, 2**63], [0] * 65]).map(
                 lambda v: {"shape": v, "data": b""}))))
     elif fault == "dtype":
         # Hashable values here; lists and maps as dtype are the `odd` faults.
@@ -207,7 +208,9 @@ def test_a_bad_array_is_refused_for_its_fault(frame):
     {"dtype": {"a": 1}, "shape": [], "data": b"\x00"},
     {"dtype": "|u1", "shape": [2**62, 4], "data": b""},  # np.prod(shape, dtype=int64) wrapped to 0 bytes
     {"dtype": "|u1", "shape": [True], "data": b"\x00"},  # a bool is not a dimension
-], ids=["list-dtype", "map-dtype", "shape-product-overflow", "bool-in-shape"])
+    {"dtype": "<f2", "shape": [0, 2**63], "data": b""},  # found by hypothesis in CI: 0 bytes, yet numpy refuses
+    {"dtype": "|u1", "shape": [0] * 65, "data": b""},  # numpy holds at most 64 dimensions
+], ids=["list-dtype", "map-dtype", "shape-product-overflow", "bool-in-shape", "empty-huge-dim", "65-dims"])
 def test_a_bad_array_of_an_unhashable_dtype_or_an_overflowing_shape_gets_its_code(fields):
     frame = packed(envelope(payload={"x": {"__ndarray__": True, **fields}}))
     assert refused(frame).code in {"bad_dtype", "bad_array"}

@@ -58,7 +58,11 @@ def _decode_value(obj: dict) -> Any:
     if len(data) != expected:
         raise ProtocolError("bad_array",
                             f"array of shape {shape} and dtype {dtype} needs {expected} bytes, got {len(data)}")
-    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()  # writable, owned by the receiver
+    try:  # an empty array can still name a shape numpy cannot hold (a 2**63 dimension, 65 dimensions)
+        flat = np.frombuffer(data, dtype=dtype).reshape(shape)
+    except ValueError as exc:
+        raise ProtocolError("bad_array", f"array shape {shape} cannot be built: {exc}") from None
+    return flat.copy()  # writable, owned by the receiver
 
 
 def pack(kind: str, request_id: int, payload: dict | None = None, deadline_ms: float | None = None) -> bytes:
