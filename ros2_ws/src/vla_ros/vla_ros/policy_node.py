@@ -99,6 +99,7 @@ class PolicyNode(Node):
         self.images, self.stamps = {}, {}  # stamps: when each input arrived, on this node's clock
         self.headers: dict[str, tuple[int, int]] = {}  # lockstep: each input's header stamp
         self.answered: tuple[int, int] | None = None  # lockstep: the observation stamp last answered
+        self.tick_time: float | None = None  # lockstep: the sim time of the observation being answered
         self.safety = SafetyFilter(self.robot, p["safety_mode"])
         # The latest /joint_states: the array (None when unusable) and, when it cannot be a hold
         # target, why; `good_state` is the array as a hold target (None when not valid).
@@ -144,7 +145,14 @@ class PolicyNode(Node):
                                f"{' (lockstep with the sim, on /clock)' if self.lockstep else ''}")
 
     def _now(self) -> float:
-        """Seconds on this node's clock: /clock with use_sim_time, else monotonic (immune to clock steps)."""
+        """Seconds on this node's clock: /clock with use_sim_time, else monotonic (immune to clock steps).
+        In lockstep, the time of the observation being answered: the watchdog's ages (inputs, time since
+        the last chunk) are then exact multiples of the sim's period, whenever /clock arrives. On /clock
+        they were not: a /clock that came after a tick's inputs made the chunk's arrival look one tick
+        older, and the last action of a 10-action chunk at 10 Hz then failed the 1 s inference timeout,
+        a hold the sim executed as an extra tick (the end-to-end test's 62 steps instead of 60)."""
+        if self.lockstep and self.tick_time is not None:
+            return self.tick_time
         return self.get_clock().now().nanoseconds * 1e-9 if self.sim_time else time.monotonic()
 
     def _arrival(self, msg) -> float:
@@ -214,6 +222,7 @@ class PolicyNode(Node):
         self.headers[key] = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         stamps = {self.headers.get(f"image {c.name}") for c in self.robot.cameras} | {self.headers.get("joint_states")}
         if len(stamps) == 1 and None not in stamps and self.headers[key] != self.answered:
+            self.tick_time = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             self._tick(stamp=msg.header.stamp)
 
     def _on_instruction(self, msg: String) -> None:
