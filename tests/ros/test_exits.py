@@ -65,3 +65,52 @@ def test_sigterm_to_each_node_exits_0(ros):
     finally:
         graph.stop_all()
     assert codes == {"sim": 0, "recorder": 0}, {name: graph.log(name)[-1500:] for name in codes}
+
+
+NODE_SCRIPT = """
+import sys, time
+from rclpy.node import Node
+from vla_ros.spin import spin
+
+def make_node():
+    print("constructing", flush=True)
+    time.sleep(float(sys.argv[1]))
+    node = Node("slow_%d" % int(time.time() * 1e6 % 1e6))
+    def work():
+        print("callback started", flush=True)
+        time.sleep(1.0)
+        print("callback done", flush=True)
+    node.create_timer(0.05, work)
+    return node
+
+spin(make_node, before_shutdown=lambda node: print("cleaned", flush=True))
+print("exited", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("when", ["constructing", "callback started"])
+def test_a_signal_lets_the_running_callback_finish_then_cleans_up_and_exits_0(ros, sig, when):
+    """Signals only set a flag (vla_ros.spin): a signal during start-up or during a callback (a
+    recorder writing an episode) ends the process after that work, with the node's clean-up, status 0."""
+    import subprocess
+    import sys
+
+    node, tmp, domain = ros
+    proc = subprocess.Popen([sys.executable, "-c", NODE_SCRIPT, "1.0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=ros_env(tmp, domain), cwd=REPO)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.strip() == when:
+                proc.send_signal(sig)
+                break
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    lines += [line.strip() for line in out.splitlines()]
+    assert proc.returncode == 0, lines
+    done = [line for line in lines if line in ("callback done", "cleaned", "exited")]
+    expected = ["cleaned", "exited"] if when == "constructing" else ["callback done", "cleaned", "exited"]
+    assert done == expected, lines
