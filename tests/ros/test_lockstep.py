@@ -64,7 +64,7 @@ def test_lockstep_commands_do_not_depend_on_when_clock_arrives(ros):
                 time.sleep(0.2)  # lets /clock land first (a slower landing only makes it late too)
             msg = JointState(name=list(ROBOT.joint_names), position=[float(v) for v in state])
             msg.header.stamp = t
-            answered = lambda: any(c.header.stamp == t for c in commands.msgs)  # noqa: E731
+            answered = lambda t=t: any(c.header.stamp == t for c in commands.msgs)  # noqa: E731
             for _ in range(60):  # as the sim does: sent again until answered (the node may still be starting)
                 for pub in image_pubs.values():
                     pub.publish(image_msg(t))
