@@ -21,13 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from vla.types import OBS_ENV_STATE
+from vla.types import OBS_ENV_STATE, OBS_NAMED
 
 GROUNDED = {"gripper": "physical", "aux_targets": [OBS_ENV_STATE]}
 ARMS = {  # name: `vla train` switches (model config overrides)
     "per_step": {"action_tokens": "per_step", **GROUNDED},
     "per_dim": {**GROUNDED},
     "continuous": {"action_head": "continuous", "action_tokens": "per_step", **GROUNDED},
+    # The objects the instruction names as the grounding target (scripts/diagnose_stack.py: the oracle
+    # MLP's stacking goes 5/20 -> 9/20 trained to predict them, 18/20 given them).
+    "per_step_named": {"action_tokens": "per_step", "gripper": "physical", "aux_targets": [OBS_NAMED]},
 }
 
 
@@ -99,7 +102,8 @@ def main() -> int:
           flush=True)
     first = demos.episodes[0]  # this machine's renderer, to compare with another's on the same seed
     np.savez_compressed(out / "render_check.npz", **{k: v[0] for k, v in first.items() if k.startswith("observation.")})
-    demos.cache(20, 128, ("observation.state",), (OBS_ENV_STATE,))  # built once, shared by the forks
+    for aux in {tuple(ARMS[a].get("aux_targets", ())) for a in arms}:  # built once each, shared by the forks
+        demos.cache(20, 128, ("observation.state",), aux)
     print(f"cache built at {time.time() - t0:.0f} s", flush=True)
     budget = args.deadline - time.time() - args.pack_margin
     if budget < 60:

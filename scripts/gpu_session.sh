@@ -27,5 +27,5 @@ timeout "$BENCH_CAP" python3 -m vla bench gpu --policy policies/tiny_sim_single 
   --report "$OUT/gpu.json" > "$OUT/bench_gpu.log" 2>&1
 echo "bench gpu: exit $? at $(( $(date +%s) - START )) s"; tail -3 "$OUT/bench_gpu.log"
 # 2. training arms until the deadline
-python3 scripts/gpu_arms.py --out "$OUT" --arms per_step,per_dim --episodes 300 --deadline $(( START + TOTAL ))
+python3 scripts/gpu_arms.py --out "$OUT" --arms per_step,per_step_named --episodes 300 --deadline $(( START + TOTAL ))
 echo "session done at $(( $(date +%s) - START )) s"

@@ -19,9 +19,9 @@ from gymnasium import spaces
 
 from sim.describer import describe
 from sim.scene import ENVIRONMENT_STATE_NAMES, TabletopScene
-from sim.tasks import Episode, get_task
+from sim.tasks import Episode, Subtask, get_task
 from vla.robot import RobotConfig, load_robot_config
-from vla.types import OBS_ENV_STATE, OBS_STATE, TASK, image_key
+from vla.types import NAMED_OBJECTS_NAMES, OBS_ENV_STATE, OBS_NAMED, OBS_STATE, TASK, image_key
 
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.:;'-"
 
@@ -53,6 +53,7 @@ class TabletopEnv(gym.Env):
             obs_spaces[image_key(cam.name)] = spaces.Box(0, 255, (h, w, 3), dtype=np.uint8)
         obs_spaces[OBS_STATE] = spaces.Box(lo, hi, dtype=np.float32)
         obs_spaces[OBS_ENV_STATE] = spaces.Box(-np.inf, np.inf, (len(ENVIRONMENT_STATE_NAMES),), dtype=np.float32)
+        obs_spaces[OBS_NAMED] = spaces.Box(-np.inf, np.inf, (len(NAMED_OBJECTS_NAMES),), dtype=np.float32)
         obs_spaces[TASK] = spaces.Text(max_length=200, charset=INSTRUCTION_CHARSET)
         self.observation_space = spaces.Dict(obs_spaces)
         self.episode: Episode | None = None
@@ -108,12 +109,21 @@ class TabletopEnv(gym.Env):
         obs: dict[str, Any] = {image_key(c): self.scene.render(c) for c in self.robot.camera_names}
         obs[OBS_STATE] = np.clip(self.scene.joint_positions(), self.robot.lower, self.robot.upper)
         obs[OBS_ENV_STATE] = self.scene.environment_state()
+        obs[OBS_NAMED] = self._current_subtask().named_positions(self.scene)
         obs[TASK] = self.episode.instruction
         return obs
 
-    def _info(self, clipped: list[str]) -> dict[str, Any]:
+    def _progress(self) -> tuple[list[bool], int]:
+        """Each subtask's done flag and the index of the first one not done (len: all done)."""
         progress = self.episode.progress(self.scene)
-        index = next((i for i, done in enumerate(progress) if not done), len(progress))
+        return progress, next((i for i, done in enumerate(progress) if not done), len(progress))
+
+    def _current_subtask(self) -> Subtask:
+        progress, index = self._progress()
+        return self.episode.subtasks[min(index, len(progress) - 1)]
+
+    def _info(self, clipped: list[str]) -> dict[str, Any]:
+        progress, index = self._progress()
         current = self.episode.subtasks[min(index, len(progress) - 1)]
         return {
             "task_id": self.episode.task_id,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.describer import REGIONS, in_bowl, in_region, on_cube
+from sim.describer import REGION_X, REGION_Y, REGIONS, in_bowl, in_region, on_cube
 from sim.scene import COLORS, CUBE_HALF, ObjectPose, TabletopScene
 
 # Where objects may be placed (robot base at the origin, +x away from the robot, +y to its left).
@@ -32,6 +32,21 @@ class Subtask:
     instruction: str
     target: str  # colour of the cube acted on
     dest: str | None = None  # a colour (stack), a region (push), or None
+
+    def named_positions(self, scene: TabletopScene) -> np.ndarray:
+        """Where the objects this instruction names are (m, world frame): the cube acted on, then its
+        goal: the cube below (stack), the bowl (place_in_bowl), the region's centre on the table
+        (push), or the cube itself again (touch, pick: the gripper's goal is the cube)."""
+        target = scene.cube_pos(self.target)
+        if self.kind == "stack":
+            goal = scene.cube_pos(self.dest)
+        elif self.kind == "place_in_bowl":
+            goal = scene.bowl_pos()
+        elif self.kind == "push":
+            goal = np.array([REGION_X, (1.0 if self.dest == "left" else -1.0) * REGION_Y, CUBE_HALF])
+        else:
+            goal = target
+        return np.concatenate([target, goal]).astype(np.float32)
 
     def done(self, scene: TabletopScene) -> bool:
         held = scene.is_held(self.target)

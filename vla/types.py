@@ -16,6 +16,11 @@ ACTION = "action"
 # Privileged simulator state (object positions), LeRobot's name for it. A diagnostic input and a
 # training-only target: a real robot has no such sensor, so no shipped policy reads it by default.
 OBS_ENV_STATE = "observation.environment_state"
+# Privileged too: where the objects the current instruction names are (the acted-on object, then
+# where it goes), a training-only grounding target (issue 17: an MLP given all object positions and
+# the instruction's words stacks 5/20; given these it stacks 18/20).
+OBS_NAMED = "observation.named_objects"
+NAMED_OBJECTS_NAMES = ["target.x", "target.y", "target.z", "goal.x", "goal.y", "goal.z"]
 TASK = "task"
 
 Observation = dict[str, Any]

@@ -6,8 +6,9 @@ from gymnasium.utils.env_checker import check_env
 import sim
 from sim import TASKS, make_env, resolve_tasks
 from sim.experts import ScriptedExpert
-from sim.scene import ENVIRONMENT_STATE_NAMES
-from vla.types import OBS_ENV_STATE, OBS_STATE, TASK, image_key
+from sim.describer import REGION_X, REGION_Y
+from sim.scene import CUBE_HALF, ENVIRONMENT_STATE_NAMES
+from vla.types import NAMED_OBJECTS_NAMES, OBS_ENV_STATE, OBS_NAMED, OBS_STATE, TASK, image_key
 
 
 @pytest.mark.parametrize("task_id", list(TASKS))
@@ -23,7 +24,7 @@ def test_observation_uses_lerobot_keys_and_robot_config():
     env = make_env("pick")
     obs, info = env.reset(seed=3)
     robot = env.unwrapped.robot
-    assert set(obs) == {image_key("scene"), image_key("wrist"), OBS_STATE, OBS_ENV_STATE, TASK}
+    assert set(obs) == {image_key("scene"), image_key("wrist"), OBS_STATE, OBS_ENV_STATE, OBS_NAMED, TASK}
     assert obs[image_key("scene")].shape == (128, 128, 3) and obs[image_key("wrist")].dtype == np.uint8
     assert obs[OBS_STATE].dtype == np.float32 and obs[OBS_STATE].shape == (robot.action_dim,)
     assert np.allclose(obs[OBS_STATE], robot.home_array, atol=1e-3)
@@ -135,3 +136,36 @@ def test_multi_step_tasks_have_2_to_4_subtasks_in_single_step_language():
             episode = task.sample(np.random.default_rng(0))
             assert 2 <= len(episode.subtasks) <= 4
             assert {s.instruction for s in episode.subtasks} <= single_texts
+
+
+@pytest.mark.parametrize("task_id", ["touch", "pick", "place_in_bowl", "push", "stack"])
+def test_named_objects_are_the_instructions_cube_then_its_goal(task_id):
+    env = make_env(task_id, image_size=32)
+    obs, _ = env.reset(seed=5)
+    scene, sub = env.unwrapped.scene, env.unwrapped.episode.subtasks[0]
+    named = obs[OBS_NAMED]
+    assert named.shape == (len(NAMED_OBJECTS_NAMES),) and named.dtype == np.float32
+    np.testing.assert_allclose(named[:3], scene.cube_pos(sub.target), atol=1e-6)
+    goal = {"touch": lambda: scene.cube_pos(sub.target), "pick": lambda: scene.cube_pos(sub.target),
+            "place_in_bowl": scene.bowl_pos, "stack": lambda: scene.cube_pos(sub.dest),
+            "push": lambda: np.array([REGION_X, REGION_Y if sub.dest == "left" else -REGION_Y, CUBE_HALF])}[task_id]()
+    np.testing.assert_allclose(named[3:], goal, atol=1e-6)
+    env.close()
+
+
+def test_named_objects_follow_the_current_subtask_of_a_multi_step_task():
+    env = make_env("tower", image_size=32)
+    obs, info = env.reset(seed=0)
+    expert = ScriptedExpert(env)
+    expert.reset()
+    scene, subtasks = env.unwrapped.scene, env.unwrapped.episode.subtasks
+    first, second = subtasks[0], subtasks[1]
+    assert (first.target, first.dest) != (second.target, second.dest)
+    for _ in range(env.spec.max_episode_steps):
+        if info["subtask_index"] == 1:
+            break
+        obs, _, _, _, info = env.step(expert.predict_chunk(obs)[0])
+    assert info["subtask_index"] == 1, "the expert finished the first subtask"
+    np.testing.assert_allclose(obs[OBS_NAMED][:3], scene.cube_pos(second.target), atol=1e-6)
+    np.testing.assert_allclose(obs[OBS_NAMED][3:], scene.cube_pos(second.dest), atol=1e-6)
+    env.close()

@@ -24,6 +24,11 @@ Arms (`ARMS`):
 - `continuous`: per step, an L1-regression head (OpenVLA-OFT's) instead of 256-way bins.
 - `aux`: the privileged object positions as training-only grounding targets, regressed at one
   position after the actions (never decoded: inference costs the same as `baseline`).
+- `aux_named`: the same, with the positions of the objects the instruction names instead
+  (`observation.named_objects`: the cube acted on, then its goal). The oracle MLP on stacking
+  (`scripts/diagnose_stack.py`) stacks 5/20 from every object's position and the words, 18/20 when
+  given the named positions and 9/20 when trained to predict them beside its actions: selecting the
+  named object is what it learns slowest.
 
 Each arm's result is written to the report as soon as it exists, so a long run that is stopped
 still leaves its figures; arms can run as separate processes (one per core) into separate reports.
@@ -37,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from vla.bench.peers import add_training_arguments
-from vla.types import OBS_ENV_STATE, OBS_STATE
+from vla.types import OBS_ENV_STATE, OBS_NAMED, OBS_STATE
 
 ARMS: dict[str, dict[str, dict[str, Any]]] = {
     "baseline": {},
@@ -47,6 +52,7 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
     "per_step": {"model": {"action_tokens": "per_step"}},
     "continuous": {"model": {"action_head": "continuous", "action_tokens": "per_step"}},
     "aux": {"model": {"aux_targets": [OBS_ENV_STATE]}},
+    "aux_named": {"model": {"aux_targets": [OBS_NAMED]}},
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from vla.data.dataset import DEFAULT_VIDEO_BACKEND, DatasetError, check_local_dataset, quiet_datasets
-from vla.types import ACTION, OBS_ENV_STATE, OBS_STATE, TASK
+from vla.types import ACTION, NAMED_OBJECTS_NAMES, OBS_ENV_STATE, OBS_NAMED, OBS_STATE, TASK
 
 SIDECAR = Path("meta") / "vla_recording.json"
 SUBTASK_INDEX, SUBTASK, SCENE_DESCRIPTION = "subtask_index", "subtask", "scene_description"
@@ -45,6 +45,8 @@ def features_for(env, use_videos: bool) -> dict[str, dict]:
 
         names_env = list(ENVIRONMENT_STATE_NAMES)
         features[OBS_ENV_STATE] = {"dtype": "float32", "shape": (len(names_env),), "names": names_env}
+    if OBS_NAMED in env.observation_space.spaces:  # privileged: the instruction's objects, a grounding target
+        features[OBS_NAMED] = {"dtype": "float32", "shape": (len(NAMED_OBJECTS_NAMES),), "names": NAMED_OBJECTS_NAMES}
     features[ACTION] = {"dtype": "float32", "shape": (len(names),), "names": names}
     features[SUBTASK_INDEX] = {"dtype": "int64", "shape": (1,), "names": None}
     features[SUBTASK] = {"dtype": "string", "shape": (1,), "names": None}

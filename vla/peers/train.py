@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from vla.data import open_dataset
-from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_STATE, TASK
+from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_NAMED, OBS_STATE, TASK
 
 PEERS = ("act", "diffusion")
 
@@ -56,12 +56,14 @@ def peer_config(kind: str, device: str = "cpu", image_size: int = 128, chunk_siz
 
 def peer_inputs(demo) -> dict:
     """What a peer sees: the dataset's cameras and joint state, as our VLA. LeRobot would otherwise
-    also feed it the simulator's privileged `observation.environment_state` (object positions)."""
+    also feed it the simulator's privileged `observation.environment_state` (object positions) and
+    `observation.named_objects`."""
     from lerobot.configs import FeatureType
     from lerobot.utils.feature_utils import dataset_to_policy_features
 
     features = dataset_to_policy_features(demo.lerobot.meta.features)
-    return {k: ft for k, ft in features.items() if ft.type is not FeatureType.ACTION and k != OBS_ENV_STATE}
+    privileged = (OBS_ENV_STATE, OBS_NAMED)
+    return {k: ft for k, ft in features.items() if ft.type is not FeatureType.ACTION and k not in privileged}
 
 
 def cfg_size(demo) -> int:

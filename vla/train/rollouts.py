@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from vla.train.data import DemoCache
-from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_STATE, TASK
+from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_NAMED, OBS_STATE, TASK
+
+PRIVILEGED_AND_PROPRIO = (OBS_STATE, OBS_ENV_STATE, OBS_NAMED, ACTION)  # the vectors an episode keeps
 
 _ENVS: dict[str, Any] = {}  # per worker process: one env (and expert) per task
 
@@ -41,7 +43,7 @@ def _rollout(job: tuple[str, int, str]) -> tuple[str, int, dict[str, np.ndarray]
     frames, success = expert_episode(env, expert, seed)
     if not success:
         return task_id, seed, None
-    keys = [k for k in frames[0] if k.startswith(OBS_IMAGES_PREFIX) or k in (OBS_STATE, OBS_ENV_STATE, ACTION)]
+    keys = [k for k in frames[0] if k.startswith(OBS_IMAGES_PREFIX) or k in PRIVILEGED_AND_PROPRIO]
     arrays = {k: np.stack([f[k] for f in frames]) for k in keys}
     arrays[TASK] = np.array([f[TASK] for f in frames])
     return task_id, seed, arrays
@@ -76,7 +78,7 @@ class SimDemos:
         self.robot_type = robot_cfg.name
         self.source = f"sim:{','.join(task_ids)} x {episodes} (seeds from {self.seed})"
         self.episodes = self._roll(task_ids, episodes, robot, workers or os.cpu_count() or 1, progress)
-        frames = {k: np.concatenate([e[k] for e in self.episodes]) for k in (OBS_STATE, OBS_ENV_STATE, ACTION)
+        frames = {k: np.concatenate([e[k] for e in self.episodes]) for k in PRIVILEGED_AND_PROPRIO
                   if k in self.episodes[0]}
         self.stats = {k: _stats(v.astype(np.float64)) for k, v in frames.items()}
         self.tasks = sorted({str(t) for e in self.episodes for t in e[TASK]})
@@ -131,10 +133,24 @@ class SimDemos:
             self._caches[key] = self._build_cache(*key)
         return self._caches[key]
 
+    def _images(self, image_size: int) -> torch.Tensor:
+        """(N, C, 3, S, S) uint8, resized as the dataset path resizes."""
+        from vla.model.inputs import resize
+
+        images = []
+        for e in self.episodes:
+            per_camera = []
+            for c in self.cameras:
+                x = torch.from_numpy(e[OBS_IMAGES_PREFIX + c]).permute(0, 3, 1, 2)
+                if x.shape[-1] != image_size or x.shape[-2] != image_size:
+                    x = (resize(x.float() / 255, image_size) * 255).round().clamp(0, 255).to(torch.uint8)
+                per_camera.append(x)
+            images.append(torch.stack(per_camera, 1))
+        return torch.cat(images)
+
     def _build_cache(self, chunk_size: int, image_size: int, state_keys: tuple[str, ...],
                      aux_keys: tuple[str, ...]) -> DemoCache:
         from vla.data.dataset import DatasetError
-        from vla.model.inputs import resize
 
         for what, keys in (("reads its state from", state_keys), ("is trained to predict", aux_keys)):
             missing = [k for k in keys if k not in self.features]
@@ -146,20 +162,14 @@ class SimDemos:
             return torch.cat([torch.from_numpy(np.concatenate([e[k] for e in self.episodes]).astype(np.float32))
                               .reshape(self.num_frames, -1) for k in keys], 1)
 
-        images = []
-        for e in self.episodes:  # (T, C, 3, S, S) uint8, resized as the dataset path resizes
-            per_camera = []
-            for c in self.cameras:
-                x = torch.from_numpy(e[OBS_IMAGES_PREFIX + c]).permute(0, 3, 1, 2)
-                if x.shape[-1] != image_size or x.shape[-2] != image_size:
-                    x = (resize(x.float() / 255, image_size) * 255).round().clamp(0, 255).to(torch.uint8)
-                per_camera.append(x)
-            images.append(torch.stack(per_camera, 1))
+        # The images depend on the size only: every cache of one size shares one tensor.
+        images = next((c.images for (_, size, _, _), c in self._caches.items() if size == image_size), None)
+        images = self._images(image_size) if images is None else images
         texts: dict[str, int] = {}
         text_index = torch.tensor([texts.setdefault(str(t), len(texts)) for e in self.episodes for t in e[TASK]])
         lengths = [len(e[ACTION]) for e in self.episodes]
         ends = np.repeat(np.cumsum(lengths) - 1, lengths)
         N = len(ends)
         idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
-        return DemoCache(torch.cat(images), stacked(state_keys), stacked([ACTION]), torch.tensor(idx),
+        return DemoCache(images, stacked(state_keys), stacked([ACTION]), torch.tensor(idx),
                          list(texts), text_index, list(self.cameras), stacked(aux_keys) if aux_keys else None)
