@@ -15,10 +15,12 @@ setup: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VLA) demo --out out/demo
 
-## The default test suite (fast; excludes tests marked slow).
+## The fast suite (under 5 minutes on 2 cores): everything but the tests marked slow. Each run shuffles
+## the order (pytest-randomly; the seed is printed, `-p no:randomly` turns it off).
 test: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow"
 
+## Everything, the slow tests too (torch.compile, peer training, long recordings, ROS end-to-end); CI runs this.
 test-all: $(VENV)/.installed
 	$(PY) -m pytest
 

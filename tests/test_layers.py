@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 ROS_PACKAGE = REPO / "ros2_ws" / "src" / "vla_ros"
 HEAVY = ("torch", "transformers", "lerobot")
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 PACKED = ("pyproject.toml", "README.md", "vla", "sim", "configs")  # what pyproject.toml builds from
 
 
@@ -38,6 +39,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.slow  # builds the wheel
 def test_wheel_holds_every_package_the_configs_and_the_assets(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for root in ("vla", "sim"):
@@ -54,6 +56,7 @@ def test_wheel_holds_every_package_the_configs_and_the_assets(wheel):
         assert f"sim/assets/{asset.name}" in names
 
 
+@pytest.mark.slow  # pip-installs the wheel
 def test_installed_wheel_loads_its_own_configs_and_assets(wheel, tmp_path):
     site = tmp_path / "site"
     _pip("install", "--target", str(site), str(wheel), cwd=tmp_path)

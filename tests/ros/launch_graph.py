@@ -23,7 +23,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
+
 PACKAGE_SRC = REPO / "ros2_ws" / "src" / "vla_ros"
 
 

@@ -8,11 +8,12 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from tests.ros.launch_graph import REPO, ros_env, wait_for
-from tests.ros.test_ros_nodes import Recorder
+from tests.helpers import REPO
+from tests.ros.helpers import Recorder
+from tests.ros.launch_graph import ros_env, wait_for
 from vla.robot import load_robot_config
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]  # benchmark tooling: child processes publishing for seconds
 
 
 def _publish(tmp, domain, *args):

@@ -15,86 +15,20 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
-from trajectory_msgs.msg import JointTrajectory
 
-from tests.ros.launch_graph import PACKAGE_SRC, REPO, LaunchGraph, ros_env, wait_for
-from tests.ros.test_ros_nodes import GentlePolicy, Recorder, ServerThread
+from tests.helpers import REPO, ServerThread
+from tests.ros.helpers import ATOL, HOME, ROBOT, STEP, FakeArm, GentlePolicy, Recorder
+from tests.ros.launch_graph import PACKAGE_SRC, LaunchGraph, ros_env, wait_for
 from vla.control import LoopStatus
-from vla.robot import load_robot_config
 
 pytestmark = pytest.mark.ros
-ROBOT = load_robot_config("panda")
-HOME = ROBOT.home_array.astype(np.float64)
-STEP = ROBOT.max_velocity.astype(np.float64) / ROBOT.control_rate_hz
-ATOL = 1e-5  # commands travel as float32 actions
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def _faulty(kind: str, q: np.ndarray) -> tuple[list[str], list[float]]:
-    """What a broken driver reports instead of `q`."""
-    names, q = list(ROBOT.joint_names), q.copy()
-    if kind == "nan":
-        q[2] = np.nan
-    elif kind == "inf":
-        q[5] = -np.inf
-    elif kind == "out_of_limits":
-        q[3] = 1.0  # joint4's limits are [-3.07, -0.07]
-    elif kind == "missing_joint":
-        del names[2]
-        q = np.delete(q, 2)
-    return names, [float(v) for v in q]
 
 
 # What the policy node's status says about each fault.
 FAULT_WORDS = {"nan": "joint3=nan", "inf": "joint6=-inf", "out_of_limits": "outside the joint limits at [joint4",
                "missing_joint": "lacks joints ['joint3']"}
-
-
-class FakeArm:
-    """An ideal arm on the test's node: reports its state and camera images at the control rate and
-    goes to each command it receives. Commands that are bad are counted, never followed."""
-
-    def __init__(self, node):
-        self.node, self.q, self.fault = node, HOME.copy(), None
-        self.commands: list[np.ndarray] = []
-        self.bad: list[str] = []
-        self.joints = node.create_publisher(JointState, ROBOT.controller.state_topic, 10)
-        self.cameras = [node.create_publisher(Image, c.topic, 10) for c in ROBOT.cameras]
-        self.instruction = node.create_publisher(String, "/vla/instruction", LATCHED)
-        self.instruction.publish(String(data="touch the red cube"))
-        self.sub = node.create_subscription(JointTrajectory, ROBOT.controller.command_topic, self._on_command, 100)
-        self.image = Image(height=ROBOT.cameras[0].height, width=ROBOT.cameras[0].width, encoding="rgb8")
-        self.image.step = self.image.width * 3
-        self.image.data = bytes(self.image.height * self.image.step)
-        self.timer = node.create_timer(1.0 / ROBOT.control_rate_hz, self._tick)
-
-    def _tick(self):
-        names, positions = _faulty(self.fault, self.q) if self.fault else (ROBOT.joint_names, list(self.q))
-        self.joints.publish(JointState(name=names, position=[float(v) for v in positions]))
-        for pub in self.cameras:
-            pub.publish(self.image)
-
-    def _on_command(self, msg):
-        index = {n: i for i, n in enumerate(msg.joint_names)}
-        q = np.array([msg.points[0].positions[index[n]] for n in ROBOT.joint_names])
-        self.commands.append(q)
-        if not np.all(np.isfinite(q)):
-            self.bad.append(f"non-finite command {q}")
-        elif np.any(q < ROBOT.lower - ATOL) or np.any(q > ROBOT.upper + ATOL):
-            self.bad.append(f"command outside the limits {q}")
-        elif np.any(np.abs(q - self.q) > STEP + ATOL):
-            self.bad.append(f"step {np.abs(q - self.q)} beyond {STEP}")
-        else:
-            self.q = q
-
-    def close(self):
-        self.node.destroy_timer(self.timer)
-        self.node.destroy_subscription(self.sub)
-        for pub in (self.joints, self.instruction, *self.cameras):
-            self.node.destroy_publisher(pub)
 
 
 def _statuses(recorder, start=0):

@@ -8,8 +8,9 @@ import signal
 import pytest
 from std_msgs.msg import String
 
-from tests.ros.launch_graph import REPO, LaunchGraph, ros_env, wait_for
-from tests.ros.test_ros_nodes import SHIPPED, Recorder, rclpy_latched
+from tests.helpers import REPO, SHIPPED_POLICY
+from tests.ros.helpers import Recorder, rclpy_latched
+from tests.ros.launch_graph import LaunchGraph, ros_env, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -20,14 +21,15 @@ def test_the_policy_server_ends_the_launch_when_it_exits(launch, tmp_path):
     assert graph.on_exit() == {"policy_server": "shutdown"}
 
 
-@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped policy")
+@pytest.mark.slow  # ROS end-to-end: the whole graph with the shipped policy, per signal
+@pytest.mark.skipif(not (SHIPPED_POLICY / "model.safetensors").is_file(), reason="no shipped policy")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_the_server_shuts_the_launch_down_and_everything_exits_0(ros, sig):
     node, tmp, domain = ros
     (tmp / sig.name).mkdir()
-    graph = LaunchGraph(REPO / "launch" / "sim_bringup.launch.xml",
-                        {"policy": str(SHIPPED), "server": f"tcp://127.0.0.1:{5570 + int(sig)}", "task": "touch"},
-                        tmp / sig.name, ros_env(tmp / sig.name, domain))
+    args = {"policy": str(SHIPPED_POLICY), "server": f"tcp://127.0.0.1:{5570 + int(sig)}", "task": "touch"}
+    graph = LaunchGraph(REPO / "launch" / "sim_bringup.launch.xml", args, tmp / sig.name,
+                        ros_env(tmp / sig.name, domain))
     status = Recorder(node, String, "/policy/status")
     try:
         graph.start()
@@ -47,6 +49,7 @@ def test_a_signal_to_the_server_shuts_the_launch_down_and_everything_exits_0(ros
     assert "Traceback" not in "".join(graph.log(name) for name in codes), logs
 
 
+@pytest.mark.slow  # ROS end-to-end: the record graph until its first episode ends
 def test_sigterm_to_each_node_exits_0(ros):
     node, tmp, domain = ros
     (tmp / "term").mkdir()
@@ -88,6 +91,7 @@ print("exited", flush=True)
 """
 
 
+@pytest.mark.slow  # signals to real processes, each waiting out a node's start-up or a 1 s callback
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("when", ["constructing", "callback started"])
 def test_a_signal_lets_the_running_callback_finish_then_cleans_up_and_exits_0(ros, sig, when):

@@ -13,8 +13,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from tests.helpers import ServerThread
+from tests.ros.helpers import ROBOT, GentlePolicy, Recorder, rclpy_latched, sim_graph
 from tests.ros.launch_graph import wait_for
-from tests.ros.test_ros_nodes import ROBOT, GentlePolicy, Recorder, ServerThread, _graph, rclpy_latched
 
 pytestmark = pytest.mark.ros
 TICKS = 20
@@ -40,7 +41,7 @@ def stamp(ns: int):
 def test_lockstep_commands_do_not_depend_on_when_clock_arrives(ros):
     node, tmp, domain = ros
     server = ServerThread(GentlePolicy(), "tcp://127.0.0.1:0")
-    graph = _graph(tmp, domain, server=server.address, lockstep="true", use_sim_time="true",
+    graph = sim_graph(tmp, domain, server=server.address, lockstep="true", use_sim_time="true",
                    refill_threshold="0", blend="0")
     clock_pub = node.create_publisher(Clock, "/clock", 10)
     joints_pub = node.create_publisher(JointState, ROBOT.controller.state_topic, 10)

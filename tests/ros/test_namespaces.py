@@ -12,19 +12,15 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Bool, String
 from trajectory_msgs.msg import JointTrajectory
 
-from tests.ros.launch_graph import PACKAGE_SRC, REPO, LaunchGraph, call_trigger, ros_env, wait_for
-from tests.ros.test_command_guard import HOME, FakeArm
-from tests.ros.test_ros_nodes import GentlePolicy, Recorder, ServerThread
-from vla.robot import load_robot_config
+from tests.helpers import REPO, ServerThread
+from tests.ros.helpers import HOME, LATCHED, ROBOT, FakeArm, GentlePolicy, Recorder
+from tests.ros.launch_graph import PACKAGE_SRC, LaunchGraph, call_trigger, ros_env, wait_for
 
 pytestmark = pytest.mark.ros
-ROBOT = load_robot_config("panda")
 COMMAND = ROBOT.controller.command_topic.lstrip("/")
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def _moving(recorder, start):

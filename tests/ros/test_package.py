@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ros.launch_graph import PACKAGE_SRC, REPO
+from tests.helpers import REPO
+from tests.ros.launch_graph import PACKAGE_SRC
 
 pytestmark = pytest.mark.ros
 LAUNCH_FILES = ("sim_bringup", "robot_bringup", "record_sim")

@@ -1,7 +1,6 @@
 """The ROS 2 graph over real Fast DDS on loopback: sim node, policy node, policy server."""
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -11,66 +10,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from tests.ros.launch_graph import REPO, LaunchGraph, ros_env, wait_for
-from vla.robot import load_robot_config
-from vla.serving.server import PolicyServer
+from tests.helpers import REPO, SHIPPED_POLICY, ServerThread
+from tests.ros.helpers import ROBOT, GentlePolicy, Recorder, rclpy_latched, sim_graph
+from tests.ros.launch_graph import LaunchGraph, ros_env, wait_for
 
 pytestmark = pytest.mark.ros
-ROBOT = load_robot_config("panda")
-SHIPPED = REPO / "policies" / "tiny_sim_single"
-
-
-class GentlePolicy:
-    """A numpy policy that moves joint1 slowly from the observed state; optionally corrupts chunks."""
-
-    metadata = {"name": "gentle", "cameras": ["scene", "wrist"], "state_dim": 8, "action_dim": 8,
-                "chunk_size": 5, "n_action_steps": 5, "fps": 10}
-
-    def __init__(self, corrupt: bool = False):
-        self.corrupt = corrupt
-        self.calls = 0
-
-    def reset(self):
-        pass
-
-    def predict_chunk(self, obs):
-        self.calls += 1
-        state = np.asarray(obs["observation.state"], dtype=np.float32)
-        chunk = np.stack([state + np.r_[0.01 * k, np.zeros(7)] for k in range(1, 6)]).astype(np.float32)
-        if self.corrupt and self.calls % 3 == 0:
-            chunk[:, 5] = np.nan
-        if self.corrupt and self.calls % 3 == 1:
-            chunk[1:, 3] = 3.0  # far outside joint4's range
-        return chunk
-
-
-class ServerThread:
-    def __init__(self, policy, address):
-        self.server = PolicyServer(policy, address)
-        self.address = self.server.address
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.server.serve, kwargs={"stop": self.stop.is_set, "poll_ms": 10},
-                                       daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(timeout=5)
-        self.server.close()
-
-
-class Recorder:
-    def __init__(self, node, msg_type, topic, qos=50):
-        self.msgs, self.times = [], []
-        node.create_subscription(msg_type, topic, self._on, qos)
-
-    def _on(self, msg):
-        self.msgs.append(msg)
-        self.times.append(time.monotonic())
-
-
-def _graph(tmp, domain, **overrides):
-    return LaunchGraph(REPO / "launch" / "sim_bringup.launch.xml", overrides, tmp, ros_env(tmp, domain))
 
 
 def _positions(msgs):
@@ -96,7 +40,7 @@ def test_launch_files_describe_the_nodes_that_exist(ros, tmp_path):
 def test_unsafe_chunks_never_reach_the_command_topic(ros):
     node, tmp, domain = ros
     server = ServerThread(GentlePolicy(corrupt=True), "tcp://127.0.0.1:0")
-    graph = _graph(tmp, domain, server=server.address, task="touch")
+    graph = sim_graph(tmp, domain, server=server.address, task="touch")
     commands = Recorder(node, JointTrajectory, ROBOT.controller.command_topic)
     status = Recorder(node, String, "/policy/status")
     diagnostics = Recorder(node, DiagnosticArray, "/diagnostics")
@@ -117,7 +61,7 @@ def test_unsafe_chunks_never_reach_the_command_topic(ros):
     last = json.loads(status.msgs[-1].data)
     assert last["safety"].get("position", 0) >= 1  # the out-of-limit chunks, clamped
     # NaN chunks are refused twice over: the server answers with an error (the node holds), and the
-    # node's safety filter would reject them too (tests/vla/test_control.py).
+    # node's safety filter would reject them too (tests/vla/control/test_control.py).
     reasons = [json.loads(s.data)["reason"] for s in status.msgs]
     assert any("policy failed" in r and "invalid chunk" in r for r in reasons)
 
@@ -126,7 +70,7 @@ def test_server_loss_holds_the_arm_and_the_loop_resumes(ros):
     node, tmp, domain = ros
     server = ServerThread(GentlePolicy(), "tcp://127.0.0.1:0")
     address = server.address
-    graph = _graph(tmp, domain, server=address, task="touch")
+    graph = sim_graph(tmp, domain, server=address, task="touch")
     commands = Recorder(node, JointTrajectory, ROBOT.controller.command_topic)
     status = Recorder(node, String, "/policy/status")
     try:
@@ -167,20 +111,21 @@ def eval_outcomes(task: str, seeds: list[int]) -> list[tuple[int, bool, int]]:
     from vla.loading import policy_factory
 
     env = make_env(task)
-    policy = policy_factory(str(SHIPPED))(env)
+    policy = policy_factory(str(SHIPPED_POLICY))(env)
     try:
         return [(r.seed, r.success, r.steps) for r in (rollout(env, policy, seed) for seed in seeds)]
     finally:
         env.close()
 
 
-@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped policy")
+@pytest.mark.slow  # ROS end-to-end: four episodes of the shipped policy over ROS 2
+@pytest.mark.skipif(not (SHIPPED_POLICY / "model.safetensors").is_file(), reason="no shipped policy")
 def test_end_to_end_sim_policy_server_and_policy_node_complete_a_task(ros):
     """Lockstep on sim time: each command reaches the sim for the tick it answers, however slow inference
     is, so the episodes over ROS end exactly as `vla eval` ends them (success and step count per seed)."""
     node, tmp, domain = ros
     # Refill when the queue is empty and no cross-fade: the loop `vla eval` runs the policy with.
-    graph = _graph(tmp, domain, policy=str(SHIPPED), server="tcp://127.0.0.1:5591", task="push",
+    graph = sim_graph(tmp, domain, policy=str(SHIPPED_POLICY), server="tcp://127.0.0.1:5591", task="push",
                    seeds=PUSH_SEEDS, lockstep="true", use_sim_time="true", refill_threshold="0", blend="0")
     episodes = Recorder(node, String, "/sim/episode", qos=rclpy_latched(depth=100))
     summary = Recorder(node, String, "/sim/summary", qos=rclpy_latched())
@@ -196,9 +141,3 @@ def test_end_to_end_sim_policy_server_and_policy_node_complete_a_task(ros):
     expected = eval_outcomes("push", [0, 1, 2, 3])
     assert over_ros == expected
     assert {success for _, success, _ in expected} == {True, False}, "both outcomes are exercised"
-
-
-def rclpy_latched(depth: int = 5):
-    from rclpy.qos import DurabilityPolicy, QoSProfile
-
-    return QoSProfile(depth=depth, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -6,13 +6,14 @@ import pytest
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
-from tests.ros.launch_graph import REPO, LaunchGraph, call_trigger, ros_env, wait_for
-from tests.ros.test_ros_nodes import Recorder, rclpy_latched
-from tests.vla.test_train import MINI
+from tests.helpers import REPO
+from tests.ros.helpers import Recorder, rclpy_latched
+from tests.ros.launch_graph import LaunchGraph, call_trigger, ros_env, wait_for
+from tests.vla.helpers import TRAIN_MINI
 from vla.data import open_dataset
 from vla.train.trainer import TrainConfig, train
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]  # ROS end-to-end: demonstrations recorded over ROS 2, then trained on
 
 
 def test_expert_over_ros_is_recorded_into_a_dataset_that_trains(ros):
@@ -45,5 +46,5 @@ def test_expert_over_ros_is_recorded_into_a_dataset_that_trains(ros):
     assert sorted(ds.tasks) == sorted(m.data for m in instruction.msgs[-2:])
     assert ds.cameras == ["scene", "wrist"] and ds.state_dim == ds.action_dim == 8
     summary = train(out, tmp / "policy_from_ros", "tiny", TrainConfig(steps=3, batch_size=4, warmup_steps=1),
-                    progress=False, model_overrides=MINI)
+                    progress=False, model_overrides=TRAIN_MINI)
     assert summary["steps"] == 3 and summary["episodes"] == 2

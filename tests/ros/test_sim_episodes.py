@@ -9,10 +9,11 @@ import pytest
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import String
 
-from tests.ros.launch_graph import REPO, LaunchGraph, ros_env, wait_for
-from tests.ros.test_ros_nodes import Recorder
+from tests.helpers import REPO
+from tests.ros.helpers import Recorder
+from tests.ros.launch_graph import LaunchGraph, ros_env, wait_for
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]  # ROS end-to-end: two sim nodes run their episodes back to back
 OUTCOMES = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 

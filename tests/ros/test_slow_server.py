@@ -22,14 +22,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
+from tests.helpers import ServerThread
+from tests.ros.helpers import FakeArm, Recorder
 from tests.ros.launch_graph import PACKAGE_SRC, wait_for
-from tests.ros.test_command_guard import FakeArm
-from tests.ros.test_ros_nodes import Recorder, ServerThread
-from vla.robot import load_robot_config
 from vla.serving.client import PolicyClient
 
-pytestmark = pytest.mark.ros
-ROBOT = load_robot_config("panda")
+pytestmark = [pytest.mark.ros, pytest.mark.slow]  # ROS end-to-end: ~11 s of 0.3-1.5 s inferences, by design
 RAMP = 0.01  # rad of joint1 per action: far inside the velocity limit
 K = 30  # actions per chunk (3 s at 10 Hz)
 REFILL = 18  # ask for the next chunk with 18 actions (1.8 s) left: more than the slowest inference

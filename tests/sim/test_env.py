@@ -5,8 +5,8 @@ from gymnasium.utils.env_checker import check_env
 
 import sim
 from sim import TASKS, make_env, resolve_tasks
-from sim.experts import ScriptedExpert
 from sim.describer import REGION_X, REGION_Y
+from sim.experts import ScriptedExpert
 from sim.scene import CUBE_HALF, ENVIRONMENT_STATE_NAMES
 from vla.types import NAMED_OBJECTS_NAMES, OBS_ENV_STATE, OBS_NAMED, OBS_STATE, TASK, image_key
 

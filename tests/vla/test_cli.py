@@ -6,15 +6,14 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import REPO
 from vla.bench import BENCHMARKS
 from vla.cli import build_parser, main
 from vla.loading import SHIPPED_POLICY, policy_factory, served_policy, with_planner
 
-ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDERS = {"N": "1"}  # README writes `--train-steps N`: any integer stands in
 
 
@@ -39,10 +38,10 @@ def markdown_bench_commands(text: str) -> list[str]:
 
 
 def documented_bench_commands() -> list[tuple[str, str]]:
-    found = [("Makefile", c) for c in makefile_bench_commands((ROOT / "Makefile").read_text())]
-    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted(ROOT.glob("policies/*/README.md"))]
+    found = [("Makefile", c) for c in makefile_bench_commands((REPO / "Makefile").read_text())]
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(REPO.glob("policies/*/README.md"))]
     for path in docs:
-        found += [(str(path.relative_to(ROOT)), c) for c in markdown_bench_commands(path.read_text())]
+        found += [(str(path.relative_to(REPO)), c) for c in markdown_bench_commands(path.read_text())]
     return found
 
 
@@ -242,7 +241,7 @@ def test_keys_are_created_once_unless_overwritten(tmp_path, capsys):
 
 
 def test_cli_stays_a_composition_root():
-    source = (ROOT / "vla" / "cli.py").read_text()
+    source = (REPO / "vla" / "cli.py").read_text()
     # a ratchet against regrowth (it was 550 lines with the policy registry and the benchmarks in it,
     # 317 with the flags and handlers of record, dataset and train)
     assert len(source.splitlines()) < 250

@@ -1,14 +1,12 @@
 """The shipped policy's actions on a fixed observation, pinned: a refactor of the inference path
 must give the same actions (values recorded before the inference core was unified)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from tests.helpers import SHIPPED_POLICY
 from vla.policy import VLAPolicy
 
-POLICY = Path(__file__).resolve().parents[2] / "policies" / "tiny_sim_single"
 STATE = np.array([0, -0.3, 0, -2.2, 0, 2.0, 0.8, 0.04], dtype=np.float32)
 FIRST = [-0.017068, -0.203782, 0.023525, -2.286681, 0.00723, 2.204999, 0.805579, 0.039911]
 LAST = [-0.04643, 0.104017, 0.077962, -2.276531, -0.045888, 2.538241, 0.838425, 0.039911]
@@ -17,7 +15,7 @@ RESIZED_FIRST = [-0.013806, -0.184136, 0.018577, -2.251156, -0.002428, 2.186137,
 
 @pytest.fixture(scope="module")
 def policy():
-    return VLAPolicy.from_pretrained(POLICY, device="cpu")
+    return VLAPolicy.from_pretrained(SHIPPED_POLICY, device="cpu")
 
 
 def _obs(cameras, size, rng):

@@ -1,6 +1,6 @@
 """The plan-following loop (`PlannedPolicy`) with a scripted planner: which subtask the wrapped
 policy is given, when a step counts as done, when it re-plans and which new plans it refuses.
-(The loop with the real trained planner is exercised in test_planner.py.)"""
+(The loop with the real trained planner is exercised in tests/vla/planner/test_planner.py.)"""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """Property-based tests of the serving codec (hypothesis): for *any* array and *any* malformed frame, not
-the examples that tests/vla/test_codec.py picks.
+the examples that tests/vla/serving/test_codec.py picks.
 
 - Every numpy array of an allowed dtype (also big-endian, 0-d, empty, or a non-contiguous view) comes back
   bit for bit through pack/unpack, within the size limit; one byte under the limit is "too_large".
@@ -12,7 +12,6 @@ the examples that tests/vla/test_codec.py picks.
 @example); hypothesis still keeps a self-ignoring .hypothesis/ cache folder.
 """
 
-import threading
 
 import msgpack
 import numpy as np
@@ -22,8 +21,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tests.helpers import ServerThread
 from vla.serving.codec import ALLOWED_DTYPES, PROTOCOL_VERSION, REQUEST_KINDS, ProtocolError, pack, unpack
-from vla.serving.server import PolicyServer
 
 MAX = 1 << 20
 CODES = {"too_large", "malformed", "version", "bad_dtype", "bad_array"}  # every code unpack may raise
@@ -245,19 +244,14 @@ def raw_socket():
     """A PolicyServer on an OS-assigned port (with a 4 KiB limit so that "too_large" is reachable) and a raw
     DEALER socket to it."""
     context = zmq.Context()
-    server = PolicyServer(StubPolicy(), "tcp://127.0.0.1:0", max_bytes=4096, context=context)
-    stop = threading.Event()
-    thread = threading.Thread(target=server.serve, kwargs={"stop": stop.is_set, "poll_ms": 20}, daemon=True)
-    thread.start()
+    served = ServerThread(StubPolicy(), max_bytes=4096, context=context)
     sock = context.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(server.address)
-    yield server, sock
+    sock.connect(served.address)
+    yield served.server, sock
     sock.close(linger=0)
-    stop.set()
-    thread.join(timeout=5)
-    assert not thread.is_alive(), "the server loop did not stop"
-    server.close()
+    served.close()
+    assert not served.thread.is_alive(), "the server loop did not stop"
     context.term()
 
 

@@ -1,6 +1,6 @@
 """The safety filter, exactly: full reports, limit boundaries, both modes, both directions (fast, numpy only).
 
-tests/vla/test_control.py covers the filter inside the loop; these pin each check down to the value, so
+tests/vla/control/test_control.py covers the filter inside the loop; these pin each check down to the value, so
 that `make mutation` (tests/mutation/EQUIVALENT.md) finds a test for every changed comparison or constant.
 """
 

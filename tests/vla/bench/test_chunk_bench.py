@@ -9,16 +9,14 @@ import pytest
 from vla.bench.chunk import bench_chunk
 from vla.cli import main
 from vla.data import open_dataset
-from vla.data.record import record
 from vla.train.validate import open_loop_error
 
 
 @pytest.fixture(scope="module")
-def datasets(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chunk")
-    record(["push"], 1, root / "train", storage="images", image_size=32, progress=False)
-    record(["push"], 1, root / "heldout", storage="images", image_size=32, seed=9000, progress=False)
-    return root / "train", root / "heldout"
+def datasets(record_once):
+    """(train, held out): one push demonstration each, the held-out one from the seeds from 9000 on."""
+    return (record_once(["push"], 1, storage="images", image_size=32),
+            record_once(["push"], 1, storage="images", image_size=32, seed=9000))
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +27,19 @@ def swept(datasets, tmp_path_factory):
                        progress=False), out
 
 
+@pytest.fixture(scope="module")
+def k2_policy(datasets, tmp_path_factory):
+    """The bench's K=2 policy, trained as bench_chunk trains it (one step), without its sim episodes."""
+    from vla.bench.peers import vla_train_config
+    from vla.train.trainer import train
+
+    out = tmp_path_factory.mktemp("k2") / "k2"
+    train(datasets[0], out, "tiny", vla_train_config(1, 4, 0), progress=False,
+          model_overrides={"chunk_size": 2, "n_action_steps": 1})
+    return out
+
+
+@pytest.mark.slow  # the bench: a policy trained per chunk length, each run in the sim
 def test_each_chunk_size_is_trained_and_scored_open_and_closed_loop(datasets, swept):
     train_ds, heldout = datasets
     report, out = swept
@@ -67,10 +78,10 @@ def test_cli_needs_both_datasets_and_valid_lengths(datasets, tmp_path, capsys):
     assert "each must be >= 2" in capsys.readouterr().err
 
 
-def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, swept, tmp_path, capsys):
+def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, k2_policy, tmp_path, capsys):
     train_ds, heldout = datasets
     report = tmp_path / "open_loop.json"
-    assert main(["eval", "--policy", str(swept[1] / "k2"), "--heldout", str(heldout), "--decoding", "autoregressive",
+    assert main(["eval", "--policy", str(k2_policy), "--heldout", str(heldout), "--decoding", "autoregressive",
                  "--report", str(report)]) == 0
     data = json.loads(report.read_text())
     assert data["decoding"] == "autoregressive" and data["chunk_size"] == 2 and data["n_action_steps"] == 1
@@ -81,6 +92,7 @@ def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, swep
     assert "vla eval: error" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains two arms and runs them in the sim
 def test_recipe_arms_change_one_thing_each_and_report_as_they_finish(datasets, tmp_path, capsys):
     from vla.bench.recipe import bench_recipe
 

@@ -6,12 +6,11 @@ import pytest
 
 from vla.bench.oracle import bench_oracle
 from vla.data.dataset import DatasetError
-from vla.data.record import record
 
 
-def test_it_replays_the_episodes_it_learned(tmp_path):
-    root = tmp_path / "touch"
-    record(["touch"], 2, root, seed=0, storage="images", image_size=32, progress=False)  # eval seeds 0, 1
+@pytest.mark.slow  # long training (1500 steps), then sim episodes
+def test_it_replays_the_episodes_it_learned(record_once):
+    root = record_once(["touch"], 2, seed=0, storage="images", image_size=32)  # eval seeds 0, 1
     report = bench_oracle(str(root), ["touch"], train_steps=1500, batch_size=64, episodes=2, seed=0,
                           chunk_size=10, n_action_steps=5, progress=False)
     assert report["frames"] > 20 and report["final_loss"] < 0.1

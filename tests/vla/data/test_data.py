@@ -19,14 +19,9 @@ TASKS = ["pick", "stack"]
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
+def recorded(record_once):
     """The same two tasks recorded twice: as PNG images and as AV1 video."""
-    roots = {}
-    for storage in ("images", "video"):
-        roots[storage] = tmp_path_factory.mktemp("rec") / storage
-        summary = record(TASKS, 2, roots[storage], storage=storage, image_size=32, progress=False)
-        assert summary["episodes"] == 4 and not summary["interrupted"]
-    return roots
+    return {storage: record_once(TASKS, 2, storage=storage, image_size=32) for storage in ("images", "video")}
 
 
 def _replay(task_id, seed):
@@ -105,41 +100,21 @@ def test_action_chunks_and_padding(recorded):
     assert not middle["action_is_pad"].any()
     last = ds[stop - 1]
     assert last["action_is_pad"].tolist() == [False] + [True] * (k - 1)
-    assert set(ds.stats) == {"observation.state", "observation.environment_state", "action", "observation.images.scene",
-                             "observation.images.wrist"}
+    assert set(ds.stats) == {"observation.state", "observation.environment_state", "observation.named_objects",
+                             "action", "observation.images.scene", "observation.images.wrist"}
     assert ds.stats["action"]["q01"].shape == (8,) and np.all(ds.stats["action"]["q99"] >= ds.stats["action"]["q01"])
     batch = next(iter(ds.loader(batch_size=4)))
     assert batch["action"].shape == (4, k, 8) and batch["observation.images.wrist"].shape == (4, 3, 32, 32)
     assert len(batch["task"]) == 4 and isinstance(batch["task"][0], str)
 
 
-def test_dataset_recorded_by_lerobot_with_other_cameras_and_dims_loads(tmp_path):
-    features = {
-        "observation.images.top": {"dtype": "image", "shape": (24, 32, 3), "names": ["height", "width", "channels"]},
-        "observation.images.wrist": {"dtype": "image", "shape": (16, 16, 3), "names": ["height", "width", "channels"]},
-        "observation.state": {"dtype": "float32", "shape": (6,), "names": [f"m{i}" for i in range(6)]},
-        "action": {"dtype": "float32", "shape": (6,), "names": [f"m{i}" for i in range(6)]},
-    }
-    ds = LeRobotDataset.create("someone/so101_test", fps=30, features=features, root=tmp_path / "so101",
-                               robot_type="so101_follower", use_videos=False)
-    rng = np.random.default_rng(0)
-    for ep in range(2):
-        for _ in range(6):
-            ds.add_frame({
-                "observation.images.top": rng.integers(0, 255, (24, 32, 3), dtype=np.uint8),
-                "observation.images.wrist": rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
-                "observation.state": rng.normal(size=6).astype(np.float32),
-                "action": rng.normal(size=6).astype(np.float32),
-                "task": f"pick the lego brick {ep}",
-            })
-        ds.save_episode()
-    ds.finalize()
-    demo = open_dataset(tmp_path / "so101", chunk_size=3)
+def test_dataset_recorded_by_lerobot_with_other_cameras_and_dims_loads(so101_like):
+    demo = open_dataset(so101_like, chunk_size=3)
     assert demo.cameras == ["top", "wrist"] and demo.state_dim == 6 and demo.action_dim == 6 and demo.fps == 30
     assert demo.image_shape("top") == (24, 32, 3) and demo.robot_type == "so101_follower"
-    batch = next(iter(demo.loader(batch_size=12, shuffle=False)))
-    assert batch["action"].shape == (12, 3, 6) and batch["observation.images.top"].shape == (12, 3, 24, 32)
-    assert batch["task"][0] == "pick the lego brick 0" and batch["task"][-1] == "pick the lego brick 1"
+    batch = next(iter(demo.loader(batch_size=24, shuffle=False)))
+    assert batch["action"].shape == (24, 3, 6) and batch["observation.images.top"].shape == (24, 3, 24, 32)
+    assert batch["task"][0] == "move the brick 0" and batch["task"][-1] == "move the brick 2"
 
 
 def test_bad_datasets_get_clear_errors(tmp_path, recorded):
@@ -170,6 +145,7 @@ def test_existing_directory_is_never_overwritten_silently(recorded, tmp_path):
     assert (keep / "thesis.tex").read_text() == "precious"
 
 
+@pytest.mark.slow  # a long recording, in a subprocess
 def test_ctrl_c_leaves_a_loadable_dataset_and_resume_completes_it(tmp_path):
     root = tmp_path / "interrupted"
     cmd = [sys.executable, "-m", "vla.cli", "record", "--tasks", "pick", "--episodes", "40", "--out", str(root),

@@ -1,56 +1,26 @@
 import csv
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-from tests.vla.test_model import MINI as MODEL_MINI
-from tests.vla.test_train_loop import assert_same_checkpoint
+from tests.helpers import SHIPPED_POLICY
+from tests.vla.helpers import TRAIN_MINI, assert_same_checkpoint
 from vla.cli import main
 from vla.model.vla import VLAModel
 from vla.policy import VLAPolicy
 from vla.train.trainer import STATE_FILE, TrainConfig, latest_checkpoint, train
 
-MINI = {**MODEL_MINI, "image_size": 32, "chunk_size": 4}
-SHIPPED = Path(__file__).resolve().parents[2] / "policies" / "tiny_sim_single"
-
-
-@pytest.fixture(scope="module")
-def so101_like(tmp_path_factory):
-    """A dataset written by LeRobot itself, with other cameras and dimensions than our sim."""
-    root = tmp_path_factory.mktemp("ds") / "so101"
-    features = {
-        "observation.images.top": {"dtype": "image", "shape": (40, 40, 3), "names": ["height", "width", "channels"]},
-        "observation.images.wrist": {"dtype": "image", "shape": (32, 32, 3), "names": ["height", "width", "channels"]},
-        "observation.state": {"dtype": "float32", "shape": (6,), "names": [f"m{i}.pos" for i in range(6)]},
-        "action": {"dtype": "float32", "shape": (6,), "names": [f"m{i}.pos" for i in range(6)]},
-        "observation.environment_state": {"dtype": "float32", "shape": (3,), "names": ["x", "y", "z"]},
-    }
-    ds = LeRobotDataset.create("someone/so101", fps=30, features=features, root=root, use_videos=False)
-    rng = np.random.default_rng(0)
-    for ep in range(3):
-        q = rng.normal(size=6).astype(np.float32)
-        for _ in range(8):
-            q = q + rng.normal(scale=0.05, size=6).astype(np.float32)
-            ds.add_frame({"observation.images.top": rng.integers(0, 255, (40, 40, 3), dtype=np.uint8),
-                          "observation.images.wrist": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
-                          "observation.state": q, "action": q + 0.01, "task": f"move the brick {ep}",
-                          "observation.environment_state": rng.normal(size=3).astype(np.float32)})
-        ds.save_episode()
-    ds.finalize()
-    return root
-
 
 def test_trains_on_other_cameras_and_dims_and_the_policy_runs(so101_like, tmp_path):
     out = tmp_path / "policy"
     cfg = TrainConfig(steps=6, batch_size=4, warmup_steps=2, checkpoint_every=3, log_every=2)
-    summary = train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    summary = train(so101_like, out, "tiny", cfg, progress=False, model_overrides=TRAIN_MINI)
     assert summary["steps"] == 6 and summary["episodes"] == 3 and summary["frames"] == 24
-    shipped = json.loads((SHIPPED / "train_info.json").read_text())  # the fields README and vla.policy read
+    shipped = json.loads((SHIPPED_POLICY / "train_info.json").read_text())  # the fields README and vla.policy read
     newer = {"time_budget_s", "mixed_precision"}  # TrainConfig fields added after the shipped policy trained
     assert set(summary) == set(shipped) and set(summary["train_config"]) == set(shipped["train_config"]) | newer
     assert json.loads((out / "train_info.json").read_text()) == summary
@@ -60,8 +30,8 @@ def test_trains_on_other_cameras_and_dims_and_the_policy_runs(so101_like, tmp_pa
     policy = VLAPolicy.from_pretrained(out)
     assert policy.metadata["cameras"] == ["top", "wrist"] and policy.metadata["action_dim"] == 6
     assert policy.metadata["joint_names"][0] == "m0.pos"
-    obs = {"observation.images.top": np.zeros((40, 40, 3), np.uint8),
-           "observation.images.wrist": np.zeros((32, 32, 3), np.uint8),
+    obs = {"observation.images.top": np.zeros((24, 32, 3), np.uint8),
+           "observation.images.wrist": np.zeros((16, 16, 3), np.uint8),
            "observation.state": np.zeros(6, np.float32), "task": "move the brick 1"}
     assert policy.predict_chunk(obs).shape == (policy.n_action_steps, 6)
 
@@ -69,9 +39,9 @@ def test_trains_on_other_cameras_and_dims_and_the_policy_runs(so101_like, tmp_pa
 def test_resume_continues_from_the_newest_checkpoint(so101_like, tmp_path):
     out = tmp_path / "policy"
     cfg = TrainConfig(steps=4, batch_size=4, warmup_steps=1, checkpoint_every=2, log_every=2)
-    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=TRAIN_MINI)
     with pytest.raises(FileExistsError, match="--resume"):
-        train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+        train(so101_like, out, "tiny", cfg, progress=False, model_overrides=TRAIN_MINI)
     cfg.steps = 6
     summary = train(so101_like, out, "tiny", cfg, resume=True, progress=False)
     assert summary["resumed_from_step"] == 4
@@ -83,7 +53,7 @@ def test_an_interrupted_run_resumed_equals_the_uninterrupted_one(so101_like, tmp
     """4 steps straight vs 2 + resume 2: the same weights, optimizer state and LR schedule, bit for bit."""
     out = tmp_path / "policy"
     cfg = TrainConfig(steps=4, batch_size=4, warmup_steps=1, weight_decay=0.1, checkpoint_every=2, log_every=1)
-    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=TRAIN_MINI)
     state = torch.load(latest_checkpoint(out) / STATE_FILE, weights_only=True)
     assert [g["weight_decay"] for g in state["optimizer"]["param_groups"]] == [0.1, 0.0]  # norms, biases: none
     straight = tmp_path / "straight"
@@ -98,7 +68,7 @@ def test_an_interrupted_run_resumed_equals_the_uninterrupted_one(so101_like, tmp
 def test_lora_checkpoints_are_plain_models(so101_like, tmp_path):
     out = tmp_path / "lora"
     cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2, lora=True, lora_rank=4)
-    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=MINI)
+    train(so101_like, out, "tiny", cfg, progress=False, model_overrides=TRAIN_MINI)
     model = VLAModel.from_pretrained(out)
     assert "peft" not in type(model.backbone).__module__
     assert not any("lora" in k for k in json.dumps(list(model.state_dict())).split('"'))
@@ -124,9 +94,9 @@ def test_training_options_that_would_leave_the_policy_untrained_are_refused(so10
     cfg = TrainConfig(steps=2, batch_size=4, parallel_fraction=1.0)
     with pytest.raises(ValueError, match="leaves the policy's decoding mode .'autoregressive'. untrained"):
         train(so101_like, tmp_path / "p", "tiny", cfg, progress=False,
-              model_overrides={**MINI, "decoding": "autoregressive"})
+              model_overrides={**TRAIN_MINI, "decoding": "autoregressive"})
     summary = train(so101_like, tmp_path / "q", "tiny", TrainConfig(steps=2, batch_size=4, warmup_steps=1,
-                    parallel_fraction=1.0, label_sigma=2.0), progress=False, model_overrides=MINI)
+                    parallel_fraction=1.0, label_sigma=2.0), progress=False, model_overrides=TRAIN_MINI)
     assert summary["train_config"]["label_sigma"] == 2.0
     rows = list(csv.DictReader((tmp_path / "q" / "metrics.csv").open()))
     assert rows[-1]["acc_autoregressive"] == "nan" and np.isfinite(float(rows[-1]["loss"]))
@@ -166,11 +136,12 @@ def test_state_keys_add_the_privileged_state_to_the_tokens_and_are_checked(so101
 
     keys = ["observation.state", "observation.environment_state"]
     cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2)
-    train(so101_like, tmp_path / "oracle", "tiny", cfg, progress=False, model_overrides={**MINI, "state_keys": keys})
+    train(so101_like, tmp_path / "oracle", "tiny", cfg, progress=False,
+          model_overrides={**TRAIN_MINI, "state_keys": keys})
     policy = VLAPolicy.from_pretrained(tmp_path / "oracle")
     assert policy.model.config.state_keys == keys and policy.model.config.state_dim == 9
-    obs = {"observation.images.top": np.zeros((40, 40, 3), np.uint8),
-           "observation.images.wrist": np.zeros((32, 32, 3), np.uint8),
+    obs = {"observation.images.top": np.zeros((24, 32, 3), np.uint8),
+           "observation.images.wrist": np.zeros((16, 16, 3), np.uint8),
            "observation.state": np.zeros(6, np.float32), "task": "move the brick 0"}
     with pytest.raises(ValueError, match="lacks \\['observation.environment_state'\\]"):
         policy.predict_chunk(obs)
@@ -178,7 +149,7 @@ def test_state_keys_add_the_privileged_state_to_the_tokens_and_are_checked(so101
     assert chunk.shape == (policy.n_action_steps, 6)  # actions stay joint targets, relative to the joints only
     with pytest.raises(DatasetError, match="no feature 'observation.velocity'"):
         train(so101_like, tmp_path / "bad", "tiny", cfg, progress=False,
-              model_overrides={**MINI, "state_keys": ["observation.state", "observation.velocity"]})
+              model_overrides={**TRAIN_MINI, "state_keys": ["observation.state", "observation.velocity"]})
 
 
 def test_aux_targets_train_with_the_dataset_features_and_are_saved(so101_like, tmp_path):
@@ -187,16 +158,16 @@ def test_aux_targets_train_with_the_dataset_features_and_are_saved(so101_like, t
     cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2, log_every=1)
     out = tmp_path / "aux"
     train(so101_like, out, "tiny", cfg, progress=False,
-          model_overrides={**MINI, "aux_targets": ["observation.environment_state"]})
+          model_overrides={**TRAIN_MINI, "aux_targets": ["observation.environment_state"]})
     assert (out / "aux_head.safetensors").is_file()
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert all(float(r["aux_l1"]) > 0 for r in rows)
     policy = VLAPolicy.from_pretrained(out)
     assert policy.model.config.aux_dim == 3 and policy.model.config.state_keys == ["observation.state"]
-    obs = {"observation.images.top": np.zeros((40, 40, 3), np.uint8),
-           "observation.images.wrist": np.zeros((32, 32, 3), np.uint8),
+    obs = {"observation.images.top": np.zeros((24, 32, 3), np.uint8),
+           "observation.images.wrist": np.zeros((16, 16, 3), np.uint8),
            "observation.state": np.zeros(6, np.float32), "task": "move the brick 0"}
     assert policy.predict_chunk(obs).shape == (policy.n_action_steps, 6)  # no privileged input at run time
     with pytest.raises(DatasetError, match="aux_targets \\['observation.velocity'\\]"):
         train(so101_like, tmp_path / "bad", "tiny", cfg, progress=False,
-              model_overrides={**MINI, "aux_targets": ["observation.velocity"]})
+              model_overrides={**TRAIN_MINI, "aux_targets": ["observation.velocity"]})

@@ -1,5 +1,5 @@
 """Property-based tests of the action tokenizer (hypothesis): for *any* statistics low < high, not the
-exact binary ranges that tests/vla/test_action_tokenizer.py picks.
+exact binary ranges that tests/vla/model/test_action_tokenizer.py picks.
 
 - Any value inside [low, high] comes back from from_bins(to_bins(x)) within half a bin width (plus a few
   units in the last place of the statistics: float rounding at a bin edge).

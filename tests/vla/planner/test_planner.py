@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers import SHIPPED_PLANNER, SHIPPED_POLICY
 from vla.planner.plan import (
     Plan,
     PlanFormatError,
@@ -23,8 +23,6 @@ from vla.planner.plan import (
     state_change,
 )
 
-SHIPPED_PLANNER = Path(__file__).resolve().parents[2] / "policies" / "tiny_sim_planner"
-SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "policies" / "tiny_sim_single"
 START = "the red cube is on the table; the green cube is on the table; the blue cube is on the table."
 
 
@@ -85,14 +83,11 @@ def Subtask_like(sub):  # noqa: N802 - parse_subtask keeps dest only for kinds t
 # --- data and training (a dataset recorded here by LeRobot's own writer) ---------------------
 
 @pytest.fixture(scope="module")
-def multi_dataset(tmp_path_factory):
-    from vla.data.record import record
-
-    root = tmp_path_factory.mktemp("planner") / "multi"
-    record(["pair_in_bowl", "tower"], 1, root, settle_frames=3, progress=False)
-    return root
+def multi_dataset(record_once):
+    return record_once(["pair_in_bowl", "tower"], 1, settle_frames=3)
 
 
+@pytest.mark.slow  # records multi-step episodes (the multi_dataset fixture)
 def test_recorded_episodes_give_plans_from_every_subtask(multi_dataset):
     from vla.data import open_dataset
     from vla.planner.data import episode_plans
@@ -108,6 +103,7 @@ def test_recorded_episodes_give_plans_from_every_subtask(multi_dataset):
         assert "in the gripper" not in ep.states[-1]
 
 
+@pytest.mark.slow  # records a whole multi-step episode
 def test_a_dataset_without_settle_frames_is_refused(tmp_path):
     from vla.data import open_dataset
     from vla.data.dataset import DatasetError
@@ -119,6 +115,7 @@ def test_a_dataset_without_settle_frames_is_refused(tmp_path):
         episode_plans(open_dataset(tmp_path / "ds"))
 
 
+@pytest.mark.slow  # training on the shipped policy's backbone
 def test_planner_trains_saves_and_reloads(multi_dataset, tmp_path):
     from vla.planner.model import PlannerModel
     from vla.planner.train import train_planner
@@ -139,6 +136,7 @@ def test_planner_trains_saves_and_reloads(multi_dataset, tmp_path):
         train_planner(multi_dataset, tmp_path / "p", SHIPPED_POLICY, cfg, progress=False)
 
 
+@pytest.mark.slow  # training on the shipped policy's backbone
 def test_planner_training_runs_through_the_shared_loop_and_resumes(multi_dataset, tmp_path):
     """The action trainer's loop: decay on weight matrices only, random streams in the
     checkpoint, and `--resume` continuing from the newest checkpoint."""
@@ -166,6 +164,7 @@ def test_a_plain_vla_checkpoint_is_not_a_planner():
         PlannerModel.from_pretrained(SHIPPED_POLICY)
 
 
+@pytest.mark.slow  # training on the shipped policy's backbone
 def test_critic_learns_to_rank_on_its_training_data(multi_dataset):
     """A few steps of the ranking loss on the critic alone separate goal and distractors."""
     from vla.data import open_dataset
@@ -195,10 +194,19 @@ def test_critic_learns_to_rank_on_its_training_data(multi_dataset):
 # --- the shipped planner in the simulator, on seeds it never trained on ----------------------
 
 @pytest.fixture(scope="module")
-def planner():
+def shipped_planner():
     from vla.planner.planner import Planner
 
     return Planner.from_pretrained(SHIPPED_PLANNER, device="cpu", candidates=3)
+
+
+@pytest.fixture
+def planner(shipped_planner):
+    """The shipped planner as loaded (System-1, 3 candidates, sampling from seed 0), whatever a test
+    before this one set or sampled."""
+    shipped_planner.system, shipped_planner.candidates = "system1", 3
+    shipped_planner.reseed(0)
+    return shipped_planner
 
 
 def _truth(task: str, seed: int):
@@ -222,6 +230,7 @@ def test_shipped_planner_plans_and_predicts_held_out_episodes(planner):
     assert planner.predict(states[0], truth.steps[0].subtask) == states[1]
 
 
+@pytest.mark.slow  # four expert episodes of the multi-step tasks
 def test_critic_ranks_the_true_plan_below_one_with_a_step_missing(planner):
     correct = total = 0
     for task, seed in (("all_in_bowl", 5000), ("all_in_bowl", 5001), ("tower", 5002), ("pair_in_bowl", 5003)):
@@ -253,9 +262,9 @@ def test_system2_with_one_candidate_is_system1(planner):
     three = planner.plan(obs, info["task"], start=one.start)
     assert three.candidates[0] == one.candidates[0] and len(three.costs) == 3
     assert three.chosen == int(np.argmin(three.costs))
-    planner.system = "system1"
 
 
+@pytest.mark.slow  # two whole multi-step episodes under the planner
 def test_replanning_after_an_object_is_moved(planner):
     """The first cube put in the bowl is taken out again: the loop sees it, re-plans and finishes."""
     from sim import make_env
@@ -273,4 +282,3 @@ def test_replanning_after_an_object_is_moved(planner):
     blind = PlannedPolicy(planner, SkillExpert(env), replan=False)
     assert not _episode(env, blind, 3, perturb=True)["success"]
     env.close()
-    planner.system = "system1"

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tests.vla.helpers import assert_same_checkpoint
 from vla.train.loop import (
-    STATE_FILE,
     Objective,
     TrainConfig,
     latest_checkpoint,
@@ -105,21 +105,6 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path):
     assert all(first == again for first, *rest in by_step.values() for again in rest)
     saved = json.loads((out / "train_info.json").read_text())
     assert saved["resumed_from_step"] == 3 and saved["machine"] == machine()
-
-
-def assert_same_checkpoint(a: Path, b: Path, weights: str) -> None:
-    """Equal weights, optimizer state, schedule and step: bit for bit."""
-    wa, wb = load_file(str(a / weights)), load_file(str(b / weights))
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), "weights differ"
-    sa = torch.load(a / STATE_FILE, weights_only=True)
-    sb = torch.load(b / STATE_FILE, weights_only=True)
-    assert sa["step"] == sb["step"]
-    assert sa["scheduler"] == sb["scheduler"], "LR schedule differs"
-    assert sa["optimizer"]["param_groups"] == sb["optimizer"]["param_groups"]
-    oa, ob = sa["optimizer"]["state"], sb["optimizer"]["state"]
-    assert oa.keys() == ob.keys()
-    for i in oa:
-        assert all(torch.equal(oa[i][k], ob[i][k]) for k in oa[i]), f"optimizer state of parameter {i} differs"
 
 
 def test_a_fresh_run_over_an_old_one_and_resuming_nothing_are_refused(tmp_path):

@@ -9,19 +9,17 @@ import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from vla.cli import main
-from vla.data.record import record
 from vla.model.config import load_model_config
 from vla.peers import LeRobotPolicy, is_lerobot_checkpoint
 from vla.peers.train import peer_config, train_peer
 
 
 @pytest.fixture(scope="module")
-def sim_dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("peers") / "push"
-    record(["push"], 1, root, storage="images", image_size=32, progress=False)
-    return root
+def sim_dataset(record_once):
+    return record_once(["push"], 1, storage="images", image_size=32)  # the one tests/vla/bench trains on
 
 
+@pytest.mark.slow  # peer training, then a sim episode
 @pytest.mark.parametrize("kind", ["act", "diffusion"])
 def test_peer_trains_saves_loads_and_runs_in_the_sim(kind, sim_dataset, tmp_path):
     out = tmp_path / kind
@@ -57,6 +55,7 @@ def test_act_chunks_like_our_default_vla():
     assert (short.chunk_size, short.n_action_steps) == (4, 4)
 
 
+@pytest.mark.slow  # peer training (two policies) and sim episodes
 def test_bench_reports_a_policy_that_fails_and_runs_the_others(sim_dataset, tmp_path, monkeypatch):
     """One policy fails to train: it is reported with its reason, and the others are still trained,
     saved and scored in the sim."""

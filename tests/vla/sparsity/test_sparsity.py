@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.vla.test_model import mini_model
+from tests.vla.helpers import camera_obs, mini_model
 from vla.policy import VLAPolicy
 from vla.robot import ConfigError
 from vla.sparsity.encoder import SparseVisionEncoder
@@ -114,19 +114,6 @@ def test_sparse_encoder_counts_recomputed_and_reused_patches():
 
 
 # --- the policy: exactness and the trigger ----------------------------------------------------------
-
-
-def camera_obs(model, seed: int, noise: float = 0.0, base=None):
-    rng = np.random.default_rng(seed)
-    imgs = base if base is not None else {c: rng.integers(0, 255, (64, 64, 3)).astype(np.uint8)
-                                           for c in model.config.cameras}
-    if noise:
-        imgs = {c: np.clip(v + rng.normal(0, noise, v.shape), 0, 255).astype(np.uint8) for c, v in imgs.items()}
-    obs = {f"observation.images.{c}": v for c, v in imgs.items()}
-    obs.update({"observation.state": np.zeros(model.config.state_dim, np.float32), "task": "pick up the red cube"})
-    return obs, imgs
-
-
 ZERO = SparsityConfig(pixel_threshold=0, on_threshold=0, off_threshold=0, trigger_threshold=0)
 
 
@@ -280,6 +267,7 @@ def test_query_aware_retrieval_in_autoregressive_decoding():
         model.decode(batch, "autoregressive", image_features=features, keep=every, retrieve=0)
 
 
+@pytest.mark.slow  # the whole sparsity bench
 def test_sparsity_bench_compares_the_arms_and_can_skip_the_sweep():
     from vla.bench.sparsity import bench_sparsity
     from vla.loading import SHIPPED_POLICY

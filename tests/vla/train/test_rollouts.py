@@ -6,18 +6,18 @@ import pytest
 import torch
 
 from vla.data import open_dataset
-from vla.data.record import record
 from vla.train.data import DemoCache
 from vla.train.rollouts import SimDemos
-from vla.types import ACTION, OBS_ENV_STATE, OBS_STATE
+from vla.types import ACTION, OBS_ENV_STATE, OBS_NAMED, OBS_STATE
 
+# long recordings: four episodes recorded at the full image size, then rolled out again in memory
+pytestmark = pytest.mark.slow
 TASKS = ["touch", "pick"]
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rec") / "images"
-    record(TASKS, 2, root, storage="images", progress=False)  # lossless: frames comparable exactly
+def both(record_once):
+    root = record_once(TASKS, 2, storage="images")  # lossless: frames comparable exactly
     return open_dataset(root), SimDemos(TASKS, 2, workers=2, progress=False)
 
 
@@ -28,14 +28,14 @@ def test_the_same_episodes_frames_and_statistics(both):
     assert demos.cameras == dataset.cameras and demos.action_dim == dataset.action_dim and demos.fps == dataset.fps
     assert demos.features[ACTION]["names"] == dataset.features[ACTION]["names"]
     assert sorted(demos.tasks) == sorted(dataset.tasks)
-    for key in (OBS_STATE, OBS_ENV_STATE, ACTION):
+    for key in (OBS_STATE, OBS_ENV_STATE, OBS_NAMED, ACTION):
         for stat in ("min", "max"):
             assert np.allclose(demos.stats[key][stat], dataset.stats[key][stat], atol=1e-6), (key, stat)
 
 
 def test_the_same_training_cache(both):
     dataset, demos = both
-    args = dict(state_keys=(OBS_STATE,), aux_keys=(OBS_ENV_STATE,))
+    args = dict(state_keys=(OBS_STATE,), aux_keys=(OBS_ENV_STATE, OBS_NAMED))
     ours = demos.cache(20, 128, **args)
     theirs = DemoCache.from_dataset(dataset, 20, 128, progress=False, **args)
     assert torch.equal(ours.images, theirs.images)
@@ -43,6 +43,9 @@ def test_the_same_training_cache(both):
     assert torch.equal(ours.aux, theirs.aux) and torch.equal(ours.chunk_index, theirs.chunk_index)
     assert [ours.texts[i] for i in ours.text_index] == [theirs.texts[i] for i in theirs.text_index]
     assert demos.cache(20, 128, **args) is ours  # built once per set of arguments
+    other = demos.cache(10, 128, state_keys=(OBS_STATE,), aux_keys=(OBS_NAMED,))
+    assert other.images is ours.images  # one copy of the frames for every cache of one image size
+    assert torch.equal(other.aux, ours.aux[:, -other.aux.shape[1]:]) and other.chunk_index.shape[1] == 10
 
 
 def test_missing_features_and_bad_counts_are_refused(both):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.vla.test_model import mini_model
+from tests.helpers import ServerThread
+from tests.vla.helpers import camera_obs, mini_model
 from vla.policy import VLAPolicy
 from vla.serving.client import PolicyClient, RemotePolicy, ServerError
 from vla.serving.codec import PROTOCOL_VERSION, pack, unpack
@@ -37,17 +38,17 @@ def _obs(size=64):
             "observation.state": np.zeros(6, np.float32), "task": "pick up the red cube"}
 
 
+@contextmanager
+def _serving(policy, **server_kw):
+    """The PolicyServer of a ServerThread, for as long as the block runs."""
+    with ServerThread(policy, **server_kw) as served:
+        yield served.server
+
+
 @pytest.fixture
-def server(policy, request):
-    keys = getattr(request, "param", None)
-    srv = PolicyServer(policy, "tcp://127.0.0.1:0", curve_keys=keys)
-    stop = threading.Event()
-    thread = threading.Thread(target=srv.serve, kwargs={"stop": stop.is_set, "poll_ms": 20}, daemon=True)
-    thread.start()
-    yield srv
-    stop.set()
-    thread.join(timeout=5)
-    srv.close()
+def server(policy):
+    with _serving(policy) as srv:
+        yield srv
 
 
 def test_metadata_health_reset_and_infer_match_in_process(server, policy):
@@ -132,20 +133,12 @@ def test_curve_encrypted_server(policy, tmp_path):
     from vla.cli import main
 
     assert main(["keys", "--out", str(tmp_path / "keys")]) == 0
-    srv = PolicyServer(policy, "tcp://127.0.0.1:0", curve_keys=tmp_path / "keys")
-    stop = threading.Event()
-    thread = threading.Thread(target=srv.serve, kwargs={"stop": stop.is_set, "poll_ms": 20}, daemon=True)
-    thread.start()
-    try:
+    with _serving(policy, curve_keys=tmp_path / "keys") as srv:
         ok = PolicyClient(srv.address, server_key=tmp_path / "keys" / "server.key")
         assert ok.health()["status"] == "ok"
         plain = PolicyClient(srv.address, timeout_s=0.3, retries=0)  # no key: the handshake never completes
         with pytest.raises(TimeoutError):
             plain.health()
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        srv.close()
 
 
 def test_vla_client_cli_exit_status(server):
@@ -180,20 +173,6 @@ class GatedPolicy:
 
 def _state(x: float) -> dict:
     return {"observation.state": np.full(2, x, np.float32), "task": "wait"}
-
-
-@contextmanager
-def _serving(policy):
-    srv = PolicyServer(policy, "tcp://127.0.0.1:0")
-    stop = threading.Event()
-    thread = threading.Thread(target=srv.serve, kwargs={"stop": stop.is_set, "poll_ms": 20}, daemon=True)
-    thread.start()
-    try:
-        yield srv
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        srv.close()
 
 
 def _in_thread(fn, *args, **kw):
@@ -323,7 +302,6 @@ def test_the_client_waits_while_the_server_holds_its_request_and_gives_up_when_i
 def test_one_sparse_server_keeps_each_robots_caches_apart():
     """Two robots on one `vla serve --sparse`: each gets what a policy of its own would give. With one
     shared cache their alternating images would fire every patch and re-plan at every step."""
-    from tests.vla.test_sparsity import camera_obs
     from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
 
     model = mini_model()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.vla.test_model import mini_model
+from tests.vla.helpers import mini_model
 from vla.model.fast import FastVLA, inference_dtype
 from vla.model.vla import Batch
 
@@ -40,6 +40,7 @@ def test_static_path_equals_the_eager_model(decoding):
                                    eager(model, frames, task, state, decoding), atol=1e-5)
 
 
+@pytest.mark.slow  # torch.compile: ~20 s of compiling on CPU
 def test_compiled_step_equals_eager_within_tolerance():
     model = mini_model()
     frames, task, state = inputs(model, 1)
@@ -76,6 +77,7 @@ def test_memory_report_counts_parameters_on_the_meta_device():
     assert 0 < small["kv_cache_mib"] < large["kv_cache_mib"]
 
 
+@pytest.mark.slow  # the whole GPU bench on CPU
 def test_gpu_bench_script_runs_on_cpu_and_names_the_device():
     """The script that will run on a GPU runs end to end here (few repeats, no compile, no big model)."""
     from vla.bench.gpu import bench_gpu

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.vla.test_model import mini_batch, mini_model
+from tests.vla.helpers import mini_batch, mini_model
 from vla.model.config import VLAConfig
 from vla.model.vla import CheckpointError, VLAModel
 from vla.robot import ConfigError
