@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
@@ -10,6 +11,15 @@ from vla.serving.server import PolicyServer
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_POLICY = REPO / "policies" / "tiny_sim_single"
 SHIPPED_PLANNER = REPO / "policies" / "tiny_sim_planner"
+
+
+def free_address() -> str:
+    """A loopback ZeroMQ address on a port the OS just handed out and took back: free now, for a server
+    that another process binds (a fixed port collides with a parallel run or some other listener)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
 
 
 class ServerThread:

@@ -8,7 +8,7 @@ import signal
 import pytest
 from std_msgs.msg import String
 
-from tests.helpers import REPO, SHIPPED_POLICY
+from tests.helpers import REPO, SHIPPED_POLICY, free_address
 from tests.ros.helpers import Recorder, rclpy_latched
 from tests.ros.launch_graph import LaunchGraph, ros_env, wait_for
 
@@ -27,7 +27,7 @@ def test_the_policy_server_ends_the_launch_when_it_exits(launch, tmp_path):
 def test_a_signal_to_the_server_shuts_the_launch_down_and_everything_exits_0(ros, sig):
     node, tmp, domain = ros
     (tmp / sig.name).mkdir()
-    args = {"policy": str(SHIPPED_POLICY), "server": f"tcp://127.0.0.1:{5570 + int(sig)}", "task": "touch"}
+    args = {"policy": str(SHIPPED_POLICY), "server": free_address(), "task": "touch"}
     graph = LaunchGraph(REPO / "launch" / "sim_bringup.launch.xml", args, tmp / sig.name,
                         ros_env(tmp / sig.name, domain))
     status = Recorder(node, String, "/policy/status")

@@ -10,7 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from tests.helpers import REPO, SHIPPED_POLICY, ServerThread
+from tests.helpers import REPO, SHIPPED_POLICY, ServerThread, free_address
 from tests.ros.helpers import ROBOT, GentlePolicy, Recorder, rclpy_latched, sim_graph
 from tests.ros.launch_graph import LaunchGraph, ros_env, wait_for
 
@@ -125,7 +125,7 @@ def test_end_to_end_sim_policy_server_and_policy_node_complete_a_task(ros):
     is, so the episodes over ROS end exactly as `vla eval` ends them (success and step count per seed)."""
     node, tmp, domain = ros
     # Refill when the queue is empty and no cross-fade: the loop `vla eval` runs the policy with.
-    graph = sim_graph(tmp, domain, policy=str(SHIPPED_POLICY), server="tcp://127.0.0.1:5591", task="push",
+    graph = sim_graph(tmp, domain, policy=str(SHIPPED_POLICY), server=free_address(), task="push",
                    seeds=PUSH_SEEDS, lockstep="true", use_sim_time="true", refill_threshold="0", blend="0")
     episodes = Recorder(node, String, "/sim/episode", qos=rclpy_latched(depth=100))
     summary = Recorder(node, String, "/sim/summary", qos=rclpy_latched())

@@ -4,6 +4,7 @@ run at once in their own namespaces: one driven by the scripted expert (it succe
 with a short step limit (it fails)."""
 
 import json
+import signal
 
 import pytest
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -19,8 +20,10 @@ OUTCOMES = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 def test_a_list_of_seeds_runs_back_to_back_and_ends_with_a_summary(ros):
     node, tmp, domain = ros
-    runs = {"expert": ["seeds:=3-4", "expert:=true", "speed:=5.0"],
-            "idle": ["seeds:=7,9", "expert:=false", "max_steps:=4", "speed:=5.0"]}
+    # The idle sim exits when done; the expert's stays up until told, so its latched outcomes reach this
+    # node whenever discovery completes (a sim that exited first took them along on a busy machine).
+    runs = {"expert": ["seeds:=3-4", "expert:=true", "speed:=5.0", "exit_when_done:=false"],
+            "idle": ["seeds:=7,9", "expert:=false", "max_steps:=4", "speed:=5.0", "exit_when_done:=true"]}
     graphs, episodes, summaries = {}, {}, {}
     for name in runs:
         (tmp / name).mkdir(exist_ok=True)
@@ -31,14 +34,17 @@ def test_a_list_of_seeds_runs_back_to_back_and_ends_with_a_summary(ros):
         summaries[name] = Recorder(node, String, f"/{name}/sim/summary", qos=OUTCOMES)
     try:
         for name, params in runs.items():
-            argv = graphs[name].commands()["sim"] + [x for p in [*params, "exit_when_done:=true"] for x in ("-p", p)]
+            argv = graphs[name].commands()["sim"] + [x for p in params for x in ("-p", p)]
             graphs[name].start_one("sim", argv)
         # The idle sim is done in a second: on a busy machine it can exit before this node has even
-        # discovered its publishers, so its outcomes are read from its log; the expert's (seconds long)
-        # from the topics as well.
+        # discovered its publishers, so its outcomes are read from its log; the expert's from the topics
+        # as well.
         assert wait_for(lambda: summaries["expert"].msgs, 300), graphs["expert"].log("sim")[-3000:]
-        for name in runs:
-            assert graphs[name].processes["sim"].wait(timeout=300) == 0, "exit_when_done: exits 0 after the summary"
+        assert wait_for(lambda: len(episodes["expert"].msgs) == 2, 30), "both outcomes, latched"
+        assert graphs["idle"].processes["sim"].wait(timeout=300) == 0, "exit_when_done: exits 0 after the summary"
+        assert graphs["expert"].processes["sim"].poll() is None, "without exit_when_done the sim stays up"
+        graphs["expert"].processes["sim"].send_signal(signal.SIGINT)
+        assert graphs["expert"].processes["sim"].wait(timeout=60) == 0
     finally:
         for graph in graphs.values():
             graph.stop_all()

@@ -1,4 +1,3 @@
-import socket
 import subprocess
 import sys
 import threading
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.helpers import ServerThread
+from tests.helpers import ServerThread, free_address
 from tests.vla.helpers import camera_obs, mini_model
 from vla.policy import VLAPolicy
 from vla.serving.client import PolicyClient, RemotePolicy, ServerError
@@ -24,12 +23,8 @@ def policy():
 
 
 def silent_address() -> str:
-    """A loopback address nobody listens on: a port the OS just handed out and took back (a fixed port
-    such as 5 may have a listener on some machine)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"tcp://127.0.0.1:{port}"
+    """A loopback address nobody listens on (a fixed port such as 5 may have a listener on some machine)."""
+    return free_address()
 
 
 def _obs(size=64):
