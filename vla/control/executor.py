@@ -5,6 +5,11 @@ latest observation, in a background thread, while the arm keeps executing the qu
 SmolVLA's asynchronous inference does). A chunk that arrives `n` ticks after its request
 starts at its action `n` (the others are already in the past). The first `blend` actions of
 the new chunk are cross-faded with what was left of the old one, so the hand-over has no step.
+
+A plan can become invalid with a request still in flight (a new instruction, an e-stop, a new
+episode): `drop_queue(in_flight=True)` and `reset()` also discard that request's
+chunk when it arrives (it was computed from an observation of the old plan), and the next poll asks
+afresh. Without it, the last action of a chunk planned before an e-stop was executed after it.
 """
 
 from __future__ import annotations
@@ -26,39 +31,52 @@ class ChunkExecutor:
         self.queue: deque[np.ndarray] = deque()
         self.tick = 0
         self._pending: threading.Thread | None = None
-        self._result: tuple[int, np.ndarray | None, Exception | None] | None = None
+        self._result: tuple[int, int, np.ndarray | None, Exception | None] | None = None
+        self._generation = 0  # bumped when the plan in flight becomes invalid
+        self.discarded = 0  # chunks that arrived for a plan already dropped
         self.inferences = 0
         self.last_error: Exception | None = None
 
     def reset(self) -> None:
-        self.queue.clear()
-        self._result = None
+        """A new episode: nothing queued, the tick count from 0, and a request in flight discarded."""
+        self.drop_queue(in_flight=True)
         self.tick = 0
 
-    def drop_queue(self) -> None:
-        """Forget queued actions (e.g. the scene changed, or the chunk was unsafe)."""
+    def drop_queue(self, in_flight: bool = False) -> None:
+        """Forget queued actions (e.g. the chunk was unsafe). `in_flight`: the plan itself is invalid
+        (a new instruction, an e-stop): the chunk of a request in flight is discarded
+        too when it arrives; the executor still waits for it before asking again (one at a time)."""
         self.queue.clear()
+        if in_flight:
+            self._generation += 1
+            if self._result is not None:  # arrived but not merged yet
+                self._result, self._pending = None, None
+                self.discarded += 1
 
-    def _run(self, obs: dict, tick: int) -> None:
+    def _run(self, obs: dict, tick: int, generation: int | None = None) -> None:
+        generation = self._generation if generation is None else generation
         try:
-            self._result = (tick, np.asarray(self.request(obs), dtype=np.float64), None)
+            self._result = (generation, tick, np.asarray(self.request(obs), dtype=np.float64), None)
         except Exception as exc:  # noqa: BLE001 - reported to the loop, which holds the arm
-            self._result = (tick, None, exc)
+            self._result = (generation, tick, None, exc)
 
     def _start(self, obs: dict) -> None:
         self.inferences += 1
         if self.asynchronous:
-            self._pending = threading.Thread(target=self._run, args=(obs, self.tick), daemon=True)
+            self._pending = threading.Thread(target=self._run, args=(obs, self.tick, self._generation), daemon=True)
             self._pending.start()
         else:
-            self._run(obs, self.tick)
+            self._run(obs, self.tick, self._generation)
 
     def _merge(self) -> np.ndarray | None:
         """Take a finished request into the queue; returns the raw chunk (for the safety filter) or None."""
         if self._result is None:
             return None
-        requested_at, chunk, error = self._result
+        generation, requested_at, chunk, error = self._result
         self._result, self._pending = None, None
+        if generation != self._generation:  # asked for a plan dropped since: the next poll asks afresh
+            self.discarded += 1
+            return None
         if error is not None:
             self.last_error = error
             return None

@@ -51,10 +51,11 @@ class ControlLoop:
         self.executor.drop_queue()
         self.last_command = None if command is None else np.asarray(command, dtype=np.float64)
 
-    def _hold(self, measured: np.ndarray | None, reason: str, **kw) -> LoopStatus:
-        """Hold the last command, else the (valid) measured state, else nothing."""
+    def _hold(self, measured: np.ndarray | None, reason: str, plan_invalid: bool = False, **kw) -> LoopStatus:
+        """Hold the last command, else the (valid) measured state, else nothing. `plan_invalid` (an
+        e-stop): a chunk still in flight is discarded too, never executed afterwards."""
         self.holds += 1
-        self.executor.drop_queue()
+        self.executor.drop_queue(in_flight=plan_invalid)
         target = measured if self.last_command is None else self.last_command
         if target is None:
             return LoopStatus(None, holding=True, reason=f"{reason}; nothing to hold: no command yet", **kw)
@@ -74,8 +75,9 @@ class ControlLoop:
         measured, problem = self.safety.hold_state(obs.get(OBS_STATE))
         if self.watchdog is not None:
             reason = self.watchdog.check_inputs(stamps or {})
-            if reason:
-                return self._hold(measured, reason)
+            if reason:  # after an e-stop nothing planned before it is executed; a late chunk after stale
+                # inputs is (it starts at the current tick's action, as any late chunk)
+                return self._hold(measured, reason, plan_invalid=self.watchdog.estopped)
         if problem:  # neither a hold target nor an observation worth asking the policy about
             return self._hold(None, problem)
         raw = self.executor.poll(obs)  # keeps asking while holding, so the loop resumes by itself

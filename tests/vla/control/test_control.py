@@ -221,6 +221,31 @@ def test_a_chunk_arriving_after_a_watchdog_hold_starts_at_the_action_for_the_cur
     assert status.action[0] == pytest.approx(HOME[0] + 0.01 * 8, abs=1e-6)  # action 8, not 3
 
 
+def test_a_chunk_asked_for_before_an_estop_is_never_executed_after_it():
+    """The chunk in flight when the e-stop came was planned for a world the operator stopped: after the
+    reset the loop asks afresh from the current observation instead of executing what it planned."""
+    watchdog = Watchdog(observation_timeout_s=10.0, inference_timeout_s=10.0, clock=lambda: 0.0)
+    policy = GatedRamp()
+    asked = []
+    policy.predict_chunk = lambda obs, ramp=policy.predict_chunk: asked.append(obs["observation.state"][0]) or ramp(obs)
+    loop = ControlLoop(policy, SafetyFilter(ROBOT), asynchronous=True, watchdog=watchdog)
+    before = {"observation.state": HOME.astype(np.float32)}
+    assert loop.step(before, {}).reason == "waiting for the policy"  # a request in flight
+    watchdog.estop()
+    for _ in range(3):
+        assert loop.step(before, {}).reason == "e-stop engaged"
+    policy.release.set()
+    assert loop.executor.wait(30)  # the old chunk arrives during the e-stop
+    watchdog.reset_estop()
+    after = {"observation.state": (HOME + np.r_[0.05, np.zeros(7)]).astype(np.float32)}  # someone moved the arm
+    status = loop.step(after, {})
+    assert status.holding and not status.new_chunk and loop.executor.discarded == 1
+    assert loop.executor.wait(30)
+    status = loop.step(after, {})
+    assert status.new_chunk and not status.holding
+    assert asked == pytest.approx([HOME[0], HOME[0] + 0.05])  # the second plan is from the new observation
+
+
 def test_async_loop_holds_while_waiting_instead_of_blocking():
     release = threading.Event()
 

@@ -115,3 +115,51 @@ def test_an_asynchronous_request_runs_in_a_daemon_thread_and_wait_honours_its_ti
     gate.open.set()
     assert ex.wait(30) is True and not ex.busy
     assert np.array_equal(ex.poll({}), chunk(3))
+
+
+def test_dropping_the_plan_discards_the_chunk_in_flight_and_asks_afresh():
+    gate = Gate(chunk(4))
+    ex = ChunkExecutor(gate, asynchronous=True)
+    assert ex.poll({}) is None and ex.busy
+    ex.drop_queue(in_flight=True)  # e.g. a new instruction while the old one's chunk is computed
+    assert ex.poll({}) is None and gate.calls == 1  # still one request at a time: it waits for that one
+    gate.open.set()
+    assert ex.wait(30)
+    assert ex.poll({}) is None and ex.discarded == 1  # it arrived for the old plan: never queued
+    assert gate.calls == 1 and not ex.queue
+    assert ex.wait(30) and gate.calls == 1
+    assert np.array_equal(ex.poll({}), chunk(4)) and gate.calls == 2  # asked afresh, for the new plan
+
+
+def test_dropping_the_plan_discards_a_chunk_that_arrived_but_was_not_taken_yet():
+    gate = Gate(chunk(4))
+    ex = ChunkExecutor(gate, asynchronous=True)
+    ex.poll({})
+    gate.open.set()
+    assert ex.wait(30)  # arrived; the next poll would take it
+    ex.drop_queue(in_flight=True)
+    assert ex.discarded == 1
+    ex.poll({})
+    assert gate.calls == 2
+
+
+def test_dropping_only_the_queue_keeps_the_chunk_in_flight():
+    gate = Gate(chunk(4))
+    ex = ChunkExecutor(gate, asynchronous=True)
+    ex.poll({})
+    ex.drop_queue()  # an unsafe queued chunk, say: what is being computed is still wanted
+    gate.open.set()
+    assert ex.wait(30)
+    assert np.array_equal(ex.poll({}), chunk(4)) and gate.calls == 1 and ex.discarded == 0
+
+
+def test_reset_discards_the_previous_episodes_chunk_in_flight():
+    gate = Gate(chunk(4))
+    ex = ChunkExecutor(gate, asynchronous=True)
+    ex.poll({})
+    ex.pop()
+    ex.reset()  # a new episode starts while the old one's chunk is computed
+    assert ex.tick == 0
+    gate.open.set()
+    assert ex.wait(30)
+    assert ex.poll({}) is None and ex.discarded == 1

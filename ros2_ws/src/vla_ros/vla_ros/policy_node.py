@@ -234,7 +234,7 @@ class PolicyNode(Node):
         elif msg.data != self.instruction:
             self.instruction = msg.data
             if self.loop is not None:
-                self.loop.executor.drop_queue()  # a new instruction: nothing of the old plan is valid
+                self.loop.executor.drop_queue(in_flight=True)  # a new instruction: nothing of the old plan is valid
             self.get_logger().info(f"instruction: {msg.data!r}")
 
     def _on_estop(self, msg: Bool) -> None:
