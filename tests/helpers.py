@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 
 from vla.serving.server import PolicyServer
@@ -11,6 +12,18 @@ from vla.serving.server import PolicyServer
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_POLICY = REPO / "policies" / "tiny_sim_single"
 SHIPPED_PLANNER = REPO / "policies" / "tiny_sim_planner"
+
+
+def median_health_latency(client, samples: int = 5) -> tuple[float, dict]:
+    """The median seconds of `samples` health requests, and the last answer. The median, so that one
+    scheduler hiccup on a loaded machine does not count; were health queued behind an inference,
+    every sample would wait for it."""
+    latencies, health = [], {}
+    for _ in range(samples):
+        started = time.perf_counter()
+        health = client.health()
+        latencies.append(time.perf_counter() - started)
+    return sorted(latencies)[samples // 2], health
 
 
 def free_address() -> str:
