@@ -53,8 +53,7 @@ class ChunkExecutor:
                 self._result, self._pending = None, None
                 self.discarded += 1
 
-    def _run(self, obs: dict, tick: int, generation: int | None = None) -> None:
-        generation = self._generation if generation is None else generation
+    def _run(self, obs: dict, tick: int, generation: int) -> None:
         try:
             self._result = (generation, tick, np.asarray(self.request(obs), dtype=np.float64), None)
         except Exception as exc:  # noqa: BLE001 - reported to the loop, which holds the arm

@@ -76,7 +76,7 @@ def test_ticks_count_pops_and_skips_and_reset_starts_over():
     ex.skip()
     ex.skip()
     assert ex.tick == 5
-    ex._run({}, ex.tick)  # a finished request not yet taken into the queue
+    ex._run({}, ex.tick, ex._generation)  # a finished request not yet taken into the queue
     ex.enqueue(chunk(2))
     ex.reset()
     assert ex.tick == 0 and len(ex.queue) == 0 and ex._result is None
@@ -89,11 +89,11 @@ def test_ticks_count_pops_and_skips_and_reset_starts_over():
 
 def test_a_chunk_later_than_its_length_keeps_only_its_last_action():
     ex = ChunkExecutor(lambda obs: chunk(3))
-    ex._run({}, 0)
+    ex._run({}, 0, ex._generation)
     for _ in range(5):
         ex.skip()
     assert ex._merge().tolist() == [[2.0]]
-    ex._run({}, 5)
+    ex._run({}, 5, ex._generation)
     ex.skip()
     assert ex._merge().tolist() == [[1.0], [2.0]]
 
@@ -139,8 +139,13 @@ def test_dropping_the_plan_discards_a_chunk_that_arrived_but_was_not_taken_yet()
     assert ex.wait(30)  # arrived; the next poll would take it
     ex.drop_queue(in_flight=True)
     assert ex.discarded == 1
+    gate.open.clear()
     ex.poll({})
-    assert gate.calls == 2
+    assert gate.calls == 2  # asked afresh
+    gate.open.set()
+    assert ex.wait(30)
+    ex.drop_queue(in_flight=True)  # and dropped again before it was taken
+    assert ex.discarded == 2 and not ex.queue
 
 
 def test_dropping_only_the_queue_keeps_the_chunk_in_flight():
@@ -163,3 +168,20 @@ def test_reset_discards_the_previous_episodes_chunk_in_flight():
     gate.open.set()
     assert ex.wait(30)
     assert ex.poll({}) is None and ex.discarded == 1
+
+
+def test_every_drop_of_the_plan_invalidates_the_request_in_flight_then():
+    gate = Gate(chunk(4))
+    gate.open.set()
+    ex = ChunkExecutor(gate, asynchronous=True)
+    for n in (1, 2):  # the second drop must invalidate the second request as the first did the first
+        gate.open.clear()
+        ex.poll({})
+        assert ex.busy and gate.calls == n
+        ex.drop_queue(in_flight=True)
+        gate.open.set()
+        assert ex.wait(30)
+        assert ex.poll({}) is None and ex.discarded == n
+    ex.drop_queue(in_flight=True)  # with nothing in flight: nothing to discard
+    assert ex.discarded == 2
+    assert ex.wait(30) and np.array_equal(ex.poll({}), chunk(4)) and gate.calls == 3

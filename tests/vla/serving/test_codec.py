@@ -160,6 +160,9 @@ def test_a_malformed_envelope_is_refused_with_its_code(message, code, words):
     ({"shape": [10**6, 10**6]}, "bad_array",
      "array of shape [1000000, 1000000] and dtype <f4 needs 4000000000000 bytes, got 8"),
     ({"shape": [], "data": b"\x00" * 8}, "bad_array", "array of shape [] and dtype <f4 needs 4 bytes, got 8"),
+    # No bytes needed, yet no array numpy can build (found by hypothesis).
+    ({"shape": [0, 2**63], "data": b""}, "bad_array", "array shape [0, 9223372036854775808] cannot be built: "),
+    ({"shape": [0] * 65, "data": b""}, "bad_array", f"array shape {[0] * 65} cannot be built: maximum supported"),
 ])
 def test_a_malformed_array_is_refused_with_its_code(fields, code, words):
     refused(envelope(payload={"x": raw_array(**fields)}), code, words)
