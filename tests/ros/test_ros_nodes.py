@@ -1,7 +1,6 @@
 """The ROS 2 graph over real Fast DDS on loopback: sim node, policy node, policy server."""
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -77,18 +76,18 @@ def test_server_loss_holds_the_arm_and_the_loop_resumes(ros):
         graph.start(only=["sim", "policy"])
         assert wait_for(lambda: any(not json.loads(s.data)["holding"] for s in status.msgs), 60)
         server.close()  # the policy server dies mid-episode
-        killed = time.monotonic()
+
         def holding_for_the_server():
             reason = json.loads(status.msgs[-1].data)["reason"] if status.msgs else ""
             return "no answer from the policy" in reason or "policy failed" in reason
 
-        assert wait_for(holding_for_the_server, 10)
-        held_at = time.monotonic()
+        # How soon it holds is the watchdog's inference timeout, tested on an injected clock
+        # (tests/vla/control/test_control.py); here, on a machine of any load, that it does.
+        assert wait_for(holding_for_the_server, 30)
         n = len(commands.msgs)
-        time.sleep(0.5)
+        assert wait_for(lambda: len(commands.msgs) >= n + 3, 10)
         held = _positions(commands.msgs[n:])
-        assert len(held) >= 3 and np.allclose(held, held[0]), "the arm holds one position"
-        assert held_at - killed < 1.0 + 0.5 + 0.2  # inference timeout + client timeout + one period
+        assert np.allclose(held, held[0]), "the arm holds one position"
         server = ServerThread(GentlePolicy(), address)  # it comes back
         n = len(status.msgs)
         assert wait_for(lambda: any(not json.loads(s.data)["holding"] for s in status.msgs[n:]), 10)
