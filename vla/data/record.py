@@ -119,6 +119,7 @@ class _DeferInterrupts:
         finally:
             self.critical = False
         if self.pending:
+            self.pending = False  # delivered: a caller that catches it and goes on starts clean
             raise KeyboardInterrupt
 
 

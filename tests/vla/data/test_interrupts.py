@@ -35,3 +35,13 @@ def test_a_signal_outside_a_save_interrupts_at_once_and_handlers_are_restored(si
             steps.append("a save with no signal")
         steps.append("goes on")
     assert steps == ["a save with no signal", "goes on"]
+
+
+def test_a_deferred_interrupt_is_delivered_once():
+    defer = _DeferInterrupts()
+    with defer.installed():
+        with pytest.raises(KeyboardInterrupt):
+            with defer.section():
+                os.kill(os.getpid(), signal.SIGINT)
+        with defer.section():  # a caller that caught it and saves on: no second interrupt
+            pass
