@@ -12,12 +12,14 @@ cube's centre, one cube height above it (sim/describer.py `on_cube`). A diagnost
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
 import numpy as np
 
 from sim.scene import COLORS
+from vla.types import OBS_ENV_STATE, OBS_NAMED
 
 
 def rollout(env, policy, seed: int) -> dict:
@@ -54,16 +56,9 @@ def rollout(env, policy, seed: int) -> dict:
             "final_height_above_mm": round(float(a[2] - b[2]) * 1000, 1)}
 
 
-def grounded(env_state: np.ndarray, text: str) -> np.ndarray:
-    """The named cubes' positions, in the instruction's order (top, then bottom): the selection that
-    the words-and-order features leave the MLP to learn, given."""
-    named = sorted((text.find(c), c) for c in COLORS if c in text)
-    picks = [3 * COLORS.index(c) for _, c in named[:2]]
-    return np.concatenate([env_state[..., i:i + 3] for i in picks], axis=-1)
-
-
 class Grounded:
-    """The oracle policy fed `grounded` features after the usual environment state."""
+    """The oracle policy also given `observation.named_objects` (the named cubes' positions, top then
+    bottom) after the usual environment state: the selection the words leave the MLP to learn."""
 
     def __init__(self, policy):
         self.policy, self.metadata = policy, policy.metadata
@@ -73,43 +68,8 @@ class Grounded:
 
     def predict_chunk(self, obs):
         obs = dict(obs)
-        env_state = np.asarray(obs["observation.environment_state"], dtype=np.float32)
-        obs["observation.environment_state"] = np.concatenate([env_state, grounded(env_state, str(obs["task"]))])
+        obs[OBS_ENV_STATE] = np.concatenate([obs[OBS_ENV_STATE], obs[OBS_NAMED]]).astype(np.float32)
         return self.policy.predict_chunk(obs)
-
-
-def train_with_aux(data, texts: list[str], steps: int, seed: int, weight: float = 1.0):
-    """The oracle MLP with one more output trained beside the chunk: the `grounded` positions, which it
-    is not given (an auxiliary target, as issue 17's lever 3 proposes for the VLA). Inference reads
-    the chunk only."""
-    import torch
-
-    from vla.bench.oracle import OracleMLP
-
-    torch.manual_seed(seed)
-    model = OracleMLP(data, 20)
-    aux = torch.tensor(np.stack([grounded(e, t) for e, t in zip(data.env, texts, strict=True)]))
-    aux_mean, aux_std = aux.mean(0), aux.std(0) + 1e-3
-    chunk_out = model.net[-1].out_features
-    model.net[-1] = torch.nn.Linear(model.net[-1].in_features, chunk_out + aux.shape[1])
-    x = torch.tensor(data.inputs())
-    y = (torch.tensor(data.relative.reshape(data.frames, -1)) - model.y_mean) / model.y_std
-    a = (aux - aux_mean) / aux_std
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        i = torch.randint(0, data.frames, (256,), generator=generator)
-        out = model(x[i])
-        loss = (out[:, :chunk_out] - y[i]).abs().mean() + weight * (out[:, chunk_out:] - a[i]).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        schedule.step()
-    model.eval()
-    forward = model.forward
-    model.forward = lambda inputs: forward(inputs)[:, :chunk_out]  # the chunk only, as OraclePolicy reads it
-    return model
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -130,9 +90,9 @@ def main() -> int:
     parser.add_argument("--train-steps", type=int, default=4000)
     parser.add_argument("--n-action-steps", default="10", help="comma list: actions executed per chunk")
     parser.add_argument("--grounded", action="store_true",
-                        help="also an oracle given the named cubes' positions in order (see `grounded`)")
+                        help="also an oracle given observation.named_objects (see `Grounded`)")
     parser.add_argument("--aux", action="store_true",
-                        help="also an oracle trained to predict the `grounded` positions beside its chunk")
+                        help="also an oracle trained to predict observation.named_objects beside its chunk")
     parser.add_argument("--skip-expert", action="store_true")
     parser.add_argument("--skip-plain", action="store_true", help="no plain oracle arm")
     parser.add_argument("--report", default=None)
@@ -160,19 +120,19 @@ def main() -> int:
         report["oracle_training"] = {"demos": args.demos, "frames": data.frames, **trained,
                                      "wall_s": round(time.perf_counter() - t0, 1)}
         print("trained", json.dumps(report["oracle_training"]), flush=True)
-        arms.append(("oracle", model, False))
-    texts = [str(t) for e in demos.episodes for t in e["task"]]
+        arms.append(("oracle", model, data, False))
+    named = np.concatenate([e[OBS_NAMED] for e in demos.episodes]).astype(np.float32)
     if args.aux:
-        arms.append(("aux", train_with_aux(data, texts, args.train_steps, seed=0), False))
+        aux_model, report["aux_training"] = train_oracle(data, 20, args.train_steps, 256, seed=0, aux=named)
+        arms.append(("aux", aux_model, data, False))
     if args.grounded:
-        named = np.stack([grounded(e, t) for e, t in zip(data.env, texts, strict=True)])
-        data.env = np.concatenate([data.env, named], axis=1)
-        grounded_model, trained = train_oracle(data, 20, args.train_steps, 256, seed=0)
-        report["grounded_training"] = trained
-        arms.append(("grounded", grounded_model, True))
-    for name, net, wrap in arms:
+        given = copy.copy(data)
+        given.env = np.concatenate([data.env, named], axis=1)
+        grounded_model, report["grounded_training"] = train_oracle(given, 20, args.train_steps, 256, seed=0)
+        arms.append(("grounded", grounded_model, given, True))
+    for name, net, inputs, wrap in arms:
         for n in (int(v) for v in args.n_action_steps.split(",")):
-            policy = OraclePolicy(net, data, env, n)
+            policy = OraclePolicy(net, inputs, env, n)
             policy = Grounded(policy) if wrap else policy
             rows = [rollout(env, policy, s) for s in range(args.episodes)]
             report[f"{name}_n{n}"] = {"summary": summarize(rows), "episodes": rows}

@@ -40,9 +40,14 @@ class CubeRelation:
         return f"the {self.color} cube is on the table"
 
 
+def region_centre(region: str) -> np.ndarray:
+    """(x, y) of a marked region's centre on the table."""
+    return np.array([REGION_X, (1.0 if region == "left" else -1.0) * REGION_Y])
+
+
 def in_region(pos: np.ndarray, region: str) -> bool:
-    sign = 1.0 if region == "left" else -1.0
-    return abs(pos[0] - REGION_X) <= REGION_HALF[0] and abs(pos[1] - sign * REGION_Y) <= REGION_HALF[1]
+    centre = region_centre(region)
+    return abs(pos[0] - centre[0]) <= REGION_HALF[0] and abs(pos[1] - centre[1]) <= REGION_HALF[1]
 
 
 def in_bowl(scene: TabletopScene, color: str) -> bool:

@@ -109,22 +109,19 @@ class TabletopEnv(gym.Env):
         obs: dict[str, Any] = {image_key(c): self.scene.render(c) for c in self.robot.camera_names}
         obs[OBS_STATE] = np.clip(self.scene.joint_positions(), self.robot.lower, self.robot.upper)
         obs[OBS_ENV_STATE] = self.scene.environment_state()
-        obs[OBS_NAMED] = self._current_subtask().named_positions(self.scene)
+        obs[OBS_NAMED] = self._progress()[2].named_positions(self.scene)
         obs[TASK] = self.episode.instruction
         return obs
 
-    def _progress(self) -> tuple[list[bool], int]:
-        """Each subtask's done flag and the index of the first one not done (len: all done)."""
+    def _progress(self) -> tuple[list[bool], int, Subtask]:
+        """Each subtask's done flag, the index of the first one not done (len: all done) and the
+        current subtask (the last one once all are done)."""
         progress = self.episode.progress(self.scene)
-        return progress, next((i for i, done in enumerate(progress) if not done), len(progress))
-
-    def _current_subtask(self) -> Subtask:
-        progress, index = self._progress()
-        return self.episode.subtasks[min(index, len(progress) - 1)]
+        index = next((i for i, done in enumerate(progress) if not done), len(progress))
+        return progress, index, self.episode.subtasks[min(index, len(progress) - 1)]
 
     def _info(self, clipped: list[str]) -> dict[str, Any]:
-        progress, index = self._progress()
-        current = self.episode.subtasks[min(index, len(progress) - 1)]
+        progress, index, current = self._progress()
         return {
             "task_id": self.episode.task_id,
             "task": self.episode.instruction,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from sim.describer import REGION_Y, in_bowl
+from sim.describer import in_bowl, region_centre
 from sim.ik import TcpIK, down_rotation
 from sim.scene import COLORS, CUBE_HALF, TabletopScene
 from sim.tasks import Subtask, parse_subtask
@@ -145,7 +145,7 @@ class ScriptedExpert:
         start = [p[0], p[1] - sign * standoff, z]
         yield from self._move([start[0], start[1], 0.1], yaw, PUSH_OPENING, FAST)
         yield from self._move(start, yaw, PUSH_OPENING, SLOW)
-        goal_y = sign * REGION_Y
+        goal_y = region_centre(region)[1]
         for _ in range(60):
             p = self.scene.cube_pos(color)
             if sign * (p[1] - goal_y) > -0.005:

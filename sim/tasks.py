@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.describer import REGION_X, REGION_Y, REGIONS, in_bowl, in_region, on_cube
+from sim.describer import REGIONS, in_bowl, in_region, on_cube, region_centre
 from sim.scene import COLORS, CUBE_HALF, ObjectPose, TabletopScene
 
 # Where objects may be placed (robot base at the origin, +x away from the robot, +y to its left).
@@ -43,7 +43,7 @@ class Subtask:
         elif self.kind == "place_in_bowl":
             goal = scene.bowl_pos()
         elif self.kind == "push":
-            goal = np.array([REGION_X, (1.0 if self.dest == "left" else -1.0) * REGION_Y, CUBE_HALF])
+            goal = np.r_[region_centre(self.dest), CUBE_HALF]
         else:
             goal = target
         return np.concatenate([target, goal]).astype(np.float32)

@@ -21,6 +21,7 @@ OBS_ENV_STATE = "observation.environment_state"
 # the instruction's words stacks 5/20; given these it stacks 18/20).
 OBS_NAMED = "observation.named_objects"
 NAMED_OBJECTS_NAMES = ["target.x", "target.y", "target.z", "goal.x", "goal.y", "goal.z"]
+PRIVILEGED = (OBS_ENV_STATE, OBS_NAMED)  # what only a simulator knows: never a peer's or a product's input
 TASK = "task"
 
 Observation = dict[str, Any]

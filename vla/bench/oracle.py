@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vla.train.data import chunk_indices
 from vla.types import ACTION, OBS_ENV_STATE, OBS_STATE, TASK
 
 
@@ -48,11 +49,7 @@ class OracleData:
         self.vocabulary = {w: i for i, w in enumerate(sorted({w for t in set(texts) for w in words(t)}))}
         self.words = np.stack([self.bag(t) for t in texts])
         N = len(self.state)
-        ends = np.zeros(N, dtype=np.int64)
-        cuts = np.flatnonzero(np.diff(episode)) + 1
-        for start, stop in zip(np.r_[0, cuts], np.r_[cuts, N], strict=True):
-            ends[start:stop] = stop - 1
-        index = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
+        index = chunk_indices(episode, chunk_size)
         D = actions.shape[1]
         self.relative = actions[index] - self.state[:, None, :D]  # (N, K, D)
         self.episodes, self.frames, self.action_dim = episodes, N, D
@@ -90,7 +87,8 @@ class OracleData:
 
 
 class OracleMLP(nn.Module):
-    def __init__(self, data: OracleData, chunk_size: int, width: int = 512):
+    def __init__(self, data: OracleData, chunk_size: int, width: int = 512, aux_dim: int = 0):
+        """`aux_dim`: outputs beside the chunk, trained (`train_oracle`'s `aux`) but never read by the policy."""
         super().__init__()
         x, y = data.inputs(), data.relative.reshape(data.frames, -1)
         self.register_buffer("x_mean", torch.tensor(x.mean(0)))
@@ -98,27 +96,38 @@ class OracleMLP(nn.Module):
         self.register_buffer("y_mean", torch.tensor(y.mean(0)))
         self.register_buffer("y_std", torch.tensor(y.std(0) + 1e-4))
         self.net = nn.Sequential(nn.Linear(x.shape[1], width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
-                                 nn.Linear(width, width), nn.GELU(), nn.Linear(width, y.shape[1]))
+                                 nn.Linear(width, width), nn.GELU(), nn.Linear(width, y.shape[1] + aux_dim))
         self.chunk_size, self.action_dim = chunk_size, data.action_dim
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardized relative targets (B, K*D), then the auxiliary outputs, from raw inputs."""
+        return self.net((x - self.x_mean) / self.x_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Standardized relative targets (B, K*D) from raw inputs."""
-        return self.net((x - self.x_mean) / self.x_std)
+        return self.outputs(x)[:, : self.chunk_size * self.action_dim]
 
 
 def train_oracle(data: OracleData, chunk_size: int, steps: int, batch_size: int, seed: int,
-                 lr: float = 1e-3) -> tuple[OracleMLP, dict[str, Any]]:
+                 lr: float = 1e-3, aux: np.ndarray | None = None) -> tuple[OracleMLP, dict[str, Any]]:
+    """`aux` (frames, A): an auxiliary target per frame, regressed beside the chunk (L1 on
+    standardized values, its mean added to the chunk's) and never fed back; the policy reads the chunk only."""
     torch.manual_seed(seed)
-    model = OracleMLP(data, chunk_size)
+    model = OracleMLP(data, chunk_size, aux_dim=0 if aux is None else aux.shape[1])
     x = torch.tensor(data.inputs())
     y = (torch.tensor(data.relative.reshape(data.frames, -1)) - model.y_mean) / model.y_std
+    n = y.shape[1]  # the chunk's outputs; the auxiliary ones follow
+    if aux is not None:
+        a = torch.tensor(aux, dtype=torch.float32)
+        y = torch.cat([y, (a - a.mean(0)) / (a.std(0) + 1e-3)], 1)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     generator = torch.Generator().manual_seed(seed)
     start, losses = time.perf_counter(), []
     for _ in range(steps):
         i = torch.randint(0, data.frames, (batch_size,), generator=generator)
-        loss = (model(x[i]) - y[i]).abs().mean()
+        error = (model.outputs(x[i]) - y[i]).abs()
+        loss = error[:, :n].mean() + (error[:, n:].mean() if aux is not None else 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

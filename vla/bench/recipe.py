@@ -27,8 +27,8 @@ Arms (`ARMS`):
 - `aux_named`: the same, with the positions of the objects the instruction names instead
   (`observation.named_objects`: the cube acted on, then its goal). The oracle MLP on stacking
   (`scripts/diagnose_stack.py`) stacks 5/20 from every object's position and the words, 18/20 when
-  given the named positions and 9/20 when trained to predict them beside its actions: selecting the
-  named object is what it learns slowest.
+  given the named positions; trained to predict them beside its actions it grasps the named cube
+  in 14 episodes instead of 8: selecting the named object is what it learns slowest.
 
 Each arm's result is written to the report as soon as it exists, so a long run that is stopped
 still leaves its figures; arms can run as separate processes (one per core) into separate reports.

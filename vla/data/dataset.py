@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_NAMED, OBS_STATE
+from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, PRIVILEGED
 
 SUPPORTED_VERSION = "v3.0"
 # Decoding with PyAV needs no system FFmpeg (torchcodec does); it is LeRobot's fallback too.
@@ -114,7 +114,7 @@ class DemoDataset:
         return {
             key: {name: np.asarray(value) for name, value in stat.items()}
             for key, stat in self.lerobot.meta.stats.items()
-            if key in (OBS_STATE, OBS_ENV_STATE, OBS_NAMED, ACTION) or key.startswith(OBS_IMAGES_PREFIX)
+            if key in (OBS_STATE, *PRIVILEGED, ACTION) or key.startswith(OBS_IMAGES_PREFIX)
         }
 
     def feature_dim(self, key: str) -> int:

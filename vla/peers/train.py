@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from vla.data import open_dataset
-from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_NAMED, OBS_STATE, TASK
+from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, PRIVILEGED, TASK
 
 PEERS = ("act", "diffusion")
 
@@ -62,8 +62,7 @@ def peer_inputs(demo) -> dict:
     from lerobot.utils.feature_utils import dataset_to_policy_features
 
     features = dataset_to_policy_features(demo.lerobot.meta.features)
-    privileged = (OBS_ENV_STATE, OBS_NAMED)
-    return {k: ft for k, ft in features.items() if ft.type is not FeatureType.ACTION and k not in privileged}
+    return {k: ft for k, ft in features.items() if ft.type is not FeatureType.ACTION and k not in PRIVILEGED}
 
 
 def cfg_size(demo) -> int:

@@ -17,6 +17,17 @@ from vla.model.inputs import resize
 from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, TASK
 
 
+def chunk_indices(episode: np.ndarray, chunk_size: int) -> np.ndarray:
+    """(N, chunk_size) frame indices of each frame's chunk, clipped at its episode's last frame.
+    `episode`: each frame's episode index, frames of one episode contiguous."""
+    N = len(episode)
+    ends = np.zeros(N, dtype=np.int64)
+    boundaries = np.flatnonzero(np.diff(episode)) + 1
+    for start, stop in zip(np.r_[0, boundaries], np.r_[boundaries, N], strict=True):
+        ends[start:stop] = stop - 1
+    return np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
+
+
 @dataclass
 class DemoCache:
     images: torch.Tensor  # (N, C, 3, H, W) uint8
@@ -72,12 +83,7 @@ class DemoCache:
             for j, text in enumerate(batch[instruction_key]):
                 text_index[i + j] = texts.setdefault(text, len(texts))
             i += b
-        # Frame indices of each chunk, clipped at the episode's last frame.
-        ends = np.zeros(N, dtype=np.int64)
-        boundaries = np.flatnonzero(np.diff(episode)) + 1
-        for start, stop in zip(np.r_[0, boundaries], np.r_[boundaries, N], strict=True):
-            ends[start:stop] = stop - 1
-        idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
+        idx = chunk_indices(episode, chunk_size)
         return cls(images, state, actions, torch.tensor(idx), list(texts), text_index, list(ds.cameras), aux)
 
     def on(self, device: torch.device) -> DemoCache:

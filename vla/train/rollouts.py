@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.train.data import DemoCache
-from vla.types import ACTION, OBS_ENV_STATE, OBS_IMAGES_PREFIX, OBS_NAMED, OBS_STATE, TASK
+from vla.train.data import DemoCache, chunk_indices
+from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, PRIVILEGED, TASK
 
-PRIVILEGED_AND_PROPRIO = (OBS_STATE, OBS_ENV_STATE, OBS_NAMED, ACTION)  # the vectors an episode keeps
+VECTORS = (OBS_STATE, *PRIVILEGED, ACTION)  # the vectors an episode keeps beside its images
 
 _ENVS: dict[str, Any] = {}  # per worker process: one env (and expert) per task
 
@@ -43,7 +43,7 @@ def _rollout(job: tuple[str, int, str]) -> tuple[str, int, dict[str, np.ndarray]
     frames, success = expert_episode(env, expert, seed)
     if not success:
         return task_id, seed, None
-    keys = [k for k in frames[0] if k.startswith(OBS_IMAGES_PREFIX) or k in PRIVILEGED_AND_PROPRIO]
+    keys = [k for k in frames[0] if k.startswith(OBS_IMAGES_PREFIX) or k in VECTORS]
     arrays = {k: np.stack([f[k] for f in frames]) for k in keys}
     arrays[TASK] = np.array([f[TASK] for f in frames])
     return task_id, seed, arrays
@@ -78,7 +78,7 @@ class SimDemos:
         self.robot_type = robot_cfg.name
         self.source = f"sim:{','.join(task_ids)} x {episodes} (seeds from {self.seed})"
         self.episodes = self._roll(task_ids, episodes, robot, workers or os.cpu_count() or 1, progress)
-        frames = {k: np.concatenate([e[k] for e in self.episodes]) for k in PRIVILEGED_AND_PROPRIO
+        frames = {k: np.concatenate([e[k] for e in self.episodes]) for k in VECTORS
                   if k in self.episodes[0]}
         self.stats = {k: _stats(v.astype(np.float64)) for k, v in frames.items()}
         self.tasks = sorted({str(t) for e in self.episodes for t in e[TASK]})
@@ -167,9 +167,7 @@ class SimDemos:
         images = self._images(image_size) if images is None else images
         texts: dict[str, int] = {}
         text_index = torch.tensor([texts.setdefault(str(t), len(texts)) for e in self.episodes for t in e[TASK]])
-        lengths = [len(e[ACTION]) for e in self.episodes]
-        ends = np.repeat(np.cumsum(lengths) - 1, lengths)
-        N = len(ends)
-        idx = np.minimum(np.arange(N)[:, None] + np.arange(chunk_size)[None, :], ends[:, None])
+        episode = np.repeat(np.arange(len(self.episodes)), [len(e[ACTION]) for e in self.episodes])
+        idx = chunk_indices(episode, chunk_size)
         return DemoCache(images, stacked(state_keys), stacked([ACTION]), torch.tensor(idx),
                          list(texts), text_index, list(self.cameras), stacked(aux_keys) if aux_keys else None)

@@ -33,3 +33,27 @@ def test_a_dataset_without_object_positions_is_refused(tmp_path):
     ds.finalize()
     with pytest.raises(DatasetError, match="observation.environment_state"):
         bench_oracle(str(tmp_path / "real"), ["touch"], 10, 8, 1, 0, 4, 2, progress=False)
+
+
+def test_an_auxiliary_target_is_learned_beside_the_chunk_and_never_read_by_the_policy():
+    import numpy as np
+    import torch
+
+    from vla.bench.oracle import OracleData, train_oracle
+
+    rng = np.random.default_rng(0)
+    data = OracleData.__new__(OracleData)  # 40 frames of vectors, no dataset behind them
+    data.state = rng.normal(size=(40, 3)).astype(np.float32)
+    data.env = rng.normal(size=(40, 4)).astype(np.float32)
+    data.words = np.zeros((40, 2), np.float32)
+    data.relative = rng.normal(size=(40, 5, 3)).astype(np.float32)
+    data.frames, data.action_dim, data.episodes = 40, 3, 2
+    aux = data.env[:, :2] * 3.0  # learnable from the inputs
+    plain, _ = train_oracle(data, 5, 300, 16, seed=0)
+    model, _ = train_oracle(data, 5, 300, 16, seed=0, aux=aux)
+    x = torch.tensor(data.inputs())
+    with torch.no_grad():
+        assert model(x).shape == plain(x).shape == (40, 15)  # the policy reads the chunk only
+        out = model.outputs(x)[:, 15:]
+    standardized = (aux - aux.mean(0)) / (aux.std(0) + 1e-3)
+    assert np.abs(out.numpy() - standardized).mean() < 0.3  # learned (chance is about 0.8)

@@ -55,6 +55,7 @@ def _compare(root, image_atol):
             item = ds[start + i]
             assert np.array_equal(item["action"].numpy(), action)
             assert np.array_equal(item["observation.state"].numpy(), obs["observation.state"])
+            assert np.array_equal(item["observation.named_objects"].numpy(), obs["observation.named_objects"])
             assert item["task"] == obs["task"]
             assert item["subtask"] == info["subtask"] and int(item["subtask_index"]) == info["subtask_index"]
             assert item["scene_description"] == info["scene_description"]
