@@ -167,6 +167,10 @@ def test_the_policy_is_found_from_any_folder_and_a_missing_one_stops_with_a_clea
     ("policy_node", ["robot_config:=pandaa"], "robot_config 'pandaa' is in neither"),
     ("sim_node", ["controller_type:=fwd"], "controller_type='fwd'"),
     ("sim_node", ["seeds:=1-x"], "seeds='1-x'"),
+    # A robot whose actions are not joint positions cannot be driven with JointTrajectory: refused at start-up.
+    ("policy_node", ["robot_config:=sawyer_metaworld"], "robot 'sawyer_metaworld' has actions that are not joint "
+                                                        "positions (hand_dx (delta), "),
+    ("recorder_node", ["out:=data", "robot_config:=sawyer_metaworld"], "drive only joint-position robots"),
 ])
 def test_a_bad_start_up_parameter_stops_the_node_with_one_clear_line(tmp_path, node, params, words):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_SRC), str(REPO)]), "ROS_HOME": str(tmp_path),
@@ -177,3 +181,25 @@ def test_a_bad_start_up_parameter_stops_the_node_with_one_clear_line(tmp_path, n
     assert result.returncode == 2, output[-3000:]
     assert "not starting: " in output and words in output, output[-3000:]
     assert "Traceback" not in output
+
+
+def test_the_nodes_refuse_a_robot_whose_actions_are_not_joints_or_that_names_no_controller(tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.syspath_prepend(str(PACKAGE_SRC))
+    from vla_ros.parameters import StartupError, robot_config
+
+    assert robot_config("panda").joint_actions
+    with pytest.raises(StartupError, match=r"robot_config 'sawyer_metaworld': robot 'sawyer_metaworld' has actions "
+                                           r"that are not joint positions \(hand_dx \(delta\), hand_dy \(delta\), "
+                                           r"hand_dz \(delta\), gripper \(absolute\); state \['hand_x'"):
+        robot_config("sawyer_metaworld")
+    panda = yaml.safe_load((REPO / "configs" / "robots" / "panda.yaml").read_text())
+    joints = [*panda["joints"], panda["gripper"]]
+    no_controller = {k: v for k, v in panda.items() if k not in ("joints", "gripper", "controller")}
+    no_controller["state"] = [{k: j[k] for k in ("name", "lower", "upper")} for j in joints]
+    no_controller["actions"] = [{**j, "kind": "position"} for j in joints]
+    path = tmp_path / "arm.yaml"
+    path.write_text(yaml.safe_dump(no_controller))
+    with pytest.raises(StartupError, match="robot 'panda' names no 'controller'"):
+        robot_config(str(path))

@@ -1,9 +1,12 @@
 """The control loop: watchdog -> chunk executor -> safety filter -> one safe action per tick.
 
-A hold target is the last command, or before the first one the measured state, and only a
-measured state the safety filter accepts as one (finite, within the limits): a NaN read at
-start-up would otherwise become the hold target and, through it, every later command. With
-no hold target the tick's action is None: send nothing.
+A hold is the action the safety filter says holds the robot still (`SafetyFilter.hold_action`, by
+what the robot config declares each action to be): a joint position holds the last command, or
+before the first one the measured joint, and only from a measured state the safety filter accepts
+(finite, within the bounds): a NaN read at start-up would otherwise become the hold target and,
+through it, every later command. A delta holds with 0 (never with the measured state, which is not
+an action at all) and an absolute setpoint (a gripper command) holds the last command, else the
+config's `hold` value. With no hold action the tick's action is None: send nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from vla.types import OBS_STATE, Policy
 
 @dataclass
 class LoopStatus:
-    """What one tick did. `action` is safe to send; when `holding`, it is the last command (or the
-    measured state before the first one); None when there is nothing valid to hold: send nothing."""
+    """What one tick did. `action` is safe to send; when `holding`, it is the action that holds the robot
+    (`SafetyFilter.hold_action`: for a joint robot the last command, or the measured state before the first
+    one); None when there is nothing valid to hold: send nothing."""
 
     action: np.ndarray | None
     holding: bool = False
@@ -52,11 +56,12 @@ class ControlLoop:
         self.last_command = None if command is None else np.asarray(command, dtype=np.float64)
 
     def _hold(self, measured: np.ndarray | None, reason: str, plan_invalid: bool = False, **kw) -> LoopStatus:
-        """Hold the last command, else the (valid) measured state, else nothing. `plan_invalid` (an
-        e-stop): a chunk still in flight is discarded too, never executed afterwards."""
+        """Send the hold action (`SafetyFilter.hold_action` from the last command and the (valid) measured
+        state, or None), else nothing. `plan_invalid` (an e-stop): a chunk still in flight is discarded too,
+        never executed afterwards."""
         self.holds += 1
         self.executor.drop_queue(in_flight=plan_invalid)
-        target = measured if self.last_command is None else self.last_command
+        target = self.safety.hold_action(measured, self.last_command)
         if target is None:
             return LoopStatus(None, holding=True, reason=f"{reason}; nothing to hold: no command yet", **kw)
         self.last_command = np.asarray(target, dtype=np.float64)

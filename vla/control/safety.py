@@ -1,18 +1,27 @@
 """Safety filter: every chunk is checked whole before any of it reaches an actuator.
 
+It checks what the robot config declares each action dimension to be (`vla.robot`): a `position`
+(an absolute joint target), a `delta` (a relative command) or an `absolute` setpoint that is not a
+measured joint (a gripper effort). It never pretends a delta is a joint.
+
 Checks, in order: shape; finite values (a NaN or inf rejects the chunk, always); the jump
 between the chunk's first action and the current command (the measured joint state before
-the first command), which suggests a chunk computed for another state; joint position
-limits; the per-tick step limit, which is the joint's velocity limit times the control
-period unless a stricter one is configured. In 'clamp' mode violations are clamped
-(positions to the limits, every step, the first included, rate-limited); in 'reject' mode
-the chunk is refused. A rejected chunk makes the loop hold, and a policy that keeps
-proposing the same jump from the same state would hold for ever: that is why 'clamp' is the
-default. Every intervention is counted by kind.
+the first command), which suggests a chunk computed for another state; the action bounds
+(joint position limits for positions); the per-tick step limit, which is the joint's velocity
+limit times the control period unless a stricter one is configured. The start jump and the step
+limit apply to position dimensions only: a delta is a displacement, not a place to jump from, and
+an absolute setpoint has no measured value to move from. In 'clamp' mode violations are clamped
+(to the bounds, every step, the first included, rate-limited); in 'reject' mode the chunk is
+refused. A rejected chunk makes the loop hold, and a policy that keeps proposing the same jump
+from the same state would hold for ever: that is why 'clamp' is the default. Every intervention
+is counted by kind ("position" for a joint target outside its limits, "bounds" for any other
+action outside its bounds).
 
-Two more checks serve the publisher, the last line before the arm: `hold_state` says whether a
-measured joint state may become a hold target, and `check_command` whether one command may be
-sent (nothing is clamped there: a command that fails is not sent at all).
+More checks serve the loop and the publisher, the last line before the arm: `hold_state` says whether
+a measured state may be used (within the STATE bounds), `hold_action` what action holds the robot still
+(a position: the last command or the measured joint; a delta: 0; an absolute: the last command or its
+`hold` value), and `check_command` whether one command may be sent (nothing is clamped there: a command
+that fails is not sent at all).
 """
 
 from __future__ import annotations
@@ -49,63 +58,99 @@ class SafetyFilter:
             raise ValueError(f"safety mode {mode!r}; expected one of {MODES}")
         self.robot = robot
         self.mode = mode
+        self.names = robot.action_names
         self.lower = robot.lower.astype(np.float64)
         self.upper = robot.upper.astype(np.float64)
+        self.state_names = robot.state_names
+        self.state_lower = robot.state_lower.astype(np.float64)
+        self.state_upper = robot.state_upper.astype(np.float64)
+        kinds = np.array(robot.action_kinds)
+        self.position = kinds == "position"  # start jump, step limit, held at the measured joint
+        self.positions = np.flatnonzero(self.position)
+        self.position_state = robot.position_state_index  # the state value measuring each position
+        self.deltas = np.flatnonzero(kinds == "delta")  # held with 0
+        self.absolutes = np.flatnonzero(kinds == "absolute")  # held at the last command, else `hold`
+        self.hold_values = np.array([a.hold if a.kind == "absolute" else 0.0 for a in robot.actions], dtype=np.float64)
+        # Joint robots keep their words ("joint limits"); other robots' dimensions are not joints.
+        self.joints = robot.joint_actions
+        self._bounds = "joint limits" if self.joints else "action bounds"
+        self._state_bounds = "joint limits" if self.joints else "state bounds"
         dt = 1.0 / robot.control_rate_hz
-        self.velocity_step = robot.max_velocity.astype(np.float64) * dt
-        self.max_step = self.velocity_step if max_step is None else np.minimum(self.velocity_step, max_step)
+        self.velocity_step = robot.max_velocity.astype(np.float64) * dt  # inf for non-position dimensions
+        self.max_step = self.velocity_step if max_step is None else np.where(
+            self.position, np.minimum(self.velocity_step, max_step), np.inf)
         self.max_start_jump = np.broadcast_to(np.asarray(max_start_jump, dtype=np.float64), self.lower.shape)
         self.counts: Counter[str] = Counter()
         self.chunks = Counter()
 
+    def _reference(self, measured: np.ndarray, previous) -> np.ndarray:
+        """The start-jump and step reference, in action space: the last command sent, else the measured
+        joint for each position (other dimensions have no reference: 0, never compared)."""
+        if previous is not None:
+            return np.asarray(previous, dtype=np.float64)
+        if self.joints:
+            return measured
+        ref = np.zeros(len(self.names))
+        if measured.shape == (len(self.state_names),):
+            ref[self.positions] = measured[self.position_state]
+        return ref
+
     def check(self, chunk, measured: np.ndarray, previous: np.ndarray | None = None
               ) -> tuple[np.ndarray | None, SafetyReport]:
-        """(safe chunk or None, report). `measured` is the arm's joint state; `previous` the last command
-        sent (the reference of the step limit; the measured state when there is none)."""
-        ref = measured if previous is None else previous
-        report = self._check(chunk, np.asarray(measured, dtype=np.float64), np.asarray(ref, dtype=np.float64))
+        """(safe chunk or None, report). `measured` is the robot's state (observation.state); `previous` the
+        last command sent (the reference of the step limit; the measured joints when there is none)."""
+        measured = np.asarray(measured, dtype=np.float64)
+        report = self._check(chunk, measured, self._reference(measured, previous))
         self.chunks["accepted" if report.accepted else "rejected"] += 1
         self.counts.update(report.interventions)
         return (self._safe if report.accepted else None), report
 
+    def _bound_kinds(self, out: np.ndarray) -> dict[str, int]:
+        counts = {"position": int((out & self.position[None]).sum()), "bounds": int((out & ~self.position[None]).sum())}
+        return {k: v for k, v in counts.items() if v}
+
     def _check(self, chunk, measured: np.ndarray, reference: np.ndarray) -> SafetyReport:
         self._safe = None
-        D = self.robot.action_dim
+        D, S = len(self.names), len(self.state_names)
         a = np.asarray(chunk, dtype=np.float64)
         if a.ndim != 2 or a.shape[1] != D or a.shape[0] == 0:
             return SafetyReport(False, {"shape": 1}, f"chunk of shape {a.shape}; expected (K, {D})")
-        if measured.shape != (D,) or not np.all(np.isfinite(measured)):
-            return SafetyReport(False, {"state": 1}, f"measured state {measured.shape} is not {D} finite values")
+        if measured.shape != (S,) or not np.all(np.isfinite(measured)):
+            return SafetyReport(False, {"state": 1}, f"measured state {measured.shape} is not {S} finite values")
         if reference.shape != (D,) or not np.all(np.isfinite(reference)):  # the start-jump and step reference
             return SafetyReport(False, {"state": 1}, f"previous command {reference.shape} is not {D} finite values")
         bad = ~np.isfinite(a)
         if bad.any():
             return SafetyReport(False, {"non_finite": int(bad.sum())}, "chunk holds NaN or inf")
         interventions: dict[str, int] = {}
-        jump = np.abs(a[0] - reference) > self.max_start_jump
+        jump = self.position & (np.abs(a[0] - reference) > self.max_start_jump)
         if jump.any():
             interventions["start_jump"] = int(jump.sum())
             if self.mode == "reject":
-                names = [n for n, j in zip(self.robot.joint_names, jump, strict=True) if j]
+                names = [n for n, j in zip(self.names, jump, strict=True) if j]
                 return SafetyReport(False, interventions, f"first action jumps more than "
-                                    f"{self.max_start_jump.max():.2f} from the current command at {names}")
+                                    f"{self.max_start_jump[self.position].max():.2f} from the current command "
+                                    f"at {names}")
             # clamp mode: the step limiter below moves there no faster than the velocity limits allow
         out = (a < self.lower) | (a > self.upper)
         if out.any():
-            interventions["position"] = int(out.sum())
+            interventions.update(self._bound_kinds(out))
             if self.mode == "reject":
-                return SafetyReport(False, interventions, "targets outside the joint limits")
+                return SafetyReport(False, interventions, f"targets outside the {self._bounds}" if self.joints else
+                                    f"actions outside the {self._bounds} at "
+                                    f"{sorted({self.names[i] for i in np.flatnonzero(out.any(axis=0))})}")
             a = np.clip(a, self.lower, self.upper)
+        p = self.positions
         previous = reference
         steps = 0
-        for k in range(len(a)):  # rate-limit: each action at most max_step from the one before
-            delta = a[k] - previous
-            over = np.abs(delta) > self.max_step + 1e-12
+        for k in range(len(a)):  # rate-limit positions: each at most max_step from the one before
+            delta = a[k, p] - previous[p]
+            over = np.abs(delta) > self.max_step[p] + 1e-12
             if over.any():
                 steps += int(over.sum())
                 if self.mode == "reject":
                     return SafetyReport(False, {**interventions, "step": steps}, "a step exceeds the velocity limit")
-                a[k] = previous + np.clip(delta, -self.max_step, self.max_step)
+                a[k, p] = previous[p] + np.clip(delta, -self.max_step[p], self.max_step[p])
             previous = a[k]
         if steps:
             interventions["step"] = steps
@@ -113,54 +158,80 @@ class SafetyFilter:
         return SafetyReport(True, interventions)
 
     def limit_tick(self, action: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, bool]:
-        """Last line before the actuator: limits and step for one action; (safe action, changed)."""
+        """Last line before the actuator: bounds (all dimensions) and step (positions) for one action;
+        (safe action, changed)."""
         a = np.clip(np.asarray(action, dtype=np.float64), self.lower, self.upper)
         if previous is not None:
-            a = previous + np.clip(a - previous, -self.max_step, self.max_step)
+            p = self.positions
+            previous = np.asarray(previous, dtype=np.float64)
+            a[p] = previous[p] + np.clip(a[p] - previous[p], -self.max_step[p], self.max_step[p])
         changed = not np.allclose(a, action, atol=1e-9)
         if changed:
             self.counts["tick_limit"] += 1
         return a, changed
 
     def hold_state(self, measured) -> tuple[np.ndarray | None, str]:
-        """A measured joint state as a hold target: (state, "") or (None, why it cannot be one).
+        """A measured state as one to act on and hold from: (state, "") or (None, why it cannot be one).
 
-        It must be D finite values within the joint limits; a reading at most STATE_MARGIN of the
-        range beyond a limit is taken as the limit itself (the returned state is clipped)."""
-        D, names = self.robot.action_dim, self.robot.joint_names
+        It must be the robot's state_dim finite values within the STATE bounds; a reading at most
+        STATE_MARGIN of the range beyond a bound is taken as the bound itself (the returned state is clipped)."""
+        S, names = len(self.state_names), self.state_names
         q = np.asarray(measured, dtype=np.float64) if measured is not None else np.zeros(0)
-        if q.shape != (D,):
-            return None, f"measured state has shape {q.shape}; expected ({D},) for {names}"
+        if q.shape != (S,):
+            return None, f"measured state has shape {q.shape}; expected ({S},) for {names}"
         bad = ~np.isfinite(q)
         if bad.any():
-            return None, f"measured state is not finite at {_joints(names, bad, q)}"
-        margin = self.STATE_MARGIN * (self.upper - self.lower)
-        out = (q < self.lower - margin) | (q > self.upper + margin)
+            return None, f"measured state is not finite at {_dims(names, bad, q)}"
+        lower, upper = self.state_lower, self.state_upper
+        margin = self.STATE_MARGIN * (upper - lower)
+        out = (q < lower - margin) | (q > upper + margin)
         if out.any():
-            return None, f"measured state outside the joint limits at {_joints(names, out, q, self)}"
-        return np.clip(q, self.lower, self.upper), ""
+            return None, f"measured state outside the {self._state_bounds} at {_dims(names, out, q, lower, upper)}"
+        return np.clip(q, lower, upper), ""
+
+    def hold_action(self, measured_state: np.ndarray | None, last_command: np.ndarray | None) -> np.ndarray | None:
+        """The action that holds the robot still (float64), or None when there is none.
+
+        A position holds the last command, else the measured joint (`measured_state`, a state that
+        `hold_state` accepted, or None); a delta holds with 0; an absolute setpoint holds the last command,
+        else its configured `hold`. None when a position has neither a last command nor a measured state."""
+        if last_command is not None:
+            hold = np.array(last_command, dtype=np.float64)
+        else:
+            if len(self.positions) and measured_state is None:
+                return None
+            hold = self.hold_values.copy()
+            if len(self.positions):
+                hold[self.positions] = np.asarray(measured_state, dtype=np.float64)[self.position_state]
+        hold[self.deltas] = 0.0
+        return hold
 
     def check_command(self, command, previous: np.ndarray | None) -> SafetyReport:
-        """Whether one command may be published: D finite values within the joint limits, each joint at
-        most one velocity step (max velocity x control period) from `previous`, the last command sent
-        (the measured state before the first one). Without `previous` no step can be checked: refused."""
-        D, names = self.robot.action_dim, self.robot.joint_names
+        """Whether one command may be published: action_dim finite values within the bounds, each position at
+        most one velocity step (max velocity x control period) from `previous`, the last command sent (the
+        measured state before the first one, for a joint robot). A robot with positions and no `previous`
+        cannot have its step checked: refused. Deltas and absolute setpoints have no step to check."""
+        D, names = len(self.names), self.names
         a = np.asarray(command, dtype=np.float64) if command is not None else np.zeros(0)
         if a.shape != (D,):
             return SafetyReport(False, {"shape": 1}, f"command of shape {a.shape}; expected ({D},) for {names}")
         bad = ~np.isfinite(a)
         if bad.any():
             return SafetyReport(False, {"non_finite": int(bad.sum())},
-                                f"command is not finite at {_joints(names, bad, a)}")
+                                f"command is not finite at {_dims(names, bad, a)}")
         out = (a < self.lower - self.COMMAND_ATOL) | (a > self.upper + self.COMMAND_ATOL)
         if out.any():
-            return SafetyReport(False, {"position": int(out.sum())},
-                                f"command outside the joint limits at {_joints(names, out, a, self)}")
+            return SafetyReport(False, self._bound_kinds(out[None]),
+                                f"command outside the {self._bounds} at {_dims(names, out, a, self.lower, self.upper)}")
+        if not len(self.positions):
+            return SafetyReport(True)
         if previous is None:
             return SafetyReport(False, {"no_reference": 1},
                                 "no reference for the step check: no command sent yet and no valid measured state")
+        p = self.positions
         step = np.abs(a - np.asarray(previous, dtype=np.float64))
-        over = ~(step <= self.velocity_step + self.COMMAND_ATOL)  # a NaN reference fails too
+        over = np.zeros(D, dtype=bool)
+        over[p] = ~(step[p] <= self.velocity_step[p] + self.COMMAND_ATOL)  # a NaN reference fails too
         if over.any():
             detail = ", ".join(f"{n} by {s:.4f} (at most {m:.4f})" for n, s, m, o in
                                zip(names, step, self.velocity_step, over, strict=True) if o)
@@ -172,10 +243,11 @@ class SafetyFilter:
         return {**{f"chunks_{k}": v for k, v in self.chunks.items()}, **dict(self.counts)}
 
 
-def _joints(names: list[str], mask: np.ndarray, values: np.ndarray, limits: SafetyFilter | None = None) -> str:
-    """The joints where `mask` holds, with their values (and limits), for a message."""
+def _dims(names: list[str], mask: np.ndarray, values: np.ndarray, lower: np.ndarray | None = None,
+          upper: np.ndarray | None = None) -> str:
+    """The dimensions where `mask` holds, by name, with their values (and bounds), for a message."""
     parts = []
     for i in np.flatnonzero(mask):
-        where = f" (limits [{limits.lower[i]:.4f}, {limits.upper[i]:.4f}])" if limits is not None else ""
+        where = f" (limits [{lower[i]:.4f}, {upper[i]:.4f}])" if lower is not None else ""
         parts.append(f"{names[i]}={values[i]:.4f}{where}")
     return "[" + ", ".join(parts) + "]"

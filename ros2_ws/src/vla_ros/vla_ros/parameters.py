@@ -47,7 +47,15 @@ def share_dir() -> Path | None:
 
 
 def robot_config(name_or_path: str) -> RobotConfig:
-    """A robot config by path, or by name: `<share>/config/robots/<name>.yaml` first, then the vla package's."""
+    """A robot config by path, or by name: `<share>/config/robots/<name>.yaml` first, then the vla package's.
+
+    Only a robot these nodes can drive: its actions are joint positions measured by its state (they go out
+    as JointTrajectory / joint position commands and come back as JointState) and it names a controller.
+    Any other robot (Meta-World's Sawyer: end-effector deltas, simulated only) is refused at start-up."""
+    return _joint_position_robot(name_or_path, _load(name_or_path))
+
+
+def _load(name_or_path: str) -> RobotConfig:
     path = Path(name_or_path).expanduser()
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
@@ -64,6 +72,19 @@ def robot_config(name_or_path: str) -> RobotConfig:
         where = f"{installed.parent} or " if installed is not None else ""
         raise StartupError(f"robot_config {name_or_path!r} is in neither {where}the vla package's robot configs "
                            f"({', '.join(available_robots())}); give a YAML path or one of those names") from exc
+
+
+def _joint_position_robot(name_or_path: str, robot: RobotConfig) -> RobotConfig:
+    if not robot.joint_actions:
+        kinds = ", ".join(f"{a.name} ({a.kind})" for a in robot.actions)
+        raise StartupError(f"robot_config {name_or_path!r}: robot {robot.name!r} has actions that are not joint "
+                           f"positions ({kinds}; state {robot.state_names}); the ROS nodes command joint "
+                           "positions (JointTrajectory) and read JointState, so they drive only joint-position "
+                           "robots")
+    if robot.controller is None:
+        raise StartupError(f"robot_config {name_or_path!r}: robot {robot.name!r} names no 'controller' (command "
+                           "and state topics); the ROS nodes need one")
+    return robot
 
 
 def relative(topic: str) -> str:
