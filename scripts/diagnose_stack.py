@@ -4,7 +4,7 @@ the oracle MLP (privileged state: `vla bench oracle-mlp`), on the same seeds.
 Per episode: did the gripper ever hold the named cube (grasp) or the other one (wrong cube), how far
 (xy) the held cube's centre was from the bottom cube's at the moment of release, how high above it,
 and the outcome. Stacking succeeds when the top cube rests within half a cube (2 cm) of the bottom
-cube's centre, one cube height above it (sim/describer.py `on_cube`). A diagnostic, not a test.
+cube's centre, one cube height above it (sim/tabletop/describer.py `on_cube`). A diagnostic, not a test.
 
     OMP_NUM_THREADS=1 python scripts/diagnose_stack.py --demos 300 --episodes 20 --report out/bench/stack.json
 """
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from sim.scene import COLORS
+from sim.tabletop.scene import COLORS
 from vla.types import OBS_ENV_STATE, OBS_NAMED
 
 
@@ -99,7 +99,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from sim import make_env
-    from sim.experts import ScriptedExpert
+    from sim.tabletop.experts import ScriptedExpert
     from vla.bench.oracle import OracleData, OraclePolicy, train_oracle
     from vla.train.rollouts import SimDemos
 

@@ -52,8 +52,8 @@ def test_wheel_holds_every_package_the_configs_and_the_assets(wheel):
     for path in configs:
         rel = "vla/_configs/" + path.relative_to(REPO / "configs").as_posix()
         assert rel in names, f"{rel} is not in the wheel: add its folder to pyproject.toml's packages"
-    for asset in (REPO / "sim" / "assets").glob("*.xml"):
-        assert f"sim/assets/{asset.name}" in names
+    for asset in (REPO / "sim" / "tabletop" / "assets").glob("*.xml"):
+        assert f"sim/tabletop/assets/{asset.name}" in names
 
 
 @pytest.mark.slow  # pip-installs the wheel
@@ -64,19 +64,19 @@ def test_installed_wheel_loads_its_own_configs_and_assets(wheel, tmp_path):
         import sys
         from pathlib import Path
 
-        import sim.scene
+        import sim.tabletop.scene
         import vla
         from vla.model.config import MODEL_DIR, load_model_config
         from vla.robot import CONFIG_DIR, load_robot_config
         from vla.sparsity.policy import DEFAULT_CONFIG
 
         site = Path(sys.argv[1]).resolve()
-        for path in (Path(vla.__file__), Path(sim.scene.__file__), CONFIG_DIR, MODEL_DIR, DEFAULT_CONFIG,
-                     sim.scene.SCENE_XML):
+        for path in (Path(vla.__file__), Path(sim.tabletop.scene.__file__), CONFIG_DIR, MODEL_DIR, DEFAULT_CONFIG,
+                     sim.tabletop.scene.SCENE_XML):
             assert path.resolve().is_relative_to(site), f"{path} is not from the installed copy in {site}"
         robot = load_robot_config("panda")
         assert load_model_config("tiny").chunk_size > 0 and DEFAULT_CONFIG.is_file()
-        scene = sim.scene.TabletopScene(robot)
+        scene = sim.tabletop.scene.TabletopScene(robot)
         assert len(scene.joint_positions()) == robot.action_dim
         print("ok", CONFIG_DIR)
     """)

@@ -44,10 +44,14 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from sim import TASKS
+    from sim import GROUPS, MISSING, TASKS
 
     for task in TASKS.values():
-        print(f"{task.id}\t{task.group}")
+        sets = ",".join(getattr(task, "sets", ()))
+        print(f"{task.id}\t{task.group}" + (f"\t{sets}" if sets else ""))
+    print(f"groups: {', '.join(GROUPS)}", file=sys.stderr)
+    for suite, why in MISSING.items():
+        print(f"{suite}: {why}", file=sys.stderr)
     return 0
 
 
@@ -136,7 +140,8 @@ def add_rollout_arguments(p: argparse.ArgumentParser, policy: str | None = "scri
 def add_eval_parsers(sub) -> None:
     ev = sub.add_parser("eval", help="roll out a policy in the simulator and report success rates")
     add_rollout_arguments(ev)
-    ev.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
+    ev.add_argument("--tasks", default="single", help="task ids and groups, comma-separated (single, multi, all, "
+                    "metaworld/mt10, ...: `vla tasks`)")
     ev.add_argument("--episodes", type=int, default=10, help="episodes per task")
     ev.add_argument("--report", default=None, help="write the JSON report here")
     ev.add_argument("--heldout", default=None,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vla.control import ControlLoop, SafetyFilter
-from vla.types import Policy, image_key
+from vla.types import OBS_STATE, Policy, image_key
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -59,6 +59,31 @@ def rollout(env, policy: Policy, seed: int, frames: list | None = None,
             success = bool(info["success"])
             break
     return EpisodeResult(info["task_id"], seed, info["task"], success, steps)
+
+
+def check_policy_fits(metadata: dict[str, Any], env) -> None:
+    """Refuse, before any episode, a policy made for another robot: its cameras, the size of the state
+    it reads and of the actions it returns must be the env's. (Without this a mismatch would surface as
+    a policy error at every step, which the control loop answers by holding: every episode a silent fail.)"""
+    robot, space = env.unwrapped.robot, env.observation_space.spaces
+    task = getattr(env.unwrapped, "task_id", "?")
+    problems = []
+    cameras = metadata.get("cameras")
+    if cameras is not None and sorted(cameras) != sorted(robot.camera_names):
+        problems.append(f"cameras {list(cameras)}, the env has {robot.camera_names}")
+    keys = list(metadata.get("state_keys") or [OBS_STATE])
+    missing = [k for k in keys if k not in space]
+    if missing:
+        problems.append(f"it reads {missing}, which the env does not give")
+    elif metadata.get("state_dim") is not None:
+        size = sum(int(np.prod(space[k].shape)) for k in keys)
+        if int(metadata["state_dim"]) != size:
+            problems.append(f"a state of {metadata['state_dim']} values, the env gives {size} ({' + '.join(keys)})")
+    if metadata.get("action_dim") is not None and int(metadata["action_dim"]) != robot.action_dim:
+        problems.append(f"{metadata['action_dim']} action values, robot {robot.name!r} takes {robot.action_dim} "
+                        f"({', '.join(robot.action_names)})")
+    if problems:
+        raise ValueError(f"policy {metadata.get('name')!r} does not fit task {task!r}: " + "; ".join(problems))
 
 
 def _video_frame(obs: dict[str, Any]) -> np.ndarray:
@@ -112,6 +137,7 @@ def evaluate(
     for task_id in task_ids:
         env = make_env(task_id)
         policy = make_policy(env)
+        check_policy_fits(policy.metadata, env)
         safety = SafetyFilter(env.unwrapped.robot)
         results = []
         for i in range(episodes):

@@ -32,7 +32,7 @@ def add_policy_arguments(parser: argparse.ArgumentParser, default: str | None = 
     parser.add_argument("--policy", default=default, required=required, help=policy_help)
     parser.add_argument("--decoding", choices=DECODINGS, default=None,
                         help="VLA decoding mode (default: the checkpoint's)")
-    parser.add_argument("--robot", default="panda", help=robot_help)
+    parser.add_argument("--robot", default=None, help=robot_help + " (default: the task suite's robot)")
     add_sparsity_arguments(parser)
 
 
@@ -68,21 +68,21 @@ def sparsity_options(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]] | 
 
     config = load_sparsity_config(args.sparsity_config, trigger_threshold=args.trigger_threshold,
                                   token_budget=args.token_budget)
-    return config, load_robot_config(args.robot).world_cameras
+    return config, load_robot_config(args.robot or "panda").world_cameras
 
 
 def policy_factory(name: str, decoding: str | None = None, sparsity=None) -> PolicyFactory:
     """Policy name -> factory(env) -> Policy; `sparsity` is what `sparsity_options` returns (None: dense)."""
     if name == "scripted-skills":
-        from sim.experts import SkillExpert
+        from sim.tabletop.experts import SkillExpert
 
         return SkillExpert
     if name == "scripted":
         if sparsity is not None:
             raise ValueError("--sparse applies to VLA policies, not to the scripted expert")
-        from sim.experts import ScriptedExpert
+        from sim import scripted_expert
 
-        return ScriptedExpert
+        return scripted_expert
     if not Path(name).is_dir():
         raise ValueError(f"unknown policy {name!r}; expected {POLICY_KINDS} (no such directory: check the path)")
     from vla.peers.lerobot_policy import is_lerobot_checkpoint

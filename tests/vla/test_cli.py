@@ -149,9 +149,15 @@ def test_train_prints_nothing_on_processes_that_get_no_summary(objective, monkey
 
 
 def test_registry_resolves_the_scripted_kinds_and_refuses_what_does_not_apply():
-    from sim.experts import ScriptedExpert, SkillExpert
+    from sim import make_env, scripted_expert
+    from sim.metaworld.experts import MetaWorldExpert
+    from sim.tabletop.experts import ScriptedExpert, SkillExpert
 
-    assert policy_factory("scripted") is ScriptedExpert
+    assert policy_factory("scripted") is scripted_expert  # each suite's own expert, chosen by the env
+    for task, kind in (("pick", ScriptedExpert), ("metaworld/reach-v3", MetaWorldExpert)):
+        env = make_env(task, image_size=16)
+        assert type(policy_factory("scripted")(env)) is kind
+        env.close()
     assert policy_factory("scripted-skills") is SkillExpert
     with pytest.raises(ValueError, match="--sparse applies to VLA policies"):
         policy_factory("scripted", sparsity=(object(), ()))

@@ -17,8 +17,12 @@ def test_wilson_interval_known_values():
 
 def test_vla_tasks_lists_ids_with_group(capsys):
     assert main(["tasks"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert "pick\tsingle" in lines and "tower\tmulti" in lines and len(lines) == 8
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert "pick\tsingle" in lines and "tower\tmulti" in lines and len(lines) == 8 + 50
+    assert "metaworld/push-v3\tmetaworld/hard\tmt10,mt50" in lines
+    assert "metaworld/assembly-v3\tmetaworld/hard\tmt50" in lines
+    assert "groups: single, multi, all, metaworld/easy" in out.err
 
 
 def test_vla_eval_writes_report_and_videos(tmp_path, capsys):

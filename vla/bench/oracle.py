@@ -144,7 +144,7 @@ class OraclePolicy:
     def __init__(self, model: OracleMLP, data: OracleData, env, n_action_steps: int):
         robot = env.unwrapped.robot
         self.model, self.data, self.n = model, data, n_action_steps
-        self.metadata = {"name": "oracle-mlp", "cameras": robot.camera_names, "state_dim": robot.action_dim,
+        self.metadata = {"name": "oracle-mlp", "cameras": robot.camera_names, "state_dim": robot.state_dim,
                          "action_dim": robot.action_dim, "chunk_size": model.chunk_size,
                          "n_action_steps": n_action_steps, "fps": robot.control_rate_hz}
 

@@ -36,7 +36,7 @@ PERTURB_AFTER = 12  # ticks after the first subtask is done: the plan has moved 
 
 
 def _episode(env, policy, seed: int, perturb: bool) -> dict[str, Any]:
-    from sim.tasks import free_spot
+    from sim.tabletop.tasks import free_spot
 
     obs, info = env.reset(seed=seed)
     loop = ControlLoop(policy, SafetyFilter(env.unwrapped.robot))
@@ -102,7 +102,7 @@ def run_arm(arm: str, tasks: list[str], episodes: int, seed: int, make_env: Call
 def _truth(env, seed: int, settle: int = 3) -> tuple[dict, str, list[dict], list[str], Plan]:
     """The expert's episode on `seed`: first observation, instruction, observations and
     descriptions at each subtask start and at the end, and the true plan."""
-    from sim.experts import ScriptedExpert
+    from sim.tabletop.experts import ScriptedExpert
 
     expert = ScriptedExpert(env)
     obs, info = env.reset(seed=seed)

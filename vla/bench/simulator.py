@@ -1,4 +1,4 @@
-"""`vla bench sim`: simulator steps per second with every camera rendering, and its parts (sim/bench.py).
+"""`vla bench sim`: simulator steps per second with every camera rendering, and its parts (sim/tabletop/bench.py).
 
 The measurement lives in `sim` (physics and rendering only, no torch); this module gives it its flags.
 """
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.bench import bench_sim
+    from sim.tabletop.bench import bench_sim
     from vla.evaluate import write_report
 
     write_report(bench_sim(args.task, args.control_steps, args.image_size), args.report)

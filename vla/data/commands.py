@@ -16,14 +16,15 @@ from vla.data.record import DEFAULT_RECORD_SEED
 
 def add_record_arguments(rec: argparse.ArgumentParser) -> None:
     """The flags of `vla record`."""
-    rec.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
+    rec.add_argument("--tasks", default="single", help="task ids and groups, comma-separated (single, multi, all, "
+                    "metaworld/mt10, ...: `vla tasks`)")
     rec.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
     rec.add_argument("--out", required=True, help="dataset directory")
     rec.add_argument("--seed", type=int, default=DEFAULT_RECORD_SEED,
                      help="first seed per task (default 1000: evaluation seeds 0..999 stay unseen)")
     rec.add_argument("--repo-id", default=None, help="dataset name in LeRobot's metadata (default local/<dir name>)")
     rec.add_argument("--storage", choices=["video", "images"], default="video", help="MP4 (AV1) videos or PNG images")
-    rec.add_argument("--robot", default="panda")
+    rec.add_argument("--robot", default=None, help="robot config name or YAML path (default: the tasks' suite's)")
     rec.add_argument("--image-size", type=int, default=None)
     rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --out")
     rec.add_argument("--settle-frames", type=int, default=0,

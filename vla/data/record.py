@@ -32,25 +32,25 @@ DEFAULT_RECORD_SEED = 1000
 
 
 def features_for(env, use_videos: bool) -> dict[str, dict]:
-    """LeRobot feature spec from an env's observation space and its robot's joint names."""
-    names = env.unwrapped.robot.joint_names
+    """LeRobot feature spec from an env's observation space and its robot's state and action names.
+    The planner's features (subtask, scene description) only where the env has them (the tabletop)."""
+    robot = env.unwrapped.robot
     features: dict[str, dict] = {}
     for key, space in env.observation_space.spaces.items():
         if key.startswith("observation.images."):
             features[key] = {"dtype": "video" if use_videos else "image", "shape": space.shape,
                              "names": ["height", "width", "channels"]}
-    features[OBS_STATE] = {"dtype": "float32", "shape": (len(names),), "names": names}
+    features[OBS_STATE] = {"dtype": "float32", "shape": (robot.state_dim,), "names": list(robot.state_names)}
     if OBS_ENV_STATE in env.observation_space.spaces:  # privileged: diagnostics and training-only targets
-        from sim.scene import ENVIRONMENT_STATE_NAMES
-
-        names_env = list(ENVIRONMENT_STATE_NAMES)
+        names_env = list(env.unwrapped.environment_state_names)
         features[OBS_ENV_STATE] = {"dtype": "float32", "shape": (len(names_env),), "names": names_env}
     if OBS_NAMED in env.observation_space.spaces:  # privileged: the instruction's objects, a grounding target
         features[OBS_NAMED] = {"dtype": "float32", "shape": (len(NAMED_OBJECTS_NAMES),), "names": NAMED_OBJECTS_NAMES}
-    features[ACTION] = {"dtype": "float32", "shape": (len(names),), "names": names}
-    features[SUBTASK_INDEX] = {"dtype": "int64", "shape": (1,), "names": None}
-    features[SUBTASK] = {"dtype": "string", "shape": (1,), "names": None}
-    features[SCENE_DESCRIPTION] = {"dtype": "string", "shape": (1,), "names": None}
+    features[ACTION] = {"dtype": "float32", "shape": (robot.action_dim,), "names": list(robot.action_names)}
+    if env.unwrapped.planner_features:
+        features[SUBTASK_INDEX] = {"dtype": "int64", "shape": (1,), "names": None}
+        features[SUBTASK] = {"dtype": "string", "shape": (1,), "names": None}
+        features[SCENE_DESCRIPTION] = {"dtype": "string", "shape": (1,), "names": None}
     return features
 
 
@@ -145,18 +145,19 @@ def expert_episode(env, expert, seed: int, settle_frames: int = 0) -> tuple[list
     state, which the planner needs as its goal."""
     obs, info = env.reset(seed=seed)
     expert.reset()
+    planner = env.unwrapped.planner_features
     frames = []
     settle: int | None = None  # frames still to keep once the task succeeded
     while True:
         action = expert.predict_chunk(obs)[0]
         frame = {k: v for k, v in obs.items() if k != TASK}
-        frame.update({
-            ACTION: action.astype(np.float32),
-            SUBTASK_INDEX: np.array([info["subtask_index"]], dtype=np.int64),
-            SUBTASK: info["subtask"],
-            SCENE_DESCRIPTION: info["scene_description"],
-            TASK: obs[TASK],
-        })
+        frame.update({ACTION: action.astype(np.float32), TASK: obs[TASK]})
+        if planner:
+            frame.update({
+                SUBTASK_INDEX: np.array([info["subtask_index"]], dtype=np.int64),
+                SUBTASK: info["subtask"],
+                SCENE_DESCRIPTION: info["scene_description"],
+            })
         frames.append(frame)
         if settle is not None:
             settle -= 1
@@ -176,7 +177,7 @@ def record(
     seed: int = DEFAULT_RECORD_SEED,
     repo_id: str | None = None,
     storage: str = "video",
-    robot: str = "panda",
+    robot: str | None = None,
     image_size: int | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -184,13 +185,13 @@ def record(
     max_attempts_factor: int = 3,
     settle_frames: int = 0,
 ) -> dict[str, Any]:
-    """Record `episodes` successful expert episodes of each task into a LeRobot dataset at `out`."""
+    """Record `episodes` successful expert episodes of each task into a LeRobot dataset at `out`.
+    `robot`: a robot config name or path (None: the tasks' suite's robot); every task must share it."""
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder prints its configuration otherwise
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
 
-    from sim import make_env
-    from sim.experts import ScriptedExpert
+    from sim import make_env, scripted_expert
 
     quiet_datasets()
     if storage not in ("video", "images"):
@@ -202,6 +203,12 @@ def record(
     _prepare_root(root, resume, overwrite)
     envs = {t: make_env(t, robot=robot, image_size=image_size) for t in task_ids}
     first = next(iter(envs.values())).unwrapped
+    robots = {t: e.unwrapped.robot.name for t, e in envs.items()}
+    if len(set(robots.values())) > 1:
+        for env in envs.values():
+            env.close()
+        raise ValueError(f"one dataset holds one robot's episodes; these tasks run different robots: {robots}")
+    robot = first.robot.name
     if resume:
         rec = Recording.load(root)
         if (rec.robot, rec.image_size, rec.storage, rec.settle_frames) != (robot, image_size, storage,
@@ -229,7 +236,7 @@ def record(
     try:
         with guard.installed():
             for task_id, env in envs.items():
-                state, expert = rec.tasks[task_id], ScriptedExpert(env)
+                state, expert = rec.tasks[task_id], scripted_expert(env)
                 attempts = 0
                 while state.kept < episodes:
                     if attempts >= max_attempts_factor * episodes + 10:

@@ -31,14 +31,13 @@ _ENVS: dict[str, Any] = {}  # per worker process: one env (and expert) per task
 
 def _rollout(job: tuple[str, int, str]) -> tuple[str, int, dict[str, np.ndarray] | None]:
     """One expert episode in a worker: its frames as stacked arrays, or None when it failed."""
-    from sim import make_env
-    from sim.experts import ScriptedExpert
+    from sim import make_env, scripted_expert
     from vla.data.record import expert_episode
 
     task_id, seed, robot = job
     if task_id not in _ENVS:
         env = make_env(task_id, robot=robot)
-        _ENVS[task_id] = (env, ScriptedExpert(env))
+        _ENVS[task_id] = (env, scripted_expert(env))
     env, expert = _ENVS[task_id]
     frames, success = expert_episode(env, expert, seed)
     if not success:
@@ -59,7 +58,7 @@ def _stats(values: np.ndarray) -> dict[str, np.ndarray]:
 class SimDemos:
     """Successful expert episodes of sim tasks, in memory, shaped as training reads a dataset."""
 
-    def __init__(self, task_ids: list[str], episodes: int, robot: str = "panda", seed: int | None = None,
+    def __init__(self, task_ids: list[str], episodes: int, robot: str | None = None, seed: int | None = None,
                  workers: int | None = None, progress: bool = True):
         from sim import make_env
         from vla.data.record import DEFAULT_RECORD_SEED, features_for
@@ -73,7 +72,7 @@ class SimDemos:
         probe.close()
         self.cameras = list(robot_cfg.camera_names)
         self.action_dim = robot_cfg.action_dim
-        self.state_dim = robot_cfg.action_dim
+        self.state_dim = robot_cfg.state_dim
         self.fps = int(robot_cfg.control_rate_hz)
         self.robot_type = robot_cfg.name
         self.source = f"sim:{','.join(task_ids)} x {episodes} (seeds from {self.seed})"

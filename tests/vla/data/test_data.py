@@ -10,7 +10,7 @@ import pytest
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
 from sim import make_env
-from sim.experts import ScriptedExpert
+from sim.tabletop.experts import ScriptedExpert
 from vla.cli import main
 from vla.data import DatasetError, open_dataset
 from vla.data.record import SIDECAR, record

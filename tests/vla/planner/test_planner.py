@@ -62,7 +62,7 @@ def test_state_changes():
 
 
 def test_parse_subtask_is_the_inverse_of_the_canonical_phrasing():
-    from sim.tasks import SINGLE_TEMPLATES, parse_subtask, subtask
+    from sim.tabletop.tasks import SINGLE_TEMPLATES, parse_subtask, subtask
 
     for kind in SINGLE_TEMPLATES:
         b = "left" if kind == "push" else "green"
@@ -75,7 +75,7 @@ def test_parse_subtask_is_the_inverse_of_the_canonical_phrasing():
 
 
 def Subtask_like(sub):  # noqa: N802 - parse_subtask keeps dest only for kinds that have one
-    from sim.tasks import Subtask
+    from sim.tabletop.tasks import Subtask
 
     return Subtask(sub.kind, sub.instruction, sub.target, sub.dest if sub.kind in ("push", "stack") else None)
 
@@ -268,7 +268,7 @@ def test_system2_with_one_candidate_is_system1(planner):
 def test_replanning_after_an_object_is_moved(planner):
     """The first cube put in the bowl is taken out again: the loop sees it, re-plans and finishes."""
     from sim import make_env
-    from sim.experts import SkillExpert
+    from sim.tabletop.experts import SkillExpert
     from vla.bench.planner import _episode
     from vla.control.planned import PlannedPolicy
 

@@ -82,8 +82,8 @@ class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim", **kwargs)
         os.environ.setdefault("MUJOCO_GL", "egl")
-        from sim.env import TabletopEnv
-        from sim.tasks import get_task
+        from sim.tabletop.env import TabletopEnv
+        from sim.tabletop.tasks import get_task
 
         self._Env = TabletopEnv
         p = declare(self, PARAMETERS, dynamic=("seeds",))
@@ -158,7 +158,7 @@ class SimNode(Node):
         self.seed, self.steps, self.ended, self.timeouts = seed, 0, False, 0
         self.max_steps = int(self.p["max_steps"]) or self.env.spec_task.max_steps
         if self.p["expert"]:
-            from sim.experts import ScriptedExpert
+            from sim.tabletop.experts import ScriptedExpert
 
             self.expert = ScriptedExpert(self.env)
             self.expert.reset()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.scene import BOWL_INNER_RADIUS, COLORS, CUBE_HALF, TabletopScene
+from sim.tabletop.scene import BOWL_INNER_RADIUS, COLORS, CUBE_HALF, TabletopScene
 
 REGIONS = ("left", "right")
 REGION_HALF = (0.12, 0.06)  # half extents (x, y) of the marked regions, m

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from sim import make_env
-from sim.experts import ScriptedExpert
+from sim.tabletop.experts import ScriptedExpert
 
 
 def bench_sim(task_id: str = "place_in_bowl", steps: int = 500, image_size: int | None = None) -> dict:

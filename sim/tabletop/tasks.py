@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.describer import REGIONS, in_bowl, in_region, on_cube, region_centre
-from sim.scene import COLORS, CUBE_HALF, ObjectPose, TabletopScene
+from sim.tabletop.describer import REGIONS, in_bowl, in_region, on_cube, region_centre
+from sim.tabletop.scene import COLORS, CUBE_HALF, ObjectPose, TabletopScene
 
 # Where objects may be placed (robot base at the origin, +x away from the robot, +y to its left).
 CUBE_X, CUBE_Y = (0.33, 0.67), (-0.17, 0.17)
@@ -248,24 +248,7 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-
 def get_task(task_id: str) -> TaskSpec:
     if task_id not in TASKS:
         raise ValueError(f"unknown task id {task_id!r}; valid ids: {', '.join(TASKS)}")
     return TASKS[task_id]
-
-
-def resolve_tasks(spec: str) -> list[str]:
-    """'single' | 'multi' | 'all' | 'id1,id2' -> task ids, with a clear error for unknown ids."""
-    spec = spec.strip()
-    if spec == "all":
-        return list(TASKS)
-    if spec in ("single", "multi"):
-        return [t.id for t in TASKS.values() if t.group == spec]
-    ids = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [i for i in ids if i not in TASKS]
-    if unknown or not ids:
-        raise ValueError(
-            f"unknown task id(s) {unknown or [spec]}; valid ids: {', '.join(TASKS)} (or single, multi, all)"
-        )
-    return ids

@@ -1,8 +1,8 @@
 import mujoco
 import pytest
 
-from sim.describer import describe, relation
-from sim.scene import COLORS, ObjectPose, TabletopScene, cube
+from sim.tabletop.describer import describe, relation
+from sim.tabletop.scene import COLORS, ObjectPose, TabletopScene, cube
 from vla.robot import load_robot_config
 
 

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from sim.describer import in_bowl, region_centre
-from sim.ik import TcpIK, down_rotation
-from sim.scene import COLORS, CUBE_HALF, TabletopScene
-from sim.tasks import Subtask, parse_subtask
+from sim.tabletop.describer import in_bowl, region_centre
+from sim.tabletop.ik import TcpIK, down_rotation
+from sim.tabletop.scene import COLORS, CUBE_HALF, TabletopScene
+from sim.tabletop.tasks import Subtask, parse_subtask
 
 RELEASE = 0.03  # finger opening (m) to let go of a placed cube: clear of it, short of its neighbours
 PUSH_OPENING = 0.012  # fingers just apart: two contact points on the cube's face
@@ -42,7 +42,7 @@ class ScriptedExpert:
         self.metadata = {
             "name": "scripted",
             "cameras": self.robot.camera_names,
-            "state_dim": self.robot.action_dim,
+            "state_dim": self.robot.state_dim,
             "action_dim": self.robot.action_dim,
             "chunk_size": 1, "n_action_steps": 1,
             "fps": self.robot.control_rate_hz,

@@ -3,7 +3,7 @@
 Observation (LeRobot keys): `observation.images.<camera>` uint8 H x W x 3 for every camera of
 the robot config, `observation.state` float32 joint positions incl. gripper, and `task`, the
 instruction, plus `observation.environment_state`: privileged object positions (cubes, bowl,
-TCP; `sim.scene.ENVIRONMENT_STATE_NAMES`) that only a simulator has, for diagnostics and
+TCP; `sim.tabletop.scene.ENVIRONMENT_STATE_NAMES`) that only a simulator has, for diagnostics and
 training-only targets. Action: float32 absolute joint position targets incl. gripper, in the robot
 config's joint order, held for one control period (physics substeps interpolate to it).
 """
@@ -17,9 +17,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sim.describer import describe
-from sim.scene import ENVIRONMENT_STATE_NAMES, TabletopScene
-from sim.tasks import Episode, Subtask, get_task
+from sim.tabletop.describer import describe
+from sim.tabletop.scene import ENVIRONMENT_STATE_NAMES, TabletopScene
+from sim.tabletop.tasks import Episode, Subtask, get_task
 from vla.robot import RobotConfig, load_robot_config
 from vla.types import NAMED_OBJECTS_NAMES, OBS_ENV_STATE, OBS_NAMED, OBS_STATE, TASK, image_key
 
@@ -28,6 +28,8 @@ INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.:;'-"
 
 class TabletopEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    planner_features = True  # its info says the subtask and describes the scene: what the planner learns from
+    environment_state_names = ENVIRONMENT_STATE_NAMES
 
     def __init__(
         self,
@@ -37,6 +39,7 @@ class TabletopEnv(gym.Env):
         render_mode: str | None = None,
     ):
         self.spec_task = get_task(task)
+        self.task_id = self.spec_task.id
         self.robot = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
         if isinstance(image_size, int):
             image_size = (image_size, image_size)

@@ -4,10 +4,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import sim
-from sim import TASKS, make_env, resolve_tasks
-from sim.describer import REGION_X, REGION_Y
-from sim.experts import ScriptedExpert
-from sim.scene import CUBE_HALF, ENVIRONMENT_STATE_NAMES
+from sim import make_env, resolve_tasks
+from sim.tabletop import TASKS
+from sim.tabletop.describer import REGION_X, REGION_Y
+from sim.tabletop.experts import ScriptedExpert
+from sim.tabletop.scene import CUBE_HALF, ENVIRONMENT_STATE_NAMES
 from vla.types import NAMED_OBJECTS_NAMES, OBS_ENV_STATE, OBS_NAMED, OBS_STATE, TASK, image_key
 
 
@@ -118,7 +119,7 @@ def test_unknown_task_lists_valid_ids():
 
 
 def test_every_task_has_several_phrasings_that_fit_the_text_space():
-    charset = set(sim.env.INSTRUCTION_CHARSET)
+    charset = set(sim.tabletop.env.INSTRUCTION_CHARSET)
     for task_id, task in TASKS.items():
         assert len(task.templates) >= 3, task_id
         texts = {task.sample(np.random.default_rng(s)).instruction for s in range(30)}

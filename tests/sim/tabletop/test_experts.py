@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from sim import TASKS, make_env
-from sim.experts import ScriptedExpert
+from sim import make_env
+from sim.tabletop import TASKS
+from sim.tabletop.experts import ScriptedExpert
 
 
 def _solve(env, seed):
@@ -50,7 +51,7 @@ def test_grasp_holds_by_friction_only():
 
 def test_skills_follow_the_subtask_they_are_told():
     """SkillExpert executes whatever subtask the observation's task names, in any order it is told."""
-    from sim.experts import SkillExpert
+    from sim.tabletop.experts import SkillExpert
 
     env = make_env("tower", image_size=32)
     skills = SkillExpert(env)
@@ -74,8 +75,8 @@ def test_skills_follow_the_subtask_they_are_told():
 
 
 def test_a_displaced_cube_is_where_it_was_put():
-    from sim.scene import ObjectPose
-    from sim.tasks import free_spot
+    from sim.tabletop.scene import ObjectPose
+    from sim.tabletop.tasks import free_spot
 
     env = make_env("pair_in_bowl", image_size=32)
     env.reset(seed=0)
