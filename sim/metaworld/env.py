@@ -12,9 +12,9 @@ Episodes: `reset(seed=s)` reproduces one task variation (object and goal positio
 LeRobot's Meta-World env seeds it (Meta-World's own `reset(seed=...)` ignores the seed); `reset()`
 without a seed draws the next variation from the env's seeded generator. An episode ends on success
 (terminated) or after 500 steps (truncated, by the registered time limit). Rendering is MuJoCo's
-offscreen renderer with shadows and multisampling off, as the tabletop renders (about 8x faster on
-CPU than Meta-World's defaults); the corner cameras, which Meta-World mounts upside down, are turned
-the right way up, and `corner2` sits where LeRobot puts it.
+offscreen renderer with shadows and multisampling off, as the tabletop renders (on a CPU, software
+rendering spends most of a frame on those two); the corner cameras, which Meta-World mounts
+upside down, are turned the right way up, and `corner2` sits where LeRobot puts it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,17 @@ def model_config_for(dataset: DemoDataset, model: str, **overrides: Any) -> VLAC
     overrides["aux_dim"] = sum(dataset.feature_dim(k) for k in aux)
     grippers = [i for i, n in enumerate(names) if "finger" in n.lower() or "gripper" in n.lower()]
     overrides.setdefault("gripper_dim", grippers[0] if len(grippers) == 1 else None)
+    state_names = dataset.features[OBS_STATE].get("names") or []
+    if isinstance(state_names, dict):
+        state_names = next(iter(state_names.values()))
+    if list(state_names) != list(names):  # e.g. end-effector deltas beside a hand position (Meta-World)
+        if overrides.get("action_reference") == "state":
+            raise DatasetError(f"action_reference='state' predicts each action relative to the state value of the "
+                               f"same name; this dataset's actions {list(names)} are not its state {list(state_names)}")
+        if load_model_config(model).action_reference == "state":
+            print(f"train: actions {list(names)} are not the state's values {list(state_names)}: "
+                  "predicted absolute (action_reference='absolute')", file=sys.stderr)
+        overrides["action_reference"] = "absolute"
     return load_model_config(model, cameras=dataset.cameras, state_keys=list(keys),
                              state_dim=sum(dataset.feature_dim(k) for k in keys), action_dim=dataset.action_dim,
                              fps=float(dataset.fps), joint_names=list(names), **overrides)
