@@ -56,7 +56,6 @@ class SafetyFilter:
                  max_step: np.ndarray | float | None = None):
         if mode not in MODES:
             raise ValueError(f"safety mode {mode!r}; expected one of {MODES}")
-        self.robot = robot
         self.mode = mode
         self.names = robot.action_names
         self.lower = robot.lower.astype(np.float64)
@@ -69,7 +68,7 @@ class SafetyFilter:
         self.positions = np.flatnonzero(self.position)
         self.position_state = robot.position_state_index  # the state value measuring each position
         self.deltas = np.flatnonzero(kinds == "delta")  # held with 0
-        self.absolutes = np.flatnonzero(kinds == "absolute")  # held at the last command, else `hold`
+        # The hold before any command: an absolute at its `hold`, a delta at 0 (a position: the measured joint).
         self.hold_values = np.array([a.hold if a.kind == "absolute" else 0.0 for a in robot.actions], dtype=np.float64)
         # Joint robots keep their words ("joint limits"); other robots' dimensions are not joints.
         self.joints = robot.joint_actions
@@ -79,7 +78,7 @@ class SafetyFilter:
         self.velocity_step = robot.max_velocity.astype(np.float64) * dt  # inf for non-position dimensions
         self.max_step = self.velocity_step if max_step is None else np.where(
             self.position, np.minimum(self.velocity_step, max_step), np.inf)
-        self.max_start_jump = np.broadcast_to(np.asarray(max_start_jump, dtype=np.float64), self.lower.shape)
+        self.max_start_jump = np.broadcast_to(max_start_jump, self.lower.shape)
         self.counts: Counter[str] = Counter()
         self.chunks = Counter()
 
@@ -103,7 +102,7 @@ class SafetyFilter:
         report = self._check(chunk, measured, self._reference(measured, previous))
         self.chunks["accepted" if report.accepted else "rejected"] += 1
         self.counts.update(report.interventions)
-        return (self._safe if report.accepted else None), report
+        return self._safe, report  # None unless accepted
 
     def _bound_kinds(self, out: np.ndarray) -> dict[str, int]:
         counts = {"position": int((out & self.position[None]).sum()), "bounds": int((out & ~self.position[None]).sum())}
@@ -127,7 +126,7 @@ class SafetyFilter:
         if jump.any():
             interventions["start_jump"] = int(jump.sum())
             if self.mode == "reject":
-                names = [n for n, j in zip(self.names, jump, strict=True) if j]
+                names = [self.names[i] for i in np.flatnonzero(jump)]
                 return SafetyReport(False, interventions, f"first action jumps more than "
                                     f"{self.max_start_jump[self.position].max():.2f} from the current command "
                                     f"at {names}")
@@ -160,10 +159,10 @@ class SafetyFilter:
     def limit_tick(self, action: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, bool]:
         """Last line before the actuator: bounds (all dimensions) and step (positions) for one action;
         (safe action, changed)."""
-        a = np.clip(np.asarray(action, dtype=np.float64), self.lower, self.upper)
+        a = np.clip(action, self.lower, self.upper)  # float64, as the bounds
         if previous is not None:
             p = self.positions
-            previous = np.asarray(previous, dtype=np.float64)
+            previous = np.asarray(previous)
             a[p] = previous[p] + np.clip(a[p] - previous[p], -self.max_step[p], self.max_step[p])
         changed = not np.allclose(a, action, atol=1e-9)
         if changed:
@@ -197,13 +196,13 @@ class SafetyFilter:
         else its configured `hold`. None when a position has neither a last command nor a measured state."""
         if last_command is not None:
             hold = np.array(last_command, dtype=np.float64)
-        else:
-            if len(self.positions) and measured_state is None:
-                return None
-            hold = self.hold_values.copy()
-            if len(self.positions):
-                hold[self.positions] = np.asarray(measured_state, dtype=np.float64)[self.position_state]
-        hold[self.deltas] = 0.0
+            hold[self.deltas] = 0.0
+            return hold
+        if len(self.positions) and measured_state is None:
+            return None
+        hold = self.hold_values.copy()
+        if len(self.positions):
+            hold[self.positions] = np.asarray(measured_state)[self.position_state]
         return hold
 
     def check_command(self, command, previous: np.ndarray | None) -> SafetyReport:
@@ -228,13 +227,11 @@ class SafetyFilter:
         if previous is None:
             return SafetyReport(False, {"no_reference": 1},
                                 "no reference for the step check: no command sent yet and no valid measured state")
-        p = self.positions
         step = np.abs(a - np.asarray(previous, dtype=np.float64))
-        over = np.zeros(D, dtype=bool)
-        over[p] = ~(step[p] <= self.velocity_step[p] + self.COMMAND_ATOL)  # a NaN reference fails too
+        over = self.position & ~(step <= self.velocity_step + self.COMMAND_ATOL)  # a NaN reference fails too
         if over.any():
-            detail = ", ".join(f"{n} by {s:.4f} (at most {m:.4f})" for n, s, m, o in
-                               zip(names, step, self.velocity_step, over, strict=True) if o)
+            detail = ", ".join(f"{names[i]} by {step[i]:.4f} (at most {self.velocity_step[i]:.4f})"
+                               for i in np.flatnonzero(over))
             return SafetyReport(False, {"step": int(over.sum())},
                                 f"command steps beyond the velocity limit from the last command sent: {detail}")
         return SafetyReport(True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vla.control import ControlLoop, SafetyFilter, SafetyReport, Watchdog
-from vla.robot import load_robot_config, robot_config_from_dict
+from vla.robot import ActionSpec, CameraSpec, RobotConfig, StateSpec, load_robot_config, robot_config_from_dict
 
 SAWYER = load_robot_config("sawyer_metaworld")
 PANDA = load_robot_config("panda")
@@ -98,6 +98,18 @@ def test_hold_action_holds_deltas_at_zero_and_the_gripper_at_its_last_command_or
     assert np.array_equal(f.hold_action(STATE, None), HOLD_START)  # never the measured state
     assert np.array_equal(f.hold_action(STATE, np.array([0.5, -0.2, 0.1, 0.7])), [0.0, 0.0, 0.0, 0.7])
     assert f.hold_action(None, None).dtype == np.float64
+    held = f.hold_action(None, np.array([0.5, -0.2, 0.1, 0.7], dtype=np.float32))  # a float32 command: float64
+    assert held.dtype == np.float64 and np.array_equal(held, [0.0, 0.0, 0.0, np.float32(0.7)])
+
+
+def test_hold_action_is_float64_for_a_robot_built_in_code_with_integer_holds():
+    """Only absolute setpoints (no zero delta to make the array float): the holds are still float64."""
+    robot = RobotConfig(name="valves", control_rate_hz=10, cameras=(CameraSpec("scene", "/scene"),),
+                        state=(StateSpec("pressure", 0, 10),),
+                        actions=(ActionSpec("valve_a", "absolute", 0, 1, hold=1),
+                                 ActionSpec("valve_b", "absolute", 0, 1, hold=0)))
+    held = SafetyFilter(robot).hold_action(None, None)
+    assert held.dtype == np.float64 and np.array_equal(held, [1.0, 0.0])
 
 
 def test_hold_action_of_a_joint_robot_is_the_last_command_else_the_measured_state():
@@ -109,17 +121,20 @@ def test_hold_action_of_a_joint_robot_is_the_last_command_else_the_measured_stat
     assert np.array_equal(f.hold_action(home, last), last) and np.array_equal(f.hold_action(None, last), last)
 
 
+# A position (wrist, measured by the state's third value, one step = 0.1 at 10 Hz), a delta and an absolute.
+MIXED = robot_config_from_dict({
+    "name": "mixed", "control_rate_hz": 10, "home": [0.5, 0.0, 0.2],
+    "cameras": [{"name": "scene", "topic": "/scene"}],
+    "state": [{"name": "force", "lower": -5, "upper": 5}, {"name": "lift", "lower": -1, "upper": 1},
+              {"name": "wrist", "lower": -1, "upper": 1}],
+    "actions": [{"name": "wrist", "kind": "position", "lower": -1, "upper": 1, "max_velocity": 1.0},
+                {"name": "forward", "kind": "delta", "lower": -1, "upper": 1},
+                {"name": "grip", "kind": "absolute", "lower": 0, "upper": 1, "hold": 0.25}]})
+
+
 def test_a_mixed_robot_holds_each_dimension_by_its_kind():
     """Position: the measured joint of the same name (wherever it is in the state); delta: 0; absolute: hold."""
-    robot = robot_config_from_dict({
-        "name": "mixed", "control_rate_hz": 10, "home": [0.5, 0.0, 0.2],
-        "cameras": [{"name": "scene", "topic": "/scene"}],
-        "state": [{"name": "force", "lower": -5, "upper": 5}, {"name": "lift", "lower": -1, "upper": 1},
-                  {"name": "wrist", "lower": -1, "upper": 1}],
-        "actions": [{"name": "wrist", "kind": "position", "lower": -1, "upper": 1, "max_velocity": 1.0},
-                    {"name": "forward", "kind": "delta", "lower": -1, "upper": 1},
-                    {"name": "grip", "kind": "absolute", "lower": 0, "upper": 1, "hold": 0.25}]})
-    f = SafetyFilter(robot, "reject")
+    f = SafetyFilter(MIXED, "reject")
     state = np.array([3.0, 0.1, -0.4])
     assert np.array_equal(f.hold_action(state, None), [-0.4, 0.0, 0.25])
     assert f.hold_action(None, None) is None  # the position has nothing to hold
@@ -131,6 +146,23 @@ def test_a_mixed_robot_holds_each_dimension_by_its_kind():
                                                            "command at ['wrist']")
     assert f.check_command([0.0, 0.0, 0.0], None).interventions == {"no_reference": 1}
     assert f.check_command([-0.35, 1.0, 1.0], [-0.4, -1.0, 0.0]) == SafetyReport(True)
+    # Only a position's last value is a step reference: a delta's or an absolute's, even NaN, is never compared.
+    assert f.check_command([-0.35, 1.0, 1.0], [-0.4, np.nan, np.nan]) == SafetyReport(True)
+    assert f.check_command([-0.35, 1.0, 1.0], [np.nan, -1.0, 0.0]).interventions == {"step": 1}
+
+
+def test_rate_limiting_a_position_leaves_the_other_dimensions_exactly_as_proposed():
+    """The step limit rewrites only the positions: a delta or absolute value passes bit for bit, never
+    recomputed as `previous + (value - previous)` (which rounds 1e-12 after a previous of -1)."""
+    f = SafetyFilter(MIXED)
+    safe, report = f.check([[-0.2, 1e-12, 1e-12], [-0.2, 3e-9, 0.1]], np.array([3.0, 0.1, -0.4]),
+                           np.array([-0.4, -1.0, 1.0]))
+    assert report == SafetyReport(True, {"step": 1})  # the wrist: -0.4 -> -0.3 -> -0.2
+    assert np.array_equal(safe, np.array([[-0.3, 1e-12, 1e-12], [-0.2, 3e-9, 0.1]], dtype=np.float32))
+    a, changed = f.limit_tick(np.array([0.0, 1e-12, 1e-12]), np.array([-0.4, -1.0, 1.0]))
+    assert changed is True and a[0] == pytest.approx(-0.3, abs=1e-12) and np.array_equal(a[1:], [1e-12, 1e-12])
+    a, changed = SafetyFilter(SAWYER).limit_tick(np.array([1e-12, 0.1, -0.3, 1e-12]), np.array([1.0, -1.0, 1.0, -1.0]))
+    assert changed is False and np.array_equal(a, [1e-12, 0.1, -0.3, 1e-12])
 
 
 # --- the control loop ------------------------------------------------------------------------------------

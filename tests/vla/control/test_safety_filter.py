@@ -236,3 +236,5 @@ def test_a_missing_value_anywhere_is_refused_like_a_nan_never_a_crash():
                                                         "command is not finite at [joint3=nan]")
     report = F.check_command(HOME, holes)  # no usable reference for the step check: refused
     assert report.accepted is False and report.interventions == {"step": 1}
+    assert F.check([HOME], HOME, previous=holes) == (  # the step reference, likewise
+        None, SafetyReport(False, {"state": 1}, "previous command (8,) is not 8 finite values"))
