@@ -7,9 +7,10 @@
   the `metaworld` extra is installed.
 
 A suite is a subpackage with `TASKS` (id -> spec with `id`, `group`, `env_id`, `max_steps`),
-`GROUPS` (name -> ids), `ROBOT` (its default robot config), `register()` (Gymnasium ids) and
-`scripted_expert(env)`: a third suite is one more folder and one line below. Importing `sim`
-registers every env. This package is physics, rendering, tasks and experts: it never imports torch.
+`GROUPS` (name -> ids), `ROBOT` (its default robot config), `ENV` (the entry point of its Gymnasium
+env, made with `task=<id>`) and `EXPERT` (its scripted expert's class, built from an env): a third
+suite is one more folder and one line below. Importing `sim` registers every task's env. This
+package is physics, rendering, tasks and experts: it never imports torch.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ TASKS: dict[str, Any] = {}
 GROUPS: dict[str, list[str]] = {}
 SUITE_OF: dict[str, str] = {}
 for _name, _suite in SUITES.items():
-    _suite.register()
+    for _task in _suite.TASKS.values():
+        if _task.env_id not in gym.registry:
+            gym.register(id=_task.env_id, entry_point=_suite.ENV, kwargs={"task": _task.id},
+                         max_episode_steps=_task.max_steps)
     TASKS.update(_suite.TASKS)
     GROUPS.update(_suite.GROUPS)
     SUITE_OF.update(dict.fromkeys(_suite.TASKS, _name))
@@ -95,7 +99,15 @@ def scripted_expert(env):
     task_id = getattr(env.unwrapped, "task_id", None)
     if task_id not in SUITE_OF:
         raise ValueError(f"no scripted expert for {type(env.unwrapped).__name__}: not an env of {', '.join(SUITES)}")
-    return SUITES[SUITE_OF[task_id]].scripted_expert(env)
+    module, name = SUITES[SUITE_OF[task_id]].EXPERT.split(":")
+    return getattr(importlib.import_module(module), name)(env)
 
 
-__all__ = ["GROUPS", "SUITES", "TASKS", "get_task", "make_env", "resolve_tasks", "scripted_expert", "suite_of"]
+def expert_metadata(robot, name: str = "scripted") -> dict[str, Any]:
+    """A scripted expert's `metadata`: one action per inference, for the robot's cameras and sizes."""
+    return {"name": name, "cameras": robot.camera_names, "state_dim": robot.state_dim,
+            "action_dim": robot.action_dim, "chunk_size": 1, "n_action_steps": 1, "fps": robot.control_rate_hz}
+
+
+__all__ = ["GROUPS", "SUITES", "TASKS", "expert_metadata", "get_task", "make_env", "resolve_tasks", "scripted_expert",
+           "suite_of"]

@@ -12,21 +12,8 @@ from sim.metaworld.tasks import GROUPS, TASKS, MetaWorldTask
 ROBOT = "sawyer_metaworld"
 
 
-def register() -> None:
-    """One Gymnasium env per task: `vla_sim/metaworld-<name>` with Meta-World's 500-step limit."""
-    import gymnasium as gym
-
-    for task in TASKS.values():
-        if task.env_id not in gym.registry:
-            gym.register(id=task.env_id, entry_point="sim.metaworld.env:MetaWorldEnv", kwargs={"task": task.id},
-                         max_episode_steps=task.max_steps)
+ENV = "sim.metaworld.env:MetaWorldEnv"  # the Gymnasium entry point of every task (kwargs: task=<id>)
+EXPERT = "sim.metaworld.experts:MetaWorldExpert"  # Meta-World's own scripted policy for the env's task
 
 
-def scripted_expert(env):
-    """Meta-World's scripted policy for the env's task (it reads the privileged object state)."""
-    from sim.metaworld.experts import MetaWorldExpert
-
-    return MetaWorldExpert(env)
-
-
-__all__ = ["GROUPS", "ROBOT", "TASKS", "MetaWorldTask", "register", "scripted_expert"]
+__all__ = ["ENV", "EXPERT", "GROUPS", "ROBOT", "TASKS", "MetaWorldTask"]

@@ -12,6 +12,7 @@ import warnings
 import metaworld.policies
 import numpy as np
 
+from sim import expert_metadata
 from vla.types import OBS_ENV_STATE
 
 
@@ -21,14 +22,7 @@ class MetaWorldExpert:
         self.robot = self.env.robot
         self.task = self.env.spec_task
         self.policy = getattr(metaworld.policies, self.task.policy_class)()
-        self.metadata = {
-            "name": "scripted",
-            "cameras": self.robot.camera_names,
-            "state_dim": self.robot.state_dim,
-            "action_dim": self.robot.action_dim,
-            "chunk_size": 1, "n_action_steps": 1,
-            "fps": self.robot.control_rate_hz,
-        }
+        self.metadata = expert_metadata(self.robot)
 
     def reset(self) -> None:
         """Meta-World's scripted policies keep no state between steps."""

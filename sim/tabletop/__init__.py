@@ -2,7 +2,7 @@
 
 Language tasks (ids like `pick`; groups `single`, `multi` and `all`) with randomized layouts,
 success predicates, a scene describer and privileged scripted experts. The suite interface that
-`sim` reads: `TASKS`, `GROUPS`, `ROBOT`, `register()` and `scripted_expert(env)`.
+`sim` reads: `TASKS`, `GROUPS`, `ROBOT`, `ENV` and `EXPERT`.
 """
 
 from __future__ import annotations
@@ -17,21 +17,8 @@ GROUPS: dict[str, list[str]] = {
 }
 
 
-def register() -> None:
-    """One Gymnasium env per task: `vla_sim/<Task>-v0`, with its time limit."""
-    import gymnasium as gym
-
-    for task in TASKS.values():
-        if task.env_id not in gym.registry:
-            gym.register(id=task.env_id, entry_point="sim.tabletop.env:TabletopEnv", kwargs={"task": task.id},
-                         max_episode_steps=task.max_steps)
+ENV = "sim.tabletop.env:TabletopEnv"  # the Gymnasium entry point of every task (kwargs: task=<id>)
+EXPERT = "sim.tabletop.experts:ScriptedExpert"  # the privileged scripted expert, built from an env
 
 
-def scripted_expert(env):
-    """The privileged scripted expert for a tabletop env (reads the simulator's state)."""
-    from sim.tabletop.experts import ScriptedExpert
-
-    return ScriptedExpert(env)
-
-
-__all__ = ["GROUPS", "ROBOT", "TASKS", "TaskSpec", "get_task", "register", "scripted_expert"]
+__all__ = ["ENV", "EXPERT", "GROUPS", "ROBOT", "TASKS", "TaskSpec", "get_task"]

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from sim import expert_metadata
 from sim.tabletop.describer import in_bowl, region_centre
 from sim.tabletop.ik import TcpIK, down_rotation
 from sim.tabletop.scene import COLORS, CUBE_HALF, TabletopScene
@@ -39,14 +40,7 @@ class ScriptedExpert:
         self.robot = self.env.robot
         # Fully open and closed: the gripper's range in the robot config.
         self.open, self.closed = self.robot.gripper.upper, self.robot.gripper.lower
-        self.metadata = {
-            "name": "scripted",
-            "cameras": self.robot.camera_names,
-            "state_dim": self.robot.state_dim,
-            "action_dim": self.robot.action_dim,
-            "chunk_size": 1, "n_action_steps": 1,
-            "fps": self.robot.control_rate_hz,
-        }
+        self.metadata = expert_metadata(self.robot)
         self._ik: TcpIK | None = None
         self._plan: Iterator[Action] | None = None
 
