@@ -2,7 +2,7 @@
 # One session on a lent GPU machine with no network (how the GPU figures in docs/BENCHMARKS.md were
 # made): `vla bench gpu`, then scripts/gpu_arms.py trains recipe arms until the deadline. Results go
 # to $OUT as soon as they exist. The machine has PyTorch but not this project's other dependencies:
-# the wheels in .whl/ (transformers, tokenizers, mujoco, gymnasium, PyOpenGL) and the GL loader
+# the wheels in .whl/ (transformers, tokenizers, mujoco 3.3.7 as pinned, gymnasium, PyOpenGL) and the GL loader
 # packages in .gl/ travel with the tree. On a machine set up with `make setup`, run the two commands
 # below with the venv's python instead.
 #   OUT=/path bash scripts/gpu_session.sh [total seconds, default 555] [bench cap seconds, default 210]
