@@ -145,6 +145,13 @@ class SimNode(Node):
         else:
             self.timer = self.create_timer(self.period / speed, self._tick)
 
+    def close(self) -> None:
+        """Free the renderers while their EGL display is alive: left to the garbage collector at exit,
+        MuJoCo 3.3's renderer prints a traceback from `__del__` (seen in the signal tests)."""
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
     # --- episodes --------------------------------------------------------------------------------
     def _start(self, task: str, seed: int) -> None:
         if not self.ended:
@@ -319,7 +326,7 @@ class SimNode(Node):
 
 
 def main(args=None):
-    spin(SimNode, args)
+    spin(SimNode, args, before_shutdown=lambda node: node.close())
 
 
 if __name__ == "__main__":
