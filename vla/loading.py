@@ -68,7 +68,8 @@ def sparsity_options(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]] | 
 
     config = load_sparsity_config(args.sparsity_config, trigger_threshold=args.trigger_threshold,
                                   token_budget=args.token_budget)
-    return config, load_robot_config(args.robot or "panda").world_cameras
+    robot = load_robot_config(args.robot) if args.robot else load_robot_config()  # vla.robot's default robot
+    return config, robot.world_cameras
 
 
 def policy_factory(name: str, decoding: str | None = None, sparsity=None) -> PolicyFactory:

@@ -278,6 +278,20 @@ class RobotConfig:
         """Action upper bounds."""
         return np.array([a.upper for a in self.actions], dtype=np.float32)
 
+    def clip_action(self, action) -> tuple[np.ndarray, list[str]]:
+        """An action as a simulator takes it: (the values limited to the action bounds, the names of those
+        that were outside). A wrong shape or a NaN/inf raises ValueError naming the dimensions."""
+        names = self.action_names
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (len(names),):
+            raise ValueError(f"action has shape {a.shape}; expected ({len(names)},): {names}")
+        bad = [n for n, v in zip(names, a, strict=True) if not np.isfinite(v)]
+        if bad:
+            raise ValueError(f"action has non-finite targets for {bad}: {a.tolist()}")
+        lo, hi = self.lower.astype(np.float64), self.upper.astype(np.float64)
+        out = (a < lo - 1e-6) | (a > hi + 1e-6)
+        return np.clip(a, lo, hi), [n for n, o in zip(names, out, strict=True) if o]
+
     @property
     def action_kinds(self) -> tuple[str, ...]:
         return tuple(a.kind for a in self.actions)

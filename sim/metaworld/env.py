@@ -108,20 +108,12 @@ class MetaWorldEnv(gym.Env):
     def step(self, action):
         if self._raw is None:
             raise RuntimeError("step() called before reset()")
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (self.robot.action_dim,):
-            raise ValueError(f"action has shape {a.shape}; expected ({self.robot.action_dim},): "
-                             f"{self.robot.action_names}")
-        bad = [n for n, v in zip(self.robot.action_names, a, strict=True) if not np.isfinite(v)]
-        if bad:
-            raise ValueError(f"action has non-finite values for {bad}: {a.tolist()}")
-        lo, hi = self.robot.lower.astype(np.float64), self.robot.upper.astype(np.float64)
-        clipped = bool(np.any((a < lo - 1e-6) | (a > hi + 1e-6)))
+        a, clipped = self.robot.clip_action(action)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._raw, _, _, _, raw_info = self._env.step(np.clip(a, lo, hi).astype(np.float32))
+            self._raw, _, _, _, raw_info = self._env.step(a.astype(np.float32))
         success = bool(raw_info.get("success", 0.0))
-        return self._observation(), float(success), success, False, self._info(success, clipped)
+        return self._observation(), float(success), success, False, self._info(success, bool(clipped))
 
     def render(self):
         if self.render_mode == "rgb_array":

@@ -71,7 +71,7 @@ class TabletopEnv(gym.Env):
     def step(self, action):
         if self.episode is None:
             raise RuntimeError("step() called before reset()")
-        target, clipped = self._validate(action)
+        target, clipped = self.robot.clip_action(action)
         self.scene.step(target)
         info = self._info(clipped)
         success = info["success"]
@@ -93,21 +93,6 @@ class TabletopEnv(gym.Env):
         self.scene.close()
 
     # --- helpers ------------------------------------------------------------------------------
-    def _validate(self, action) -> tuple[np.ndarray, list[str]]:
-        """Reject malformed actions; limit out-of-range targets to the joint limits, and say which."""
-        names = self.robot.joint_names
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (len(names),):
-            raise ValueError(
-                f"action has shape {a.shape}; expected ({len(names)},): absolute targets for {names}"
-            )
-        bad = [n for n, v in zip(names, a, strict=True) if not np.isfinite(v)]
-        if bad:
-            raise ValueError(f"action has non-finite targets for {bad}: {a.tolist()}")
-        lo, hi = self.robot.lower.astype(np.float64), self.robot.upper.astype(np.float64)
-        out = (a < lo - 1e-6) | (a > hi + 1e-6)
-        return np.clip(a, lo, hi), [n for n, o in zip(names, out, strict=True) if o]
-
     def _observation(self) -> dict[str, Any]:
         obs: dict[str, Any] = {image_key(c): self.scene.render(c) for c in self.robot.camera_names}
         obs[OBS_STATE] = np.clip(self.scene.joint_positions(), self.robot.lower, self.robot.upper)

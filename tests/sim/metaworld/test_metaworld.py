@@ -171,3 +171,15 @@ def test_the_vla_trains_on_meta_world_and_runs_its_tasks(tmp_path, capsys):
     assert report["overall"]["episodes"] == 1 and report["tasks"]["metaworld/reach-v3"]["mean_steps"] > 0
     # Every action a 4-step model proposes went through the filter; none had to be refused.
     assert report["safety"]["metaworld/reach-v3"].get("chunks_rejected", 0) == 0
+
+
+def test_bad_actions_are_refused_and_out_of_bounds_ones_limited():
+    env = make_env("metaworld/reach-v3", image_size=16)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"non-finite targets for \['hand_dy'\]"):
+        env.step(np.array([0.0, np.nan, 0.0, 0.0], np.float32))
+    with pytest.raises(ValueError, match=r"shape \(8,\); expected \(4,\)"):
+        env.step(np.zeros(8, np.float32))
+    assert env.step(np.array([0.0, 0.0, 3.0, 0.0], np.float32))[4]["action_clipped"]
+    assert not env.step(np.zeros(4, np.float32))[4]["action_clipped"]
+    env.close()
