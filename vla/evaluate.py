@@ -178,8 +178,10 @@ def write_report(report: dict[str, Any], path: str | Path | None = None, quiet: 
         print(text)
 
 
-def open_loop_report(policy_dir: str | Path, heldout: str | Path, decoding: str | None = None) -> dict[str, Any]:
-    """The `vla eval --heldout` report: the policy's open-loop error on demonstrations it never saw (no simulator)."""
+def open_loop_report(policy_dir: str | Path, heldout: str | Path, decoding: str | None = None,
+                     robot: str | None = None) -> dict[str, Any]:
+    """The `vla eval --heldout` report: the policy's open-loop error on demonstrations it never saw (no simulator).
+    `robot`: whose actions the dataset holds (None: the dataset's `robot_type`)."""
     from vla.model.vla import VLAModel
     from vla.policy import check_decoding_trained
     from vla.train.validate import open_loop_error
@@ -188,4 +190,4 @@ def open_loop_report(policy_dir: str | Path, heldout: str | Path, decoding: str 
     check_decoding_trained(Path(policy_dir), decoding or model.config.decoding)  # as a policy load would
     return {"policy": str(policy_dir), "heldout": str(heldout), "decoding": decoding or model.config.decoding,
             "chunk_size": model.config.chunk_size, "n_action_steps": model.config.n_action_steps,
-            **open_loop_error(model, heldout, decoding)}
+            **open_loop_error(model, heldout, decoding, robot=robot)}

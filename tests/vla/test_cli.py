@@ -111,6 +111,8 @@ def test_rosbag_and_ros_record_default_to_their_own_durations(monkeypatch):
 def test_bench_arguments_are_checked_before_any_work(tmp_path, capsys):
     assert main(["bench", "peers"]) == 2
     assert "vla bench peers needs --dataset DIR" in capsys.readouterr().err
+    assert main(["bench", "peers", "--dataset", str(tmp_path), "--policies", "act,dp"]) == 2
+    assert "unknown ['dp']; expected names from vla, act, diffusion" in capsys.readouterr().err
     assert main(["bench", "planner"]) == 2
     assert "needs --planner DIR" in capsys.readouterr().err
 

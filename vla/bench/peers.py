@@ -132,6 +132,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, train_steps: int, ep
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`vla bench peers` flags."""
     parser.add_argument("--dataset", default=None, help="the LeRobot dataset all policies train on (required)")
+    parser.add_argument("--policies", default="vla,act,diffusion",
+                        help="which to train and score, comma-separated from vla, act, diffusion")
     add_training_arguments(parser, train_steps=500, episodes=10, out="out/peers")
 
 
@@ -141,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.dataset:
         raise ValueError("vla bench peers needs --dataset DIR (a LeRobot dataset)")
+    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+    unknown = [p for p in policies if p not in ("vla", "act", "diffusion")]
+    if unknown or not policies:
+        raise ValueError(f"--policies {args.policies!r}: unknown {unknown}; expected names from vla, act, diffusion")
     write_report(bench_peers(args.dataset, args.train_steps, args.episodes, resolve_tasks(args.tasks), out=args.out,
-                             batch_size=args.batch_size, seed=args.seed), args.report)
+                             batch_size=args.batch_size, seed=args.seed, policies=policies), args.report)
     return 0

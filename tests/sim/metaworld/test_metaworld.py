@@ -124,14 +124,21 @@ def test_robots_of_the_other_suite_are_refused():
         make_env("pick", robot="sawyer_metaworld")
 
 
-def test_record_two_episodes_read_back_by_lerobot(tmp_path):
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
+@pytest.fixture(scope="module")
+def reach_recording(tmp_path_factory):
+    """Two expert episodes of reach at 32x32, recorded by `vla record`'s function: (root, summary)."""
     from vla.data.record import record
 
-    summary = record(["metaworld/reach-v3"], 2, tmp_path / "mw", image_size=32, progress=False, seed=0)
+    root = tmp_path_factory.mktemp("mw") / "mw"
+    return root, record(["metaworld/reach-v3"], 2, root, image_size=32, progress=False, seed=0)
+
+
+def test_record_two_episodes_read_back_by_lerobot(reach_recording):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root, summary = reach_recording
     assert summary["episodes"] == 2 and summary["tasks"]["metaworld/reach-v3"]["failed"] == 0
-    ds = LeRobotDataset("local/mw", root=tmp_path / "mw")
+    ds = LeRobotDataset("local/mw", root=root)
     assert ds.fps == 80 and ds.meta.robot_type == "sawyer_metaworld" and ds.num_episodes == 2
     assert ds.features[OBS_STATE]["names"] == ["hand_x", "hand_y", "hand_z", "gripper_opening"]
     assert ds.features[ACTION]["names"] == ["hand_dx", "hand_dy", "hand_dz", "gripper"]
@@ -141,6 +148,37 @@ def test_record_two_episodes_read_back_by_lerobot(tmp_path):
     assert frame[CAMERA].shape == (3, 32, 32)
     actions = np.stack([ds[i][ACTION].numpy() for i in range(ds.num_frames)])
     assert np.all(np.abs(actions) <= 1.0) and np.abs(actions[:, :3]).max() > 0.5  # the expert moved the hand
+
+
+def test_the_open_loop_floor_holds_still_as_the_safety_filter_does(reach_recording):
+    """`vla eval --heldout` compares a policy with one that holds the robot still. For deltas that is
+    0 and the gripper's previous command, never the hand's position read as an action."""
+    from vla.control.safety import SafetyFilter
+    from vla.data import open_dataset
+    from vla.train.data import DemoCache
+    from vla.train.validate import dataset_robot, hold_still
+
+    demo = open_dataset(reach_recording[0])
+    robot = dataset_robot(demo)  # from the dataset's robot_type
+    assert robot.name == "sawyer_metaworld"
+    cache = DemoCache.from_dataset(demo, 2, 32, progress=False)
+    hold, actions = hold_still(demo, cache, robot).numpy(), cache.actions.numpy()
+    episode = np.asarray(demo.lerobot.hf_dataset.with_format(None)["episode_index"]).reshape(-1)
+    starts = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1]])
+    assert list(starts) == [0, int((episode == 0).sum())]
+    safety = SafetyFilter(robot)
+    for i in range(len(hold)):
+        expected = safety.hold_action(None, None if i in starts else actions[i - 1])
+        np.testing.assert_array_equal(hold[i], expected.astype(np.float32), err_msg=f"frame {i}")
+    assert np.all(hold[:, :3] == 0) and np.all(hold[starts, 3] == -1.0)
+    assert np.any(hold[:, 3] != -1.0)  # the expert closed the gripper at some point: held at its command
+
+    with pytest.raises(ValueError, match=r"robot 'panda' has actions \['joint1'.*the dataset's are \['hand_dx'"):
+        dataset_robot(demo, "panda")
+    demo.robot_type = "a_robot_without_a_config"
+    with pytest.raises(ValueError, match=r"actions \['hand_dx', .* are not its state's values .* pass --robot"):
+        dataset_robot(demo)
+    assert dataset_robot(demo, "sawyer_metaworld").name == "sawyer_metaworld"
 
 
 def test_one_dataset_holds_one_robot(tmp_path):
@@ -171,6 +209,24 @@ def test_the_vla_trains_on_meta_world_and_runs_its_tasks(tmp_path, capsys):
     assert report["overall"]["episodes"] == 1 and report["tasks"]["metaworld/reach-v3"]["mean_steps"] > 0
     # Every action a 4-step model proposes went through the filter; none had to be refused.
     assert report["safety"]["metaworld/reach-v3"].get("chunks_rejected", 0) == 0
+    # Open loop on the demonstrations: the hold-still floor is the deltas' own size (holding is 0).
+    from vla.cli import main
+
+    assert main(["eval", "--policy", str(out), "--heldout", str(tmp_path / "mw"), "--report",
+                 str(tmp_path / "open_loop.json")]) == 0
+    import json
+
+    loop = json.loads((tmp_path / "open_loop.json").read_text())
+    actions = _actions(tmp_path / "mw")
+    assert loop["action_names"] == ["hand_dx", "hand_dy", "hand_dz", "gripper"]
+    assert loop["hold_still"]["arm_mrad_first"] == pytest.approx(np.abs(actions[:, :3]).mean() * 1e3, abs=0.01)
+    assert np.isfinite(loop["arm_mrad_first"]) and loop["frames"] == len(actions)
+
+
+def _actions(root) -> np.ndarray:
+    from vla.data import open_dataset
+
+    return np.asarray(open_dataset(root).lerobot.hf_dataset.with_format(None)[ACTION], dtype=np.float32)
 
 
 def test_bad_actions_are_refused_and_out_of_bounds_ones_limited():
