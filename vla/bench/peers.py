@@ -70,16 +70,20 @@ def score(name: str, policy, tasks: list[str], make_env, episodes: int, seed: in
     }
 
 
-def _train(name: str, dataset: Path, out: Path, steps: int, batch_size: int, seed: int, progress: bool) -> dict:
+def _train(name: str, dataset: Path, out: Path, steps: int, batch_size: int, seed: int, progress: bool,
+           time_budget_s: float | None = None) -> dict:
     if name == "vla":
         from vla.train.trainer import train
 
-        summary = train(dataset, out, "tiny", vla_train_config(steps, batch_size, seed), progress=progress)
-        return {"wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"]}
-    from vla.peers.train import train_peer
+        cfg = vla_train_config(steps, batch_size, seed)
+        cfg.time_budget_s = time_budget_s
+        summary = train(dataset, out, "tiny", cfg, progress=progress)
+    else:
+        from vla.peers.train import train_peer
 
-    summary = train_peer(name, dataset, out, steps, batch_size, seed, progress=progress)
-    return {"wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"]}
+        summary = train_peer(name, dataset, out, steps, batch_size, seed, progress=progress,
+                             time_budget_s=time_budget_s)
+    return {"steps": summary["steps"], "wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"]}
 
 
 def _load(name: str, out: Path):
@@ -94,7 +98,10 @@ def _load(name: str, out: Path):
 
 def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str], out: str | Path = "out/peers",
                 batch_size: int = 32, seed: int = 0, policies: tuple[str, ...] = ("vla", "act", "diffusion"),
-                image_size: int | None = None, progress: bool = True) -> dict[str, Any]:
+                image_size: int | None = None, progress: bool = True,
+                time_budget_s: float | None = None) -> dict[str, Any]:
+    """Train each of `policies` on `dataset` (`steps` optimizer steps, or for `time_budget_s` seconds
+    each) and score it on `tasks`; the report holds each policy's steps, wall time and success."""
     import sim
 
     dataset, out = Path(dataset), Path(out)
@@ -102,7 +109,8 @@ def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str]
     if taken:  # never mix a new run with old checkpoints
         raise FileExistsError(f"{', '.join(taken)} already exist; remove them or pass another --out")
     report: dict[str, Any] = {
-        "dataset": str(dataset), "steps": steps, "batch_size": batch_size, "budget": "same optimizer steps",
+        "dataset": str(dataset), "steps": None if time_budget_s else steps, "batch_size": batch_size,
+        "budget": f"same wall time ({time_budget_s:.0f} s each)" if time_budget_s else "same optimizer steps",
         "episodes_per_task": episodes, "seed": seed, "tasks": tasks,
         "machine": machine(),
         "policies": {},
@@ -110,7 +118,7 @@ def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str]
     for name in policies:
         entry: dict[str, Any] = {}
         try:
-            entry.update(_train(name, dataset, out / name, steps, batch_size, seed, progress))
+            entry.update(_train(name, dataset, out / name, steps, batch_size, seed, progress, time_budget_s))
             entry.update(score(name, _load(name, out / name), tasks,
                                lambda t: sim.make_env(t, image_size=image_size), episodes, seed, progress))
         except Exception as exc:  # noqa: BLE001 - one policy failing must not stop the others
@@ -131,9 +139,13 @@ def add_training_arguments(parser: argparse.ArgumentParser, train_steps: int, ep
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`vla bench peers` flags."""
+    from vla.train.commands import duration
+
     parser.add_argument("--dataset", default=None, help="the LeRobot dataset all policies train on (required)")
     parser.add_argument("--policies", default="vla,act,diffusion",
                         help="which to train and score, comma-separated from vla, act, diffusion")
+    parser.add_argument("--time-budget", type=duration, default=None,
+                        help="train each policy this long (e.g. 40m) instead of --train-steps: same wall time")
     add_training_arguments(parser, train_steps=500, episodes=10, out="out/peers")
 
 
@@ -148,5 +160,6 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not policies:
         raise ValueError(f"--policies {args.policies!r}: unknown {unknown}; expected names from vla, act, diffusion")
     write_report(bench_peers(args.dataset, args.train_steps, args.episodes, resolve_tasks(args.tasks), out=args.out,
-                             batch_size=args.batch_size, seed=args.seed, policies=policies), args.report)
+                             batch_size=args.batch_size, seed=args.seed, policies=policies,
+                             time_budget_s=args.time_budget), args.report)
     return 0

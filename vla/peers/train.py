@@ -74,13 +74,24 @@ def _horizon(cfg) -> int:
     return int(getattr(cfg, "chunk_size", None) or cfg.horizon)
 
 
+clock = time.perf_counter  # the training clock (a test may set a simulated one)
+# A time-budgeted run times steps BUDGET_WARMUP .. BUDGET_WARMUP + BUDGET_PROBE, then fixes its total.
+BUDGET_WARMUP, BUDGET_PROBE = 5, 20
+
+
 def train_peer(kind: str, dataset: str | Path, out: str | Path, steps: int, batch_size: int = 32, seed: int = 0,
-               cache=None, progress: bool = True, device: str | None = None) -> dict[str, Any]:
-    """Train one LeRobot policy; the checkpoint folder is what `LeRobotPolicy.from_pretrained` loads."""
+               cache=None, progress: bool = True, device: str | None = None,
+               time_budget_s: float | None = None) -> dict[str, Any]:
+    """Train one LeRobot policy; the checkpoint folder is what `LeRobotPolicy.from_pretrained` loads.
+
+    `time_budget_s`: train this long instead of `steps` (as `vla train --time-budget`): the steps that
+    fit are counted after the first ones, and LeRobot's scheduler (Diffusion Policy's cosine) is built
+    for that total and brought to the step reached."""
     from lerobot.policies.factory import make_policy, make_pre_post_processors
     from tqdm import tqdm
 
     from vla.train.data import DemoCache
+    from vla.train.loop import budgeted_steps
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(out)
@@ -96,13 +107,30 @@ def train_peer(kind: str, dataset: str | Path, out: str | Path, steps: int, batc
     optim = cfg.get_optimizer_preset()
     optimizer = optim.build(policy.get_optim_params())
     sched = cfg.get_scheduler_preset()
+    if time_budget_s is not None:
+        if time_budget_s <= 0:
+            raise ValueError(f"time_budget_s={time_budget_s}; expected a positive number of seconds")
+        steps = BUDGET_WARMUP + BUDGET_PROBE + 1  # until the probe has timed its steps
     scheduler = sched.build(optimizer, steps) if sched is not None else None
     generator = torch.Generator().manual_seed(seed)
     n_obs = int(getattr(cfg, "n_obs_steps", 1)) if kind == "diffusion" else 0
     policy.train()
-    started = time.perf_counter()
+    started = clock()
     losses = []
-    for _ in tqdm(range(steps), desc=f"train {kind}", disable=not progress):
+    bar = tqdm(total=steps, desc=f"train {kind}", disable=not progress)
+    step, counting = 0, time_budget_s is not None
+    while step < steps:
+        if counting and step == BUDGET_WARMUP:
+            probe_start = clock()
+        if counting and step == BUDGET_WARMUP + BUDGET_PROBE:
+            now = clock()
+            left = time_budget_s - (now - started) - 0.02 * time_budget_s  # the save, stragglers
+            steps = budgeted_steps(step, BUDGET_PROBE, now - probe_start, left, step + 1)
+            counting, bar.total = False, steps
+            if sched is not None:  # LeRobot's schedule over the true total, at the step reached
+                scheduler = sched.build(optimizer, steps)
+                for _ in range(step):
+                    scheduler.step()
         index = torch.randint(0, len(cache), (batch_size,), generator=generator)
         images = cache.images[index].float().div_(255)
         batch: dict[str, Any] = {OBS_STATE: cache.state[index]}
@@ -125,12 +153,16 @@ def train_peer(kind: str, dataset: str | Path, out: str | Path, steps: int, batc
         if scheduler is not None:
             scheduler.step()
         losses.append(loss.item())
-    wall = time.perf_counter() - started
+        step += 1
+        bar.update()
+    bar.close()
+    wall = clock() - started
     out.mkdir(parents=True, exist_ok=True)
     policy.save_pretrained(out)
     pre.save_pretrained(out)
     post.save_pretrained(out)
-    summary = {"type": kind, "dataset": str(dataset), "steps": steps, "batch_size": batch_size, "seed": seed,
+    summary = {"type": kind, "dataset": str(dataset), "steps": step, "batch_size": batch_size, "seed": seed,
+               "time_budget_s": time_budget_s,
                "wall_time_s": round(wall, 1), "parameters": sum(p.numel() for p in policy.parameters()),
                "final_loss": round(float(sum(losses[-50:]) / max(1, len(losses[-50:]))), 5),
                "fps": float(demo.fps), "frames": len(cache)}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from vla.cli import main
 from vla.model.config import load_model_config
@@ -38,6 +39,48 @@ def test_peer_trains_saves_loads_and_runs_in_the_sim(kind, sim_dataset, tmp_path
            "task": "push"}
     with pytest.raises(ValueError, match=r"cameras \['scene'\]; this policy was trained with"):
         policy.predict_chunk(obs)
+
+
+@pytest.mark.slow  # 43 peer training steps
+def test_a_time_budget_counts_its_steps_and_ends_the_schedule_there(sim_dataset, tmp_path, monkeypatch):
+    """`vla bench peers --time-budget`: the steps that fit the budget are counted after a probe, and
+    Diffusion Policy's cosine schedule is rebuilt over that total, brought to the step reached."""
+    import vla.peers.train as peers_train
+
+    clock = iter(float(t) for t in range(10_000))  # one simulated second per clock read: load-independent
+    monkeypatch.setattr(peers_train, "clock", lambda: next(clock))
+    real_config = peers_train.peer_config
+
+    def short_warmup(*args, **kwargs):  # 30 warm-up steps instead of 500, still past the 25 probe steps
+        cfg = real_config(*args, **kwargs)
+        cfg.scheduler_warmup_steps = 30
+        return cfg
+
+    monkeypatch.setattr(peers_train, "peer_config", short_warmup)
+    lrs = []
+    hook = register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    try:
+        summary = train_peer("diffusion", sim_dataset, tmp_path / "d", steps=10_000, batch_size=2, progress=False,
+                             time_budget_s=3.0)
+    finally:
+        hook.remove()
+    # Clock reads: `started` (0 s), the probe's start at step 5 (1 s) and its end at step 25 (2 s): 1 s for
+    # 20 steps, and 3 - 2 - 0.06 (2% kept for the save) = 0.94 s left at 1/20 s per step: 25 + 18 steps.
+    assert summary["steps"] == 43 and summary["time_budget_s"] == 3.0 and len(lrs) == 43
+    # LeRobot's own schedule built for 43 steps from the start gives the same learning rates.
+    cfg = short_warmup("diffusion")
+    optimizer = cfg.get_optimizer_preset().build([torch.nn.Parameter(torch.zeros(1))])
+    scheduler = cfg.get_scheduler_preset().build(optimizer, 43)
+    expected = []
+    for _ in range(43):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    np.testing.assert_allclose(lrs, expected, rtol=1e-9)
+    assert expected[30] == max(expected) and expected[-1] < 0.02 * max(expected)  # warm-up, then down to ~0
+    with pytest.raises(ValueError, match="time_budget_s=0; expected a positive number of seconds"):
+        train_peer("act", sim_dataset, tmp_path / "a", steps=1, time_budget_s=0, progress=False)
 
 
 def test_peer_configs_download_nothing():
