@@ -239,3 +239,21 @@ def test_bad_actions_are_refused_and_out_of_bounds_ones_limited():
     assert env.step(np.array([0.0, 0.0, 3.0, 0.0], np.float32))[4]["action_clipped"]
     assert not env.step(np.zeros(4, np.float32))[4]["action_clipped"]
     env.close()
+
+
+@pytest.mark.slow  # trains a LeRobot policy two steps, then a 500-step episode
+def test_a_lerobot_peer_trains_on_meta_world_and_runs_its_tasks(reach_recording, tmp_path):
+    """`vla bench peers --tasks metaworld/...`: LeRobot's ACT on the Sawyer's deltas, through our harness."""
+    from vla.peers import LeRobotPolicy
+    from vla.peers.train import train_peer
+
+    out = tmp_path / "act"
+    summary = train_peer("act", reach_recording[0], out, steps=2, batch_size=4, progress=False)
+    assert summary["steps"] == 2 and np.isfinite(summary["final_loss"])
+    policy = LeRobotPolicy.from_pretrained(out, device="cpu")
+    assert policy.metadata["cameras"] == ["corner2"] and policy.metadata["action_dim"] == 4
+    assert OBS_ENV_STATE not in policy.policy.config.input_features  # the privileged 39-vector stays out
+    report = evaluate(str(out), ["metaworld/reach-v3"], lambda t: make_env(t, image_size=32),
+                      lambda env: LeRobotPolicy.from_pretrained(out, device="cpu"), episodes=1, progress=False)
+    assert report["overall"]["episodes"] == 1 and report["tasks"]["metaworld/reach-v3"]["mean_steps"] > 0
+    assert report["safety"]["metaworld/reach-v3"].get("chunks_rejected", 0) == 0
