@@ -36,12 +36,19 @@ class EventThresholds:
             raise ValueError(f"off_threshold={self.off_threshold} must not exceed on_threshold={self.on_threshold}")
 
 
-def log_intensity(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W) float32 log luminance; +1 keeps black finite."""
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def luminance(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) float32 luminance in levels of 255."""
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected a uint8 H x W x 3 frame, got {frame.dtype} {frame.shape}")
-    luma = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.log1p(luma)
+    return frame.astype(np.float32) @ _LUMA
+
+
+def log_intensity(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) float32 log luminance; +1 keeps black finite."""
+    return np.log1p(luminance(frame))
 
 
 class EventDetector:
@@ -52,37 +59,49 @@ class EventDetector:
             raise ValueError(f"grid={grid}; expected >= 1 patches per side")
         self.grid = grid
         self.thresholds = thresholds or EventThresholds()
-        self.reference: dict[str, np.ndarray] = {}
+        self.reference: dict[str, np.ndarray] = {}  # per camera, the log luminance of the last encoding
+        self.reference_luma: dict[str, np.ndarray] = {}  # and its luminance (the floor's test, no exp per step)
         self.active: dict[str, np.ndarray] = {}
+        self._grids: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
 
     def reset(self) -> None:
         self.reference.clear()
+        self.reference_luma.clear()
         self.active.clear()
 
     def _cells(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        h, w = shape
-        if h < self.grid or w < self.grid:
-            raise ValueError(f"frame {h}x{w} is smaller than the {self.grid}x{self.grid} patch grid")
-        edges = [np.linspace(0, n, self.grid + 1).round().astype(int) for n in (h, w)]
-        return edges[0], edges[1]
+        return self._grid(shape)[:2]
+
+    def _grid(self, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+        """Row and column edges of the cells (cells may differ by a pixel), the 0/1 matrices that sum
+        a frame's pixels into its cells (rows: grid x H, columns: W x grid), and each cell's area;
+        computed once per frame size."""
+        if shape not in self._grids:
+            h, w = shape
+            if h < self.grid or w < self.grid:
+                raise ValueError(f"frame {h}x{w} is smaller than the {self.grid}x{self.grid} patch grid")
+            rows, cols = (np.linspace(0, n, self.grid + 1).round().astype(int) for n in (h, w))
+            row_sum = (np.searchsorted(rows, np.arange(h), side="right") - 1 == np.arange(self.grid)[:, None])
+            col_sum = (np.searchsorted(cols, np.arange(w), side="right") - 1 == np.arange(self.grid)[:, None]).T
+            area = np.outer(np.diff(rows), np.diff(cols)).astype(np.float32)
+            self._grids[shape] = rows, cols, row_sum.astype(np.float32), col_sum.astype(np.float32), area
+        return self._grids[shape]
 
     def scores(self, camera: str, frame: np.ndarray) -> np.ndarray:
         """(grid, grid) fraction of changed pixels per patch; all ones before the first encoding."""
-        log = log_intensity(frame)
+        luma = luminance(frame)
         ref = self.reference.get(camera)
-        if ref is None or ref.shape != log.shape:
+        if ref is None or ref.shape != luma.shape:
             return np.ones((self.grid, self.grid), dtype=np.float32)
-        diff = log - ref
+        diff = np.log1p(luma)
+        diff -= ref
         diff -= np.median(diff)  # a global brightness change cancels out
-        changed = np.abs(diff) > self.thresholds.pixel_threshold
+        changed = np.abs(diff, out=diff) > self.thresholds.pixel_threshold
         if self.thresholds.pixel_floor > 0:  # small absolute changes are noise, however dark the pixel
-            changed &= np.abs(np.expm1(log) - np.expm1(ref)) > self.thresholds.pixel_floor
-        changed = changed.astype(np.float32)
-        rows, cols = self._cells(log.shape)
-        # Sum over each cell with cumulative sums at the cell boundaries (cells may differ by a pixel).
-        sums = np.add.reduceat(np.add.reduceat(changed, rows[:-1], axis=0), cols[:-1], axis=1)
-        area = np.outer(np.diff(rows), np.diff(cols)).astype(np.float32)
-        return sums / area
+            luma -= self.reference_luma[camera]
+            changed &= np.abs(luma, out=luma) > self.thresholds.pixel_floor
+        _, _, row_sum, col_sum, area = self._grid(luma.shape)
+        return (row_sum @ changed.astype(np.float32) @ col_sum) / area  # changed pixels per cell, exact
 
     def detect(self, camera: str, frame: np.ndarray) -> np.ndarray:
         """(grid, grid) bool: the patches that fire now. Remembers them for the hysteresis; the
@@ -99,11 +118,14 @@ class EventDetector:
 
     def commit(self, camera: str, frame: np.ndarray, encoded: np.ndarray) -> None:
         """The patches in `encoded` were just encoded from `frame`: they become the new reference."""
-        log = log_intensity(frame)
+        luma = luminance(frame)
+        log = np.log1p(luma)
         ref = self.reference.get(camera)
         if ref is None or ref.shape != log.shape or encoded.all():
-            self.reference[camera] = log
+            self.reference[camera], self.reference_luma[camera] = log, luma
         else:
             rows, cols = self._cells(log.shape)
+            ref_luma = self.reference_luma[camera]
             for i, j in zip(*np.nonzero(encoded), strict=True):
-                ref[rows[i] : rows[i + 1], cols[j] : cols[j + 1]] = log[rows[i] : rows[i + 1], cols[j] : cols[j + 1]]
+                cell = (slice(rows[i], rows[i + 1]), slice(cols[j], cols[j + 1]))
+                ref[cell], ref_luma[cell] = log[cell], luma[cell]

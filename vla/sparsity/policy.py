@@ -146,7 +146,9 @@ class SparseVLAPolicy(VLAPolicy):
         started = time.perf_counter()
         batch = self.inputs(obs)  # validates the observation before anything is decided
         frames = self._frames(obs)
-        fired = {cam: self.detector.detect(cam, f) for cam, f in frames.items()}
+        # Only the trigger cameras decide whether to infer: a step that executes from the queue looks at
+        # nothing else. The other cameras' changed patches are needed only when the tower runs.
+        fired = {cam: self.detector.detect(cam, frames[cam]) for cam in self.trigger_cameras}
         fraction = float(np.mean([fired[c].mean() for c in self.trigger_cameras]))
         n = self.n_action_steps
         stats: dict[str, Any] = {"changed_fraction": round(fraction, 4), "interrupted": False}
@@ -157,6 +159,7 @@ class SparseVLAPolicy(VLAPolicy):
             stats.update(inference=False, patches_recomputed=0, patches_reused=0, lm_image_tokens=0)
         else:
             stats["interrupted"] = bool(self.queue)
+            fired.update({cam: self.detector.detect(cam, f) for cam, f in frames.items() if cam not in fired})
             masks = None
             self.since_refresh += 1
             if self.sparsity.token_reuse and self.since_refresh < self.sparsity.refresh_every:

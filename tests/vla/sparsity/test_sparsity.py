@@ -174,6 +174,30 @@ def test_trigger_skips_inference_when_little_changed_and_drops_the_queue_on_a_la
     assert first.shape == (1, model.config.action_dim)
 
 
+def test_a_step_from_the_queue_looks_only_at_the_trigger_cameras():
+    """A still scene costs the trigger camera's check per step; the wrist camera is checked only
+    when the tower runs (its changed patches decide what to re-encode), so its motion alone neither
+    triggers inference nor costs a check on queued steps."""
+    model = mini_model()
+    sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0.3, max_open_loop=10, trigger_cameras=["top"]))
+    sparse.reset()
+    looked: list[str] = []
+    detect = sparse.detector.detect
+    sparse.detector.detect = lambda cam, frame: looked.append(cam) or detect(cam, frame)
+    obs, imgs = camera_obs(model, 0)
+    sparse.predict_chunk(obs)
+    assert sorted(looked) == ["top", "wrist"]  # inference: both, for token reuse
+    looked.clear()
+    wrist_moves = dict(imgs, wrist=np.roll(imgs["wrist"], 32, axis=1))
+    sparse.predict_chunk(camera_obs(model, 0, base=wrist_moves)[0])
+    assert looked == ["top"] and not sparse.step_stats[-1]["inference"]
+    looked.clear()
+    moved = dict(wrist_moves, top=np.roll(imgs["top"], 32, axis=1))
+    sparse.predict_chunk(camera_obs(model, 0, base=moved)[0])
+    assert looked == ["top", "wrist"] and sparse.step_stats[-1]["inference"]
+    assert sparse.step_stats[-1]["patches_recomputed"] > 0
+
+
 def test_the_sparse_path_refuses_a_half_precision_model():
     model = mini_model()
     model.hf.to(torch.bfloat16)
