@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 VLA := $(VENV)/bin/vla
 export MUJOCO_GL ?= egl
 
-.PHONY: setup demo test test-all mutation lint bench bench-peers bench-chunk bench-planner bench-gpu clean
+.PHONY: setup demo test test-all mutation lint bench bench-peers bench-metaworld bench-chunk bench-planner bench-gpu clean
 
 $(VENV)/.installed: pyproject.toml scripts/setup.sh
 	./scripts/setup.sh
@@ -65,6 +65,25 @@ bench-peers: $(VENV)/.installed
 	rm -rf out/peers/small
 	$(VLA) bench peers --dataset out/data/sim_single_10 --train-steps 1000 --batch-size 32 --episodes 20 \
 		--out out/peers/small --report out/bench/peers_small.json
+
+## Meta-World MT10 (docs/BENCHMARKS.md): the experts on MT50, then the tiny VLA for 40 minutes and
+## ACT and Diffusion Policy for the same wall time on 50 demonstrations per task, 10 episodes per
+## task each, and the VLA open loop on held-out demonstrations. About 4 hours on 2 CPU cores.
+MW_DATA = out/data/mt10_50
+bench-metaworld: $(VENV)/.installed
+	$(VLA) eval --policy scripted --tasks metaworld/mt50 --episodes 10 --seed 0 \
+		--report out/bench/mw_expert_mt50.json --quiet
+	test -f $(MW_DATA)/meta/info.json || $(VLA) record --tasks metaworld/mt10 --episodes 50 --out $(MW_DATA)
+	test -f out/data/mt10_heldout/meta/info.json || \
+		$(VLA) record --tasks metaworld/mt10 --episodes 3 --seed 5000 --out out/data/mt10_heldout
+	rm -rf out/train/mw_mt10 out/peers/mw_mt10
+	$(VLA) train --dataset $(MW_DATA) --out out/train/mw_mt10 --action-tokens per_step --gripper physical \
+		--batch-size 32 --lr 6e-4 --parallel-fraction 1.0 --time-budget 40m --seed 0
+	$(VLA) eval --policy out/train/mw_mt10 --tasks metaworld/mt10 --episodes 10 --seed 0 \
+		--report out/bench/mw_vla_mt10.json --quiet
+	$(VLA) eval --policy out/train/mw_mt10 --heldout out/data/mt10_heldout --report out/bench/mw_vla_mt10_heldout.json
+	$(VLA) bench peers --policies act,diffusion --dataset $(MW_DATA) --time-budget 2358s --batch-size 32 \
+		--tasks metaworld/mt10 --episodes 10 --seed 0 --out out/peers/mw_mt10 --report out/bench/mw_peers.json
 
 ## The chunk length K: one tiny VLA per K on the same data and steps, scored open loop on held-out
 ## demonstrations (seeds 9000+) and closed loop in the sim.
