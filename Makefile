@@ -68,7 +68,8 @@ bench-peers: $(VENV)/.installed
 
 ## Meta-World MT10 (docs/BENCHMARKS.md): the experts on MT50, then the tiny VLA for 40 minutes and
 ## ACT and Diffusion Policy for the same wall time on 50 demonstrations per task, 10 episodes per
-## task each, and the VLA open loop on held-out demonstrations. About 4 hours on 2 CPU cores.
+## task each, and the VLA open loop on held-out demonstrations. About 4 hours on 2 CPU cores (the sum of
+## the steps' times in docs/BENCHMARKS.md).
 MW_DATA = out/data/mt10_50
 bench-metaworld: $(VENV)/.installed
 	$(VLA) eval --policy scripted --tasks metaworld/mt50 --episodes 10 --seed 0 \

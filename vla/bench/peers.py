@@ -42,12 +42,14 @@ def machine() -> str:
             f"{'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}")
 
 
-def vla_train_config(steps: int, batch_size: int, seed: int):
-    """The VLA's recipe in the benchmarks: the shipped policy's learning rate, short warm-up, one checkpoint."""
+def vla_train_config(steps: int, batch_size: int, seed: int, time_budget_s: float | None = None):
+    """The VLA's recipe in the benchmarks: the shipped policy's learning rate, short warm-up, one checkpoint
+    (`time_budget_s`: train that long instead of `steps`)."""
     from vla.train.trainer import TrainConfig
 
     return TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=6e-4,
-                       warmup_steps=min(300, max(1, steps // 10)), checkpoint_every=max(steps, 1))
+                       warmup_steps=min(300, max(1, steps // 10)), checkpoint_every=max(steps, 1),
+                       time_budget_s=time_budget_s)
 
 
 def score(name: str, policy, tasks: list[str], make_env, episodes: int, seed: int, progress: bool) -> dict[str, Any]:
@@ -75,9 +77,8 @@ def _train(name: str, dataset: Path, out: Path, steps: int, batch_size: int, see
     if name == "vla":
         from vla.train.trainer import train
 
-        cfg = vla_train_config(steps, batch_size, seed)
-        cfg.time_budget_s = time_budget_s
-        summary = train(dataset, out, "tiny", cfg, progress=progress)
+        summary = train(dataset, out, "tiny", vla_train_config(steps, batch_size, seed, time_budget_s),
+                        progress=progress)
     else:
         from vla.peers.train import train_peer
 
@@ -96,8 +97,11 @@ def _load(name: str, out: Path):
     return LeRobotPolicy.from_pretrained(out)
 
 
+POLICIES = ("vla", "act", "diffusion")  # ours and LeRobot's (vla.peers.train.PEERS)
+
+
 def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str], out: str | Path = "out/peers",
-                batch_size: int = 32, seed: int = 0, policies: tuple[str, ...] = ("vla", "act", "diffusion"),
+                batch_size: int = 32, seed: int = 0, policies: tuple[str, ...] = POLICIES,
                 image_size: int | None = None, progress: bool = True,
                 time_budget_s: float | None = None) -> dict[str, Any]:
     """Train each of `policies` on `dataset` (`steps` optimizer steps, or for `time_budget_s` seconds
@@ -142,8 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vla.train.commands import duration
 
     parser.add_argument("--dataset", default=None, help="the LeRobot dataset all policies train on (required)")
-    parser.add_argument("--policies", default="vla,act,diffusion",
-                        help="which to train and score, comma-separated from vla, act, diffusion")
+    parser.add_argument("--policies", default=",".join(POLICIES),
+                        help=f"which to train and score, comma-separated from {', '.join(POLICIES)}")
     parser.add_argument("--time-budget", type=duration, default=None,
                         help="train each policy this long (e.g. 40m) instead of --train-steps: same wall time")
     add_training_arguments(parser, train_steps=500, episodes=10, out="out/peers")
@@ -156,9 +160,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.dataset:
         raise ValueError("vla bench peers needs --dataset DIR (a LeRobot dataset)")
     policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
-    unknown = [p for p in policies if p not in ("vla", "act", "diffusion")]
+    unknown = [p for p in policies if p not in POLICIES]
     if unknown or not policies:
-        raise ValueError(f"--policies {args.policies!r}: unknown {unknown}; expected names from vla, act, diffusion")
+        raise ValueError(f"--policies {args.policies!r}: unknown {unknown}; expected names from {', '.join(POLICIES)}")
     write_report(bench_peers(args.dataset, args.train_steps, args.episodes, resolve_tasks(args.tasks), out=args.out,
                              batch_size=args.batch_size, seed=args.seed, policies=policies,
                              time_budget_s=args.time_budget), args.report)

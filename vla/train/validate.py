@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vla.control.safety import SafetyFilter
 from vla.data import open_dataset
 from vla.model.vla import Batch, VLAModel
 from vla.robot import ConfigError, RobotConfig, load_robot_config
@@ -44,24 +45,23 @@ def dataset_robot(demo, robot: str | Path | RobotConfig | None = None) -> RobotC
 
 
 def hold_still(demo, cache: DemoCache, robot: RobotConfig | None) -> torch.Tensor:
-    """(N, D) the action that keeps the robot still at each frame, as the safety filter holds: a position
-    at its measured state value, a delta at 0, an absolute setpoint at the episode's previous command (its
-    configured `hold` on an episode's first frame)."""
+    """(N, D) the action that keeps the robot still at each frame, with the safety filter's hold values:
+    a position at its measured state value, a delta at 0, an absolute setpoint at the episode's previous
+    command (its configured `hold` on an episode's first frame, as `SafetyFilter.hold_action` before any
+    command)."""
     N, D = cache.actions.shape
-    if robot is None:
+    if robot is None:  # every action is the state's own value
         return cache.state[:, :D].clone()
-    kinds = np.array(robot.action_kinds)
-    hold = torch.zeros(N, D)
-    positions = np.flatnonzero(kinds == "position")
-    hold[:, positions] = cache.state[:, torch.as_tensor(robot.position_state_index)]
-    absolute = np.flatnonzero(kinds == "absolute")
+    safety = SafetyFilter(robot)
+    hold = torch.from_numpy(safety.hold_values.astype(np.float32)).repeat(N, 1)
+    hold[:, safety.positions] = cache.state[:, torch.as_tensor(safety.position_state)]
+    absolute = np.flatnonzero(np.array(robot.action_kinds) == "absolute")
     if len(absolute):
         episode = torch.as_tensor(np.asarray(demo.lerobot.hf_dataset.with_format(None)["episode_index"]).reshape(-1))
-        previous = torch.roll(cache.actions, 1, 0)
         first = torch.ones(N, dtype=torch.bool)
         first[1:] = episode[1:] != episode[:-1]
-        defaults = torch.tensor([robot.actions[i].hold for i in absolute], dtype=torch.float32)
-        hold[:, absolute] = torch.where(first[:, None], defaults, previous[:, absolute])
+        previous = torch.roll(cache.actions, 1, 0)
+        hold[:, absolute] = torch.where(first[:, None], hold[:, absolute], previous[:, absolute])
     return hold
 
 

@@ -1,6 +1,7 @@
 """Meta-World through this project's stack: task ids, the Gymnasium wrapper, seeding, the experts
 through the evaluation harness, recording, and the refusals a user meets."""
 
+import json
 import warnings
 
 import gymnasium as gym
@@ -9,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from sim import GROUPS, TASKS, make_env, resolve_tasks, scripted_expert
+from vla.cli import main
 from vla.evaluate import evaluate
 from vla.types import ACTION, OBS_ENV_STATE, OBS_STATE, TASK, image_key
 
@@ -210,12 +212,8 @@ def test_the_vla_trains_on_meta_world_and_runs_its_tasks(tmp_path, capsys):
     # Every action a 4-step model proposes went through the filter; none had to be refused.
     assert report["safety"]["metaworld/reach-v3"].get("chunks_rejected", 0) == 0
     # Open loop on the demonstrations: the hold-still floor is the deltas' own size (holding is 0).
-    from vla.cli import main
-
     assert main(["eval", "--policy", str(out), "--heldout", str(tmp_path / "mw"), "--report",
                  str(tmp_path / "open_loop.json")]) == 0
-    import json
-
     loop = json.loads((tmp_path / "open_loop.json").read_text())
     actions = _actions(tmp_path / "mw")
     assert loop["action_names"] == ["hand_dx", "hand_dy", "hand_dz", "gripper"]
