@@ -22,6 +22,9 @@ CUBE_X, CUBE_Y = (0.33, 0.67), (-0.17, 0.17)
 BOWL_X, BOWL_Y = (0.40, 0.60), (-0.14, 0.14)
 MIN_CUBE_GAP = 0.09  # centre to centre: leaves room for open fingers between cubes
 MIN_BOWL_GAP = 0.15  # cube centre to bowl centre: outside the rim, with room for fingers
+# A cube looks the same every 90 degrees, so a yaw near +-45 degrees is ambiguous: the expert's grasp
+# yaw would jump by 90 degrees between two scenes that look alike. Yaws start 10 degrees clear of it.
+CUBE_YAW = np.radians(35)
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def free_spot(scene: TabletopScene, color: str, rng: np.random.Generator) -> Obj
         x, y = rng.uniform(*CUBE_X), rng.uniform(*CUBE_Y)
         if (np.hypot(x - bowl[0], y - bowl[1]) >= MIN_BOWL_GAP and np.hypot(x - tcp[0], y - tcp[1]) >= 0.12
                 and all(np.hypot(x - p[0], y - p[1]) >= MIN_CUBE_GAP for p in others)):
-            return ObjectPose(float(x), float(y), float(rng.uniform(-np.pi / 4, np.pi / 4)))
+            return ObjectPose(float(x), float(y), float(rng.uniform(-CUBE_YAW, CUBE_YAW)))
     raise RuntimeError(f"no free spot on the table for the {color} cube")
 
 
@@ -184,7 +187,7 @@ def _sample_layout(rng: np.random.Generator, slots: dict):
             return None, bowl
         if any(np.hypot(x - p.x, y - p.y) < MIN_CUBE_GAP for p in cubes.values()):
             return None, bowl
-        cubes[color] = ObjectPose(float(x), float(y), float(rng.uniform(-np.pi / 4, np.pi / 4)))
+        cubes[color] = ObjectPose(float(x), float(y), float(rng.uniform(-CUBE_YAW, CUBE_YAW)))
     return cubes, bowl
 
 
