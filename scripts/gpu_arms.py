@@ -31,6 +31,8 @@ ARMS = {  # name: `vla train` switches (model config overrides)
     # The objects the instruction names as the grounding target (scripts/diagnose_stack.py: the oracle
     # MLP grasps the named cube in 8/20 stack episodes, 14/20 trained to predict them; stacks 18/20 given them).
     "per_step_named": {"action_tokens": "per_step", "gripper": "physical", "aux_targets": [OBS_NAMED]},
+    "continuous_named": {"action_head": "continuous", "action_tokens": "per_step", "gripper": "physical",
+                         "aux_targets": [OBS_NAMED]},
 }
 
 

@@ -5,7 +5,8 @@
 # the wheels in .whl/ (transformers, tokenizers, mujoco 3.3.7 as pinned, gymnasium, PyOpenGL) and the GL loader
 # packages in .gl/ travel with the tree. On a machine set up with `make setup`, run the two commands
 # below with the venv's python instead.
-#   OUT=/path bash scripts/gpu_session.sh [total seconds, default 555] [bench cap seconds, default 210]
+#   OUT=/path bash scripts/gpu_session.sh [total seconds, default 555] [bench cap seconds, default 210; 0 skips it]
+# ARMS (default per_step,per_step_named) and EPISODES (per task, default 300) choose the training arms.
 set -u
 START=$(date +%s)
 TOTAL=${1:-555}
@@ -23,9 +24,12 @@ vendor=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json  # NVIDIA's EGL
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 echo "setup done at $(( $(date +%s) - START )) s"
 # 1. inference on this card, alone on it (each figure written as it is measured)
-timeout "$BENCH_CAP" python3 -m vla bench gpu --policy policies/tiny_sim_single --repeats 50 --ar-repeats 10 \
-  --report "$OUT/gpu.json" > "$OUT/bench_gpu.log" 2>&1
-echo "bench gpu: exit $? at $(( $(date +%s) - START )) s"; tail -3 "$OUT/bench_gpu.log"
+if [ "$BENCH_CAP" -gt 0 ]; then
+  timeout "$BENCH_CAP" python3 -m vla bench gpu --policy policies/tiny_sim_single --repeats 50 --ar-repeats 10 \
+    --report "$OUT/gpu.json" > "$OUT/bench_gpu.log" 2>&1
+  echo "bench gpu: exit $? at $(( $(date +%s) - START )) s"; tail -3 "$OUT/bench_gpu.log"
+fi
 # 2. training arms until the deadline
-python3 scripts/gpu_arms.py --out "$OUT" --arms per_step,per_step_named --episodes 300 --deadline $(( START + TOTAL ))
+python3 scripts/gpu_arms.py --out "$OUT" --arms "${ARMS:-per_step,per_step_named}" --episodes "${EPISODES:-300}" \
+  --deadline $(( START + TOTAL ))
 echo "session done at $(( $(date +%s) - START )) s"
