@@ -91,8 +91,8 @@ def test_the_grasp_yaw_is_a_continuous_function_of_the_scene():
     """Cubes start at yaws the expert maps to grasp yaws without a jump: sweeping a cube's yaw
     over the whole sampled range moves the grasp yaw by the same small steps (a 90 degree jump
     at +-45 degrees, where a cube looks the same both ways, would teach two answers to one scene)."""
-    from sim.scene import ObjectPose
-    from sim.tasks import CUBE_YAW
+    from sim.tabletop.scene import ObjectPose
+    from sim.tabletop.tasks import CUBE_YAW
 
     env = make_env("pick", image_size=32)
     env.reset(seed=0)
