@@ -1,4 +1,5 @@
-"""`vla bench decoding`: one chunk by parallel vs autoregressive decoding, same model, same inputs, same run."""
+"""`vla bench decoding`: one chunk for each action layout (bins per value, bins per step, continuous per step) and
+each decoding mode it has (parallel; autoregressive for bins per value), same backbone, same inputs, same run."""
 
 from __future__ import annotations
 
@@ -29,49 +30,65 @@ def time_calls(fn, repeats: int, warmup: int = 1, device: torch.device | None = 
     return times
 
 
+LAYOUTS = (  # (action_head, action_tokens): every way the action positions can be laid out and decoded
+    ("bins", "per_dim"), ("bins", "per_step"), ("continuous", "per_step"))
+
+
+def _modes(cfg) -> tuple[str, ...]:
+    return ("parallel", "autoregressive") if cfg.decodes_autoregressively else ("parallel",)
+
+
 def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: str | None = None) -> dict:
-    """Latency of producing one action chunk (batch 1) in both modes, with the shipped or a fresh tiny model."""
+    """Latency of producing one action chunk (batch 1) for each action layout on one backbone, in each
+    decoding mode the layout has: the policy's own layout with its weights, the others (or all, with no
+    policy) built fresh from the same config. The time per position does not depend on the weights."""
+    from dataclasses import replace
+
+    from vla.model.config import load_model_config
+    from vla.model.vla import new_model
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if policy:
-        model = VLAModel.from_pretrained(policy, device=device)
-        name = str(policy)
-    else:
-        from vla.model.config import load_model_config
-        from vla.model.vla import new_model
+    trained = VLAModel.from_pretrained(policy, device=device) if policy else None
+    base = trained.config if trained else load_model_config("tiny", cameras=["scene", "wrist"], state_dim=8,
+                                                               action_dim=8)
+    one = np.ones(base.action_dim)
+    rows = []
+    for head, tokens in LAYOUTS:
+        if trained is not None and (head, tokens) == (base.action_head, base.action_tokens):
+            model, weights = trained, "trained"
+        else:
+            cfg = replace(base, action_head=head, action_tokens=tokens, decoding="parallel", backbone_path=None,
+                          aux_targets=[])
+            model, weights = new_model(cfg, ["pick up the red cube"], -one, one, -np.ones(base.state_dim),
+                                       np.ones(base.state_dim)).to(device).eval(), "random"
 
-        cfg = load_model_config("tiny", cameras=["scene", "wrist"], state_dim=8, action_dim=8)
-        model = new_model(cfg, ["pick up the red cube"], -np.ones(8), np.ones(8), -np.ones(8), np.ones(8))
-        model = model.to(device).eval()
-        name = "tiny (random weights)"
-    cfg = model.config
-    g = torch.Generator().manual_seed(0)
-    S = model.vision_size
-    batch = Batch(torch.rand(1, len(cfg.cameras), 3, S, S, generator=g).to(device), ["pick up the red cube"],
-                  torch.zeros(1, cfg.state_dim, device=device))
+        S = model.vision_size
+        images = torch.rand(1, len(base.cameras), 3, S, S, generator=torch.Generator().manual_seed(0))
+        batch = Batch(images.to(device), ["pick up the red cube"], torch.zeros(1, base.state_dim, device=device))
 
-    def run(mode):
-        model.decode(batch, mode)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        def run(mode, m=model, batch=batch):
+            m.decode(batch, mode)
+            if device == "cuda":
+                torch.cuda.synchronize()
 
-    modes = {}
-    for mode in ("parallel", "autoregressive"):
-        times = time_calls(lambda m=mode: run(m), repeats)
-        modes[mode] = {"median_ms": round(statistics.median(times), 3),
-                       "p90_ms": round(float(np.percentile(times, 90)), 3)}
-    parallel, autoregressive = modes["parallel"]["median_ms"], modes["autoregressive"]["median_ms"]
+        for mode in _modes(model.config):
+            times = time_calls(lambda m=mode: run(m), repeats)
+            rows.append({"action_head": head, "action_tokens": tokens, "mode": mode, "weights": weights,
+                         "action_positions": model.config.num_action_tokens,
+                         "median_ms": round(statistics.median(times), 3),
+                         "p90_ms": round(float(np.percentile(times, 90)), 3)})
+    by = {(r["action_head"], r["action_tokens"], r["mode"]): r["median_ms"] for r in rows}
     return {
-        "policy": name,
-        "action_tokens_per_chunk": cfg.num_action_tokens,
-        "chunk": [cfg.chunk_size, cfg.action_dim],
-        "parallel_ms": parallel,
-        "autoregressive_ms": autoregressive,
-        "speedup": round(autoregressive / parallel, 2),
-        "modes": modes,
+        "policy": str(policy) if policy else "tiny (random weights)",
+        "chunk": [base.chunk_size, base.action_dim],
+        "layouts": rows,
+        # the two modes of the one layout that has both, and the per-step layouts against its parallel pass
+        "autoregressive_over_parallel": round(by["bins", "per_dim", "autoregressive"] / by["bins", "per_dim", "parallel"], 2),
+        "per_dim_over_per_step": round(by["bins", "per_dim", "parallel"] / by["continuous", "per_step", "parallel"], 2),
         "repeats": repeats,
         "device": torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.machine()}, "
                                                                              f"{torch.get_num_threads()} threads)",
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in (trained or model).parameters()),
     }
 
 
