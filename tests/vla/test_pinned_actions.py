@@ -1,5 +1,6 @@
 """The shipped policy's actions on a fixed observation, pinned: a refactor of the inference path
-must give the same actions (values recorded before the inference core was unified)."""
+must give the same actions (values recorded when this policy was shipped: continuous head, 2026-11-27;
+the policy before it was pinned the same way before the inference core was unified)."""
 
 import numpy as np
 import pytest
@@ -8,9 +9,9 @@ from tests.helpers import SHIPPED_POLICY
 from vla.policy import VLAPolicy
 
 STATE = np.array([0, -0.3, 0, -2.2, 0, 2.0, 0.8, 0.04], dtype=np.float32)
-FIRST = [-0.017068, -0.203782, 0.023525, -2.286681, 0.00723, 2.204999, 0.805579, 0.039911]
-LAST = [-0.04643, 0.104017, 0.077962, -2.276531, -0.045888, 2.538241, 0.838425, 0.039911]
-RESIZED_FIRST = [-0.013806, -0.184136, 0.018577, -2.251156, -0.002428, 2.186137, 0.805579, 0.039911]
+FIRST = [-0.019884, -0.251188, 0.013581, -2.164969, -0.025782, 2.002765, 0.810772, 0.031833]
+LAST = [0.028768, -0.411319, -0.025745, -2.219926, 0.02225, 1.894381, 0.775592, 0.0]
+RESIZED_FIRST = [-0.01843, -0.227514, 0.014768, -2.16407, -0.025103, 2.023693, 0.813167, 0.039471]
 
 
 @pytest.fixture(scope="module")

@@ -78,13 +78,14 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
                          "median_ms": round(statistics.median(times), 3),
                          "p90_ms": round(float(np.percentile(times, 90)), 3)})
     by = {(r["action_head"], r["action_tokens"], r["mode"]): r["median_ms"] for r in rows}
+    per_dim = by["bins", "per_dim", "parallel"]
     return {
         "policy": str(policy) if policy else "tiny (random weights)",
         "chunk": [base.chunk_size, base.action_dim],
         "layouts": rows,
         # the two modes of the one layout that has both, and the per-step layouts against its parallel pass
-        "autoregressive_over_parallel": round(by["bins", "per_dim", "autoregressive"] / by["bins", "per_dim", "parallel"], 2),
-        "per_dim_over_per_step": round(by["bins", "per_dim", "parallel"] / by["continuous", "per_step", "parallel"], 2),
+        "autoregressive_over_parallel": round(by["bins", "per_dim", "autoregressive"] / per_dim, 2),
+        "per_dim_over_per_step": round(per_dim / by["continuous", "per_step", "parallel"], 2),
         "repeats": repeats,
         "device": torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.machine()}, "
                                                                              f"{torch.get_num_threads()} threads)",
