@@ -32,6 +32,8 @@ def add_policy_arguments(parser: argparse.ArgumentParser, default: str | None = 
     parser.add_argument("--policy", default=default, required=required, help=policy_help)
     parser.add_argument("--decoding", choices=DECODINGS, default=None,
                         help="VLA decoding mode (default: the checkpoint's)")
+    parser.add_argument("--n-action-steps", type=int, default=None,
+                        help="VLA: actions executed per inference, 1..chunk size (default: the checkpoint's)")
     parser.add_argument("--robot", default=None, help=robot_help + " (default: the task suite's robot)")
     add_sparsity_arguments(parser)
 
@@ -72,8 +74,13 @@ def sparsity_options(args: argparse.Namespace) -> tuple[Any, tuple[str, ...]] | 
     return config, robot.world_cameras
 
 
-def policy_factory(name: str, decoding: str | None = None, sparsity=None) -> PolicyFactory:
-    """Policy name -> factory(env) -> Policy; `sparsity` is what `sparsity_options` returns (None: dense)."""
+def policy_factory(name: str, decoding: str | None = None, sparsity=None,
+                   n_action_steps: int | None = None) -> PolicyFactory:
+    """Policy name -> factory(env) -> Policy; `sparsity` is what `sparsity_options` returns (None: dense);
+    `n_action_steps` overrides a dense VLA checkpoint's actions executed per inference."""
+    if n_action_steps is not None and (sparsity is not None or name in ("scripted", "scripted-skills")):
+        raise ValueError("--n-action-steps applies to dense VLA policies (the event-sparse schedule is its "
+                         "sparsity config's max_open_loop)")
     if name == "scripted-skills":
         from sim.tabletop.experts import SkillExpert
 
@@ -89,20 +96,22 @@ def policy_factory(name: str, decoding: str | None = None, sparsity=None) -> Pol
     from vla.peers.lerobot_policy import is_lerobot_checkpoint
 
     if is_lerobot_checkpoint(name):
-        if sparsity is not None or decoding is not None:
-            raise ValueError("--sparse and --decoding apply to VLA policies, not to LeRobot checkpoints")
+        if sparsity is not None or decoding is not None or n_action_steps is not None:
+            raise ValueError("--sparse, --decoding and --n-action-steps apply to VLA policies, not to LeRobot "
+                             "checkpoints")
         from vla.peers import LeRobotPolicy
 
         peer = LeRobotPolicy.from_pretrained(name)
         return lambda env: peer
-    return _vla_factory(name, decoding, sparsity)
+    return _vla_factory(name, decoding, sparsity, n_action_steps)
 
 
-def _vla_factory(name: str, decoding: str | None, sparsity) -> PolicyFactory:
+def _vla_factory(name: str, decoding: str | None, sparsity, n_action_steps: int | None = None) -> PolicyFactory:
     from vla.policy import VLAPolicy
 
     # The event-sparse path runs the eager fp32 model; the static GPU path is for dense policies.
-    policy = VLAPolicy.from_pretrained(name, decoding=decoding, fast=False if sparsity is not None else None)
+    policy = VLAPolicy.from_pretrained(name, decoding=decoding, n_action_steps=n_action_steps,
+                                       fast=False if sparsity is not None else None)
     if sparsity is not None:
         from vla.sparsity.policy import SparseVLAPolicy
 
@@ -128,10 +137,11 @@ def served_policy(args: argparse.Namespace):
     if args.policy in ("scripted", "scripted-skills"):
         raise ValueError(f"--policy {args.policy}: the scripted expert reads the simulator's private state and "
                          "cannot be served; serve a trained policy directory (e.g. policies/tiny_sim_single)")
-    return policy_factory(args.policy, args.decoding, sparsity_options(args))(None)
+    return policy_factory(args.policy, args.decoding, sparsity_options(args), args.n_action_steps)(None)
 
 
 def policy_from_args(args: argparse.Namespace) -> PolicyFactory:
-    """`--policy`, `--decoding`, the sparsity flags and the planner flags -> one policy factory."""
-    return with_planner(policy_factory(args.policy, args.decoding, sparsity_options(args)), args)
+    """`--policy`, `--decoding`, `--n-action-steps`, the sparsity and planner flags -> one policy factory."""
+    return with_planner(policy_factory(args.policy, args.decoding, sparsity_options(args), args.n_action_steps),
+                        args)
 

@@ -165,6 +165,23 @@ def test_registry_resolves_the_scripted_kinds_and_refuses_what_does_not_apply():
         policy_factory("scripted", sparsity=(object(), ()))
 
 
+def test_n_action_steps_overrides_the_checkpoint_for_a_dense_vla_only():
+    import numpy as np
+
+    args = build_parser().parse_args(["eval", "--policy", str(SHIPPED_POLICY), "--n-action-steps", "5"])
+    policy = served_policy(args)
+    assert policy.n_action_steps == 5
+    obs = {f"observation.images.{c}": np.zeros((128, 128, 3), np.uint8) for c in policy.model.config.cameras}
+    chunk = policy.predict_chunk({**obs, "observation.state": np.zeros(8, np.float32), "task": "touch the red cube"})
+    assert chunk.shape == (5, 8)
+    assert policy_factory(str(SHIPPED_POLICY))(None).n_action_steps == 10  # the checkpoint's own
+    with pytest.raises(ValueError, match=r"n_action_steps=21; expected 1..20"):
+        policy_factory(str(SHIPPED_POLICY), n_action_steps=21)
+    for name, sparsity in (("scripted", None), (str(SHIPPED_POLICY), (object(), ()))):
+        with pytest.raises(ValueError, match="--n-action-steps applies to dense VLA policies"):
+            policy_factory(name, sparsity=sparsity, n_action_steps=5)
+
+
 def test_registry_refuses_an_unknown_policy_naming_it_and_the_kinds(tmp_path):
     with pytest.raises(ValueError, match=r"unknown policy 'scriptd'; expected 'scripted', 'scripted-skills', "
                                          r"a LeRobot checkpoint directory or a VLA checkpoint directory"):
