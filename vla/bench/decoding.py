@@ -34,10 +34,6 @@ LAYOUTS = (  # (action_head, action_tokens): every way the action positions can 
     ("bins", "per_dim"), ("bins", "per_step"), ("continuous", "per_step"))
 
 
-def _modes(cfg) -> tuple[str, ...]:
-    return ("parallel", "autoregressive") if cfg.decodes_autoregressively else ("parallel",)
-
-
 def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: str | None = None) -> dict:
     """Latency of producing one action chunk (batch 1) for each action layout on one backbone, in each
     decoding mode the layout has: the policy's own layout with its weights, the others (or all, with no
@@ -57,8 +53,8 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
         if trained is not None and (head, tokens) == (base.action_head, base.action_tokens):
             model, weights = trained, "trained"
         else:
-            cfg = replace(base, action_head=head, action_tokens=tokens, decoding="parallel", backbone_path=None,
-                          aux_targets=[])
+            # the same backbone: the config's tiny one, or the policy's local checkpoint loaded again
+            cfg = replace(base, action_head=head, action_tokens=tokens, decoding="parallel", aux_targets=[])
             model, weights = new_model(cfg, ["pick up the red cube"], -one, one, -np.ones(base.state_dim),
                                        np.ones(base.state_dim)).to(device).eval(), "random"
 
@@ -71,7 +67,7 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
             if device == "cuda":
                 torch.cuda.synchronize()
 
-        for mode in _modes(model.config):
+        for mode in model.config.decoding_modes:
             times = time_calls(lambda m=mode: run(m), repeats)
             rows.append({"action_head": head, "action_tokens": tokens, "mode": mode, "weights": weights,
                          "action_positions": model.config.num_action_tokens,

@@ -92,7 +92,7 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
         variants.append(("compiled_bf16", "bf16", True))
     for name, dtype, compiled in variants:
         fast = FastVLA(copy.deepcopy(model), device, dtype=dtype, compile=compiled)  # the model stays fp32
-        for decoding in ("parallel", "autoregressive") if model.config.decodes_autoregressively else ("parallel",):
+        for decoding in model.config.decoding_modes:
             try:
                 # per step: the way in (check, pinned uint8 upload) and the decode, as a policy runs it
                 n = repeats if decoding == "parallel" else (ar_repeats or repeats)

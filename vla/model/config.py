@@ -108,6 +108,11 @@ class VLAConfig:
         """Autoregressive decoding feeds each action token back: value tokens, one per value."""
         return self.action_head == "bins" and self.action_tokens == "per_dim"
 
+    @property
+    def decoding_modes(self) -> tuple[str, ...]:
+        """The decoding modes this action layout has (parallel always)."""
+        return DECODING_MODES if self.decodes_autoregressively else ("parallel",)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
