@@ -48,7 +48,7 @@ class SparsityConfig:
     pixel_floor: float = 6.0
     on_threshold: float = 0.02
     off_threshold: float = 0.01
-    trigger_threshold: float = 0.3
+    trigger_threshold: float = 0.5
     trigger_cameras: list[str] | None = None
     max_open_loop: int | None = None  # None: the checkpoint's n_action_steps - 1 (its fixed schedule)
     n_action_steps: int = 1
