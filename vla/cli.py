@@ -61,7 +61,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vla.loading import policy_from_args
 
     if getattr(args, "heldout", None):  # open loop on held-out demonstrations (vla eval only): no simulator
-        write_report(open_loop_report(args.policy, args.heldout, args.decoding, robot=args.robot), args.report)
+        write_report(open_loop_report(args.policy, args.heldout, args.decoding, robot=args.robot,
+                                      n_action_steps=args.n_action_steps), args.report)
         return 0
     task_ids = resolve_tasks(args.tasks)
     report = evaluate(args.policy, task_ids, lambda t: make_env(t, robot=args.robot, image_size=args.image_size),

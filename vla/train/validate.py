@@ -67,7 +67,8 @@ def hold_still(demo, cache: DemoCache, robot: RobotConfig | None) -> torch.Tenso
 
 @torch.no_grad()
 def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None = None,
-                    batch_size: int = 64, robot: str | Path | RobotConfig | None = None) -> dict:
+                    batch_size: int = 64, robot: str | Path | RobotConfig | None = None,
+                    n_action_steps: int | None = None) -> dict:
     """Mean absolute error of the predicted chunk against the held-out demonstrations' actions.
 
     `arm_mrad_first` / `arm_mrad_executed`: all action dimensions but the last (the gripper, as
@@ -77,7 +78,7 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
     dimension over the executed actions, in its own units.
     `hold_still`: the same for a policy that keeps the robot still (the floor to beat), as `hold_still` says.
     `robot`: whose actions the dataset holds (None: its `robot_type`).
-    `decoding`: the policy's own mode unless given."""
+    `decoding`: the policy's own mode unless given; `n_action_steps`: the checkpoint's unless given."""
     cfg = model.config
     demo = open_dataset(heldout)
     resolved = dataset_robot(demo, robot)
@@ -94,7 +95,7 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
         errors.append((model.predict(batch, decoding) - cache.chunk(index)).abs())
     err = torch.cat(errors).numpy()  # (N, K, D)
     hold = (cache.chunk(torch.arange(len(cache))) - hold_still(demo, cache, resolved)[:, None, :]).abs().numpy()
-    E = cfg.n_action_steps
+    E = n_action_steps or cfg.n_action_steps
     return {
         "frames": int(err.shape[0]),
         "action_names": list(demo.features["action"].get("names") or []),

@@ -88,6 +88,14 @@ def test_vla_eval_heldout_reports_open_loop_error_without_the_sim(datasets, k2_p
     assert data["frames"] == open_dataset(heldout).num_frames
     assert data["arm_mrad_executed"] == data["arm_mrad_first"] > 0  # one action executed per inference
     assert data["hold_still"]["arm_mrad_executed"] > 0  # the expert's demonstrations move the arm
+    # --n-action-steps: the error over the span a run with that flag would execute
+    assert main(["eval", "--policy", str(k2_policy), "--heldout", str(heldout), "--decoding", "autoregressive",
+                 "--n-action-steps", "2", "--report", str(report)]) == 0
+    both = json.loads(report.read_text())
+    assert both["n_action_steps"] == 2 and both["arm_mrad_first"] == data["arm_mrad_first"]
+    assert both["hold_still"]["arm_mrad_executed"] != data["hold_still"]["arm_mrad_executed"]  # two frames, not one
+    assert main(["eval", "--policy", str(k2_policy), "--heldout", str(heldout), "--n-action-steps", "3"]) != 0
+    assert "n_action_steps=3; expected 1..2" in capsys.readouterr().err
     assert main(["eval", "--policy", str(train_ds), "--heldout", str(heldout)]) != 0  # a dataset is no policy
     assert "vla eval: error" in capsys.readouterr().err
 
