@@ -189,9 +189,7 @@ def open_loop_report(policy_dir: str | Path, heldout: str | Path, decoding: str 
 
     model = VLAModel.from_pretrained(policy_dir)
     check_decoding_trained(Path(policy_dir), decoding or model.config.decoding)  # as a policy load would
-    executed = n_action_steps or model.config.n_action_steps
-    if not 1 <= executed <= model.config.chunk_size:
-        raise ValueError(f"n_action_steps={executed}; expected 1..{model.config.chunk_size}")
+    executed = model.config.executed_steps(n_action_steps)
     return {"policy": str(policy_dir), "heldout": str(heldout), "decoding": decoding or model.config.decoding,
             "chunk_size": model.config.chunk_size, "n_action_steps": executed,
             **open_loop_error(model, heldout, decoding, robot=robot, n_action_steps=executed)}

@@ -23,9 +23,7 @@ class VLAPolicy:
         self.model = model.eval()
         cfg = model.config
         self.decoding = decoding or cfg.decoding
-        self.n_action_steps = n_action_steps or cfg.n_action_steps
-        if not 1 <= self.n_action_steps <= cfg.chunk_size:
-            raise ValueError(f"n_action_steps={self.n_action_steps}; expected 1..{cfg.chunk_size}")
+        self.n_action_steps = cfg.executed_steps(n_action_steps)
         if self.decoding == "autoregressive" and not cfg.decodes_autoregressively:  # at load, not mid-episode
             raise ValueError(f"autoregressive decoding needs the bins head with per_dim tokens; this policy has "
                              f"{cfg.action_head} / {cfg.action_tokens}: use --decoding parallel")

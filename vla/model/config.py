@@ -108,6 +108,13 @@ class VLAConfig:
         """Autoregressive decoding feeds each action token back: value tokens, one per value."""
         return self.action_head == "bins" and self.action_tokens == "per_dim"
 
+    def executed_steps(self, n_action_steps: int | None = None) -> int:
+        """Actions executed per inference: `n_action_steps` if given (checked against the chunk), else the config's."""
+        n = n_action_steps or self.n_action_steps
+        if not 1 <= n <= self.chunk_size:
+            raise ValueError(f"n_action_steps={n}; expected 1..{self.chunk_size}")
+        return n
+
     @property
     def decoding_modes(self) -> tuple[str, ...]:
         """The decoding modes this action layout has (parallel always)."""
