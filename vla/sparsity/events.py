@@ -4,8 +4,8 @@ Like an event camera, a patch "fires" when its log intensity changes, not when i
 bright. For each camera the detector keeps a reference frame per patch: the pixels that were
 in that patch the last time the vision tower encoded it. A pixel counts as changed when its
 log-intensity difference to the reference exceeds `pixel_threshold` after the camera-wide
-median difference is subtracted (a global lighting flicker moves every pixel alike and cancels
-out), and its absolute change exceeds `pixel_floor` levels of 255 (in dark regions a few levels
+median of the patches' mean differences is subtracted (a global lighting flicker moves every
+pixel alike and cancels out), and its absolute change exceeds `pixel_floor` levels of 255 (in dark regions a few levels
 of sensor noise are a large step in log). A patch's score is the fraction of its pixels that
 changed. Hysteresis: a patch fires when its score reaches `on_threshold`, and a
 patch that fired at the previous step keeps firing while its score is at least `off_threshold`
@@ -93,14 +93,17 @@ class EventDetector:
         ref = self.reference.get(camera)
         if ref is None or ref.shape != luma.shape:
             return np.ones((self.grid, self.grid), dtype=np.float32)
+        _, _, row_sum, col_sum, area = self._grid(luma.shape)
         diff = np.log1p(luma)
         diff -= ref
-        diff -= np.median(diff)  # a global brightness change cancels out
+        # A global brightness change moves every cell's mean alike and cancels out. The median over the
+        # cells' means, not over the pixels: as robust while fewer than half the cells move, 5x cheaper.
+        means = np.sort((row_sum @ diff @ col_sum) / area, axis=None)  # np.median's overhead is 5x the sort
+        diff -= 0.5 * (means[(means.size - 1) // 2] + means[means.size // 2])
         changed = np.abs(diff, out=diff) > self.thresholds.pixel_threshold
         if self.thresholds.pixel_floor > 0:  # small absolute changes are noise, however dark the pixel
             luma -= self.reference_luma[camera]
             changed &= np.abs(luma, out=luma) > self.thresholds.pixel_floor
-        _, _, row_sum, col_sum, area = self._grid(luma.shape)
         return (row_sum @ changed.astype(np.float32) @ col_sum) / area  # changed pixels per cell, exact
 
     def detect(self, camera: str, frame: np.ndarray) -> np.ndarray:

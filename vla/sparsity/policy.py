@@ -37,7 +37,7 @@ from vla.robot import CONFIG_DIR, ConfigError
 from vla.sparsity.encoder import SparseVisionEncoder
 from vla.sparsity.events import EventDetector, EventThresholds
 from vla.sparsity.pruning import coverage_select
-from vla.types import Observation, image_key
+from vla.types import Observation, check_observation
 
 DEFAULT_CONFIG = CONFIG_DIR / "sparsity" / "default.yaml"
 
@@ -138,14 +138,12 @@ class SparseVLAPolicy(VLAPolicy):
         other.reset()
         return other
 
-    def _frames(self, obs: Observation) -> dict[str, np.ndarray]:
-        return {cam: np.asarray(obs[image_key(cam)]) for cam in self.model.config.cameras}
-
     @torch.no_grad()
     def predict_chunk(self, obs: Observation) -> np.ndarray:
         started = time.perf_counter()
-        batch = self.inputs(obs)  # validates the observation before anything is decided
-        frames = self._frames(obs)
+        cfg = self.model.config  # the observation is checked before anything is decided; the batch is
+        images, _ = check_observation(obs, cfg.cameras, cfg.state_dim, cfg.state_keys)  # built only to infer
+        frames = dict(zip(cfg.cameras, images, strict=True))
         # Only the trigger cameras decide whether to infer: a step that executes from the queue looks at
         # nothing else. The other cameras' changed patches are needed only when the tower runs.
         fired = {cam: self.detector.detect(cam, frames[cam]) for cam in self.trigger_cameras}
@@ -166,6 +164,7 @@ class SparseVLAPolicy(VLAPolicy):
                 masks = {cam: torch.from_numpy(m) for cam, m in fired.items()}
             else:  # bound the drift of cached keys/values of static patches
                 self.since_refresh = 0
+            batch = self.inputs(obs)
             pixels = self.model.pixel_values(batch.images)
             features, counts = self.encoder.encode(pixels, list(self.model.config.cameras), masks)
             budget = self.sparsity.token_budget

@@ -50,6 +50,20 @@ def test_sensor_noise_and_global_flicker_light_nothing():
     assert not det.detect("dark", noisy_dark).any()
 
 
+def test_a_flicker_during_a_large_motion_lights_only_the_motion():
+    """The global offset is robust: with 3 of 8 rows of patches changing, a flicker still cancels
+    (an offset taken as the mean difference would light every static patch here)."""
+    det = EventDetector(GRID)
+    base = frame_with_square(5, 5)
+    det.commit("cam", base, np.ones((GRID, GRID), bool))
+    moved = base.copy()
+    moved[: 3 * 16] = 240  # something large crossed the top three rows of patches
+    flicker = np.clip(moved.astype(np.float32) * 1.15, 0, 255).astype(np.uint8)
+    expected = np.zeros((GRID, GRID), bool)
+    expected[:3] = True
+    np.testing.assert_array_equal(det.detect("cam", flicker), expected)
+
+
 def test_reference_moves_only_for_encoded_patches_and_hysteresis_keeps_a_moving_patch_on():
     t = EventThresholds(pixel_threshold=0.1, on_threshold=0.5, off_threshold=0.2)
     det = EventDetector(GRID, t)
