@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.evaluate import rollout, summarize
+from vla.evaluate import EpisodeResult, rollout, summarize
 from vla.model.vla import VLAModel
 from vla.policy import VLAPolicy
 from vla.robot import load_robot_config
@@ -118,10 +118,93 @@ def _arm(name: str, policy, tasks: list[str], episodes: int, seed: int, flops: d
     }
 
 
+def _still(policy, tasks: list[str], seed: int, steps: int) -> dict[str, Any]:
+    """The policy asked for an action at every control step of a scene where nothing moves: the arm is
+    held where it started (`SafetyFilter.hold_action`) and the policy's actions are not executed."""
+    import sim
+    from vla.control import SafetyFilter
+    from vla.types import OBS_STATE
+
+    first = len(policy.step_stats)
+    for task_id in tasks:
+        env = sim.make_env(task_id)
+        obs, _ = env.reset(seed=seed)
+        safety = SafetyFilter(env.unwrapped.robot)
+        hold = safety.hold_action(safety.hold_state(obs[OBS_STATE])[0], None)
+        policy.reset()
+        for _ in range(steps):
+            policy.predict_chunk(obs)
+            obs, *_ = env.step(hold)
+        env.close()
+    stats = list(policy.step_stats)[first:]
+    ms = np.array([s["ms"] for s in stats])
+    ran = np.mean([s["inference"] for s in stats])
+    return {"control_steps": len(stats), "inference_fraction": round(float(ran), 4),
+            "visual_tokens_per_step": round(float(np.mean([s["patches_recomputed"] for s in stats])), 2),
+            "mean_step_ms": round(float(ms.mean()), 3), "median_step_ms": round(float(np.median(ms)), 3),
+            "p95_step_ms": round(float(np.percentile(ms, 95)), 3)}
+
+
+def _perturbed(name: str, policy, tasks: list[str], episodes: int, seed: int, after: int,
+               progress: bool) -> dict[str, Any]:
+    """Closed loop, with the instruction's cube moved to a free spot on the table `after` control
+    steps into each episode (mid-chunk: the fixed schedule then executes stale actions until its
+    next inference). Reports success and the reaction: control steps from the move to the first
+    inference that sees it."""
+    from tqdm import tqdm
+
+    import sim
+    from sim.tabletop.tasks import free_spot
+    from vla.control import ControlLoop, SafetyFilter
+
+    results, per_task, reactions, fractions = [], {}, [], []
+    bar = tqdm(total=episodes * len(tasks), desc=f"perturbed {name}", unit="ep", disable=not progress)
+    for task_id in tasks:
+        env = sim.make_env(task_id)
+        task_results = []
+        for i in range(episodes):
+            obs, info = env.reset(seed=seed + i)
+            loop = ControlLoop(policy, SafetyFilter(env.unwrapped.robot))
+            loop.reset()
+            rng, steps, moved_at = np.random.default_rng(seed + i), 0, None
+            while True:
+                obs, _, terminated, truncated, info = env.step(loop.step(obs).action)
+                steps += 1
+                if terminated or truncated:
+                    break
+                if steps == after:
+                    color = env.unwrapped.episode.subtasks[0].target
+                    obs = env.unwrapped.displace(color, free_spot(env.unwrapped.scene, color, rng))
+                    moved_at = len(policy.step_stats)  # the next call sees the moved cube
+            if moved_at is not None:
+                after_move = list(policy.step_stats)[moved_at:]
+                ran = [k for k, s in enumerate(after_move) if s["inference"]]
+                if ran:
+                    reactions.append(ran[0])
+                if "changed_fraction" in after_move[0]:
+                    fractions.append(after_move[0]["changed_fraction"])
+            task_results.append(EpisodeResult(task_id, seed + i, info["task"], bool(info["success"]), steps))
+            bar.update()
+        env.close()
+        per_task[task_id] = summarize(task_results)
+        results += task_results
+    bar.close()
+    overall = summarize(results)
+    out = {"success_rate": overall["success_rate"], "successes": overall["successes"], "episodes": overall["episodes"],
+           "ci95": overall["ci95"], "tasks": per_task, "perturbed_episodes": len(reactions),
+           "mean_reaction_steps": round(float(np.mean(reactions)), 2) if reactions else None,
+           "immediate_reactions": int(sum(r == 0 for r in reactions))}
+    if fractions:
+        out["changed_fraction_at_move"] = {"mean": round(float(np.mean(fractions)), 4),
+                                           "max": round(float(np.max(fractions)), 4)}
+    return out
+
+
 def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20, seed: int = 0,
                    sweep: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5), sweep_episodes: int = 10,
                    config: str | Path | None = None, plot: str | Path | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True, still_steps: int = 100, perturb_after: int = 12,
+                   perturb_episodes: int | None = None) -> dict[str, Any]:
     model = VLAModel.from_pretrained(policy_dir, device="cpu")
     sparse_cfg = load_sparsity_config(config)
     world = load_robot_config().world_cameras  # the sim's robot: its fixed cameras trigger inference
@@ -160,6 +243,22 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
     report["notes"] = ("median_step_ms is over all control steps, most of which run no inference in the sparse "
                        "arm; mean_speedup (mean policy time per step) is the compute ratio. The trigger-0 sweep "
                        "point re-encodes only changed patches but infers at every step: token reuse alone.")
+    # A still scene (the arm held, nothing moving): what the event check costs when there are no events.
+    every = model.config.n_action_steps
+    report["still_scene"] = {
+        "steps_per_task": still_steps, "seed": seed,
+        "fixed_schedule": _still(_TimedDense(model, every), tasks, seed, still_steps),
+        "sparse": _still(SparseVLAPolicy(model, sparse_cfg, world_cameras=world), tasks, seed, still_steps)}
+    # The instruction's cube moved mid-chunk: what reacting to events buys.
+    n = episodes if perturb_episodes is None else perturb_episodes
+    report["perturbed"] = {
+        "after_steps": perturb_after, "episodes_per_task": n,
+        "note": f"the fixed schedule infers at steps 0, {every}, {2 * every}, ...: after a move at step "
+                f"{perturb_after} it executes {-perturb_after % every} stale actions",
+        "fixed_schedule": _perturbed(f"fixed every {every}", _TimedDense(model, every), tasks, n, seed,
+                                     perturb_after, progress),
+        "sparse": _perturbed("sparse", SparseVLAPolicy(model, sparse_cfg, world_cameras=world), tasks, n, seed,
+                             perturb_after, progress)} if n > 0 else None
     points = []
     for threshold in sweep if sweep_episodes > 0 else ():  # --sweep-episodes 0 skips the sweep
         cfg = SparsityConfig(**{**sparse_cfg.__dict__, "trigger_threshold": threshold})
@@ -213,6 +312,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep-episodes", type=int, default=10, help="episodes per task per sweep point")
     parser.add_argument("--sparsity-config", default=None, help="YAML (default: configs/sparsity/default.yaml)")
     parser.add_argument("--plot", default=None, help="PNG of success vs speed-up over the threshold sweep")
+    parser.add_argument("--still-steps", type=int, default=100,
+                        help="control steps per task of the still-scene arms (the arm held, nothing moving)")
+    parser.add_argument("--perturb-after", type=int, default=12,
+                        help="control steps into each episode when the perturbed arms move the instruction's cube")
+    parser.add_argument("--perturb-episodes", type=int, default=None,
+                        help="episodes per task of the perturbed arms (default: --episodes; 0 skips them)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
     from vla.evaluate import write_report
 
     write_report(bench_sparsity(args.policy, resolve_tasks(args.tasks), args.episodes,
-                                sweep_episodes=args.sweep_episodes, config=args.sparsity_config, plot=args.plot),
+                                sweep_episodes=args.sweep_episodes, config=args.sparsity_config, plot=args.plot,
+                                still_steps=args.still_steps, perturb_after=args.perturb_after,
+                                perturb_episodes=args.perturb_episodes),
                  args.report)
     return 0

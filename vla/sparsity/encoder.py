@@ -105,17 +105,22 @@ class SparseVisionEncoder:
         return self.vision.post_layernorm(hidden)
 
     @torch.no_grad()
-    def encode(self, pixels: torch.Tensor, cameras: list[str], changed: dict[str, torch.Tensor] | None = None
+    def encode(self, pixels: torch.Tensor | None, cameras: list[str], changed: dict[str, torch.Tensor] | None = None
                ) -> tuple[torch.Tensor, dict[str, int]]:
         """Image features (N_cameras, tokens, d) for the language model, for a batch of one.
 
-        pixels: (1, N_cameras, 3, H, W), normalized as the model expects. changed: per camera a
+        pixels: (1, N_cameras, 3, H, W), normalized as the model expects; None is accepted when no
+        patch is to be recomputed (every camera cached and nothing changed). changed: per camera a
         (grid, grid) bool mask of patches to recompute; None or an all-true mask means all. A
         camera seen for the first time is always encoded densely.
         """
-        masks = {cam: None if changed is None else changed[cam].reshape(-1).to(pixels.device) for cam in cameras}
+        device = self.vision.post_layernorm.weight.device
+        masks = {cam: None if changed is None else changed[cam].reshape(-1).to(device) for cam in cameras}
         dense = [c for c, cam in enumerate(cameras)
                  if cam not in self.cache or masks[cam] is None or bool(masks[cam].all())]
+        if pixels is None and (dense or any(bool(masks[cam].any()) for cam in cameras)):
+            raise ValueError("pixels=None, but patches are to be encoded: "
+                             f"{[cam for cam in cameras if cam not in self.cache or masks[cam].any()]}")
         outs: list[torch.Tensor | None] = [None] * len(cameras)
         recomputed = self.num_patches * len(dense)
         self.encoded = {cam: masks[cam] if masks[cam] is not None else torch.ones(self.num_patches, dtype=torch.bool)

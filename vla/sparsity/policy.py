@@ -138,7 +138,6 @@ class SparseVLAPolicy(VLAPolicy):
         other.reset()
         return other
 
-    @torch.no_grad()
     def predict_chunk(self, obs: Observation) -> np.ndarray:
         started = time.perf_counter()
         cfg = self.model.config  # the observation is checked before anything is decided; the batch is
@@ -147,7 +146,7 @@ class SparseVLAPolicy(VLAPolicy):
         # Only the trigger cameras decide whether to infer: a step that executes from the queue looks at
         # nothing else. The other cameras' changed patches are needed only when the tower runs.
         fired = {cam: self.detector.detect(cam, frames[cam]) for cam in self.trigger_cameras}
-        fraction = float(np.mean([fired[c].mean() for c in self.trigger_cameras]))
+        fraction = sum(float(fired[c].mean()) for c in self.trigger_cameras) / len(self.trigger_cameras)
         n = self.n_action_steps
         stats: dict[str, Any] = {"changed_fraction": round(fraction, 4), "interrupted": False}
         if (fraction < self.sparsity.trigger_threshold and len(self.queue) >= n
@@ -158,31 +157,38 @@ class SparseVLAPolicy(VLAPolicy):
         else:
             stats["interrupted"] = bool(self.queue)
             fired.update({cam: self.detector.detect(cam, f) for cam, f in frames.items() if cam not in fired})
-            masks = None
-            self.since_refresh += 1
-            if self.sparsity.token_reuse and self.since_refresh < self.sparsity.refresh_every:
-                masks = {cam: torch.from_numpy(m) for cam, m in fired.items()}
-            else:  # bound the drift of cached keys/values of static patches
-                self.since_refresh = 0
-            batch = self.inputs(obs)
-            pixels = self.model.pixel_values(batch.images)
-            features, counts = self.encoder.encode(pixels, list(self.model.config.cameras), masks)
-            budget = self.sparsity.token_budget
-            lm_tokens = self.lm_image_tokens
-            retrieve = self.sparsity.retrieve_tokens if self.decoding == "autoregressive" else None
-            if (budget is not None and budget < features.shape[1]) or retrieve is not None:
-                keep = [coverage_select(f, budget or features.shape[1]) for f in features]
-                chunk = self.model.predict(batch, self.decoding, image_features=features, keep=keep,
-                                           retrieve=retrieve)[0]
-                lm_tokens = len(keep[0]) * features.shape[0]
-            else:
-                chunk = self.model.predict(batch, self.decoding, image_features=features)[0]
-            chunk = chunk.float().cpu().numpy().astype(np.float32)
+            chunk = self._infer(obs, fired, stats)
             for cam, frame in frames.items():
                 encoded = self.encoder.encoded[cam].cpu().numpy().reshape(fired[cam].shape)
                 self.detector.commit(cam, frame, encoded)
             out, self.queue, self.open_loop = list(chunk[:n]), list(chunk[n:]), 0
-            stats.update(inference=True, lm_image_tokens=lm_tokens, **counts)
         stats["ms"] = (time.perf_counter() - started) * 1e3
         self.step_stats.append(stats)
         return np.stack(out).astype(np.float32)
+
+    @torch.no_grad()
+    def _infer(self, obs: Observation, fired: dict[str, np.ndarray], stats: dict[str, Any]) -> np.ndarray:
+        """One inference: the fired patches re-encoded, the rest reused; the chunk as float32."""
+        masks = None
+        self.since_refresh += 1
+        if self.sparsity.token_reuse and self.since_refresh < self.sparsity.refresh_every:
+            masks = {cam: torch.from_numpy(m) for cam, m in fired.items()}
+        else:  # bound the drift of cached keys/values of static patches
+            self.since_refresh = 0
+        batch = self.inputs(obs)
+        cameras = list(self.model.config.cameras)
+        still = masks is not None and all(cam in self.encoder.cache and not m.any() for cam, m in masks.items())
+        pixels = None if still else self.model.pixel_values(batch.images)  # nothing to encode: no pixels needed
+        features, counts = self.encoder.encode(pixels, cameras, masks)
+        budget = self.sparsity.token_budget
+        lm_tokens = self.lm_image_tokens
+        retrieve = self.sparsity.retrieve_tokens if self.decoding == "autoregressive" else None
+        if (budget is not None and budget < features.shape[1]) or retrieve is not None:
+            keep = [coverage_select(f, budget or features.shape[1]) for f in features]
+            chunk = self.model.predict(batch, self.decoding, image_features=features, keep=keep,
+                                       retrieve=retrieve)[0]
+            lm_tokens = len(keep[0]) * features.shape[0]
+        else:
+            chunk = self.model.predict(batch, self.decoding, image_features=features)[0]
+        stats.update(inference=True, lm_image_tokens=lm_tokens, **counts)
+        return chunk.float().cpu().numpy().astype(np.float32)

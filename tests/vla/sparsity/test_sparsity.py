@@ -125,6 +125,13 @@ def test_sparse_encoder_counts_recomputed_and_reused_patches():
     mask[1, 2] = True
     _, counts = enc.encode(pixels, ["top", "wrist"], {"top": mask, "wrist": torch.zeros(4, 4, dtype=torch.bool)})
     assert counts == {"patches_recomputed": 1, "patches_reused": 31}
+    # nothing changed anywhere: no pixels are needed, and the features are the cached ones
+    still = {cam: torch.zeros(4, 4, dtype=torch.bool) for cam in ("top", "wrist")}
+    with_pixels, _ = enc.encode(pixels, ["top", "wrist"], still)
+    without, counts = enc.encode(None, ["top", "wrist"], still)
+    assert counts == {"patches_recomputed": 0, "patches_reused": 32} and torch.equal(without, with_pixels)
+    with pytest.raises(ValueError, match=r"pixels=None.*\['top'\]"):
+        enc.encode(None, ["top", "wrist"], {**still, "top": mask})
 
 
 # --- the policy: exactness and the trigger ----------------------------------------------------------
@@ -310,7 +317,8 @@ def test_sparsity_bench_compares_the_arms_and_can_skip_the_sweep():
     from vla.bench.sparsity import bench_sparsity
     from vla.loading import SHIPPED_POLICY
 
-    report = bench_sparsity(SHIPPED_POLICY, ["push"], episodes=1, sweep_episodes=0, progress=False)
+    report = bench_sparsity(SHIPPED_POLICY, ["push"], episodes=1, sweep_episodes=0, progress=False,
+                            still_steps=25, perturb_after=12)
     assert report["sweep"] == [] and "plot" not in report
     for arm in ("dense", "fixed_schedule", "sparse", "sparse_pruned"):
         assert report[arm]["episodes"] == 1, arm
@@ -318,3 +326,15 @@ def test_sparsity_bench_compares_the_arms_and_can_skip_the_sweep():
     assert report["dense"]["inference_fraction"] == 1.0
     assert report["sparse"]["inference_fraction"] < 1.0
     assert report["token_reduction"] > 1.0
+    # a still scene: the fixed schedule infers every n_action_steps; event-sparse no more often, and
+    # after its first inference it re-encodes nothing
+    fixed, still = report["still_scene"]["fixed_schedule"], report["still_scene"]["sparse"]
+    assert fixed["control_steps"] == still["control_steps"] == 25
+    assert fixed["inference_fraction"] == 3 / 25  # steps 0, 10, 20
+    assert still["inference_fraction"] <= fixed["inference_fraction"]
+    assert still["visual_tokens_per_step"] < fixed["visual_tokens_per_step"]
+    # the cube moved at step 12: the fixed schedule's next inference is step 20, 8 steps later
+    moved = report["perturbed"]["fixed_schedule"]
+    assert moved["episodes"] == 1 and moved["perturbed_episodes"] == 1
+    assert moved["mean_reaction_steps"] == 8 and moved["immediate_reactions"] == 0
+    assert 0 < report["perturbed"]["sparse"]["changed_fraction_at_move"]["max"] <= 1
