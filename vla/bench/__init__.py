@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "rosbag": ("vla.bench.ros", "rosbag2 to LeRobot conversion speed"),
     "ros-record": ("vla.bench.ros", "the ROS 2 recorder node's sustained rate with two cameras at 30 Hz"),
     "sparsity": ("vla.bench.sparsity", "dense vs event-sparse inference in closed loop"),
+    "reuse": ("vla.bench.reuse", "one inference dense vs with token reuse, on a model of a named size"),
     "gpu": ("vla.bench.gpu", "the onboard-GPU inference path: latency and memory"),
     "peers": ("vla.bench.peers", "our VLA vs LeRobot's ACT and Diffusion Policy, same data and steps"),
     "planner": ("vla.bench.planner", "flat policy vs planner, re-planning after a perturbation"),

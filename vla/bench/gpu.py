@@ -2,8 +2,8 @@
 
 Per-step latency (median, p99) and the control rate it allows, for the shipped tiny policy and
 a SmolVLM-256M-sized config (random weights, nothing downloaded): eager fp32, bf16, and bf16 +
-compile/CUDA graphs; parallel vs autoregressive decoding; dense vs event-sparse. Plus model
-memory (weights, KV cache, activations) for those and a 2B-sized config.
+compile/CUDA graphs; parallel vs autoregressive decoding; dense vs token reuse at the sim's
+change rates. Plus model memory (weights, KV cache, activations) for those and a 2B-sized config.
 
 Runs on CPU too (as the tests do, with few repeats): the report names the device, and a CPU
 figure is never a GPU figure.
@@ -104,34 +104,18 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
         if device.type == "cuda":
             rows[f"{name}/peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             torch.cuda.reset_peak_memory_stats()
-    # Dense vs event-sparse: the same frames, a static scene with a small moving patch, per step.
-    from vla.policy import VLAPolicy
-    from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
+    # Dense vs token reuse at the change rates measured in the sim (`vla bench reuse`).
+    from vla.bench.reuse import SIM_RATES, time_reuse
 
-    dense = VLAPolicy(model, n_action_steps=1, fast=False)  # eager, as the sparse path
-    sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0.0, max_open_loop=0))
-    sparse.reset()
-
-    def moving(i: int) -> dict:
-        o = dict(obs)
-        for c in model.config.cameras:
-            f = frames[model.config.cameras.index(c)].copy()
-            f[(i * 7) % (f.shape[0] - 16) :][:16, :16] = 255  # one small object moves
-            o[f"observation.images.{c}"] = f
-        return o
-
-    step = iter(range(10**9))
-    for name, policy in (("dense", dense), ("sparse", sparse)):
-        try:
-            rows[f"event/{name}"] = _summary(_timed(lambda p=policy: p.predict_chunk(moving(next(step))), repeats,
-                                                    device))
-        except Exception as exc:  # noqa: BLE001 - reported; the next model's rows still run
-            rows[f"event/{name}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    def event_rows(reuse: dict[str, Any]) -> None:
+        rows.update({f"event/{k}": v for k, v in reuse.items()})
         on_row(rows)
-    if "error" not in rows["event/sparse"]:
-        rows["event/sparse_patches_recomputed"] = float(np.mean([s["patches_recomputed"]
-                                                                 for s in list(sparse.step_stats)[3:]]))
-    on_row(rows)
+
+    try:
+        time_reuse(model, device, repeats, SIM_RATES, on_row=event_rows)
+    except Exception as exc:  # noqa: BLE001 - reported; the next model's rows still run
+        rows["event/error"] = f"{type(exc).__name__}: {exc}"[:300]
+        on_row(rows)
     return rows
 
 

@@ -86,10 +86,10 @@ def test_gpu_bench_script_runs_on_cpu_and_names_the_device():
     report = bench_gpu(str(SHIPPED_POLICY), repeats=2, device="cpu", sizes=("smolvlm-2b",), compile_ok=False)
     assert report["device"].startswith("CPU")
     rows = report["latency"]["shipped"]
-    for key in ("eager_fp32/parallel", "eager_bf16/parallel", "event/dense", "event/sparse"):
+    for key in ("eager_fp32/parallel", "eager_bf16/parallel", "event/dense", "event/reuse@0.25"):
         assert rows[key]["median_ms"] > 0, key
     assert not [k for k, v in rows.items() if isinstance(v, dict) and "error" in v], rows
     # the shipped continuous head has no autoregressive mode: not timed, rather than an error row
     assert not [k for k in rows if k.endswith("/autoregressive")]
-    assert rows["event/sparse_patches_recomputed"] < 128
+    assert rows["event/reuse@0.25"]["patches_recomputed"] == 32  # a quarter of 2 x 64 patches, as asked
     assert report["memory"]["smolvlm-2b"]["parameters_m"] > 1800
