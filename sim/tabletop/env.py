@@ -84,6 +84,10 @@ class TabletopEnv(gym.Env):
         self.scene.place_cube(color, pose)
         return self._observation()
 
+    def current_info(self) -> dict[str, Any]:
+        """The info of the state as it is now (after a `displace`, say), as `step` would report it."""
+        return self._info(clipped=[])
+
     def render(self):
         if self.render_mode == "rgb_array":
             return self.scene.render(self.robot.cameras[0].name)

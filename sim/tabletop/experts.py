@@ -16,14 +16,16 @@ import numpy as np
 from sim import expert_metadata
 from sim.tabletop.describer import in_bowl, region_centre
 from sim.tabletop.ik import TcpIK, down_rotation
-from sim.tabletop.scene import COLORS, CUBE_HALF, TabletopScene
-from sim.tabletop.tasks import Subtask, parse_subtask
+from sim.tabletop.scene import COLORS, CUBE_HALF, ObjectPose, TabletopScene
+from sim.tabletop.tasks import Subtask, free_spot, parse_subtask
 
 RELEASE = 0.03  # finger opening (m) to let go of a placed cube: clear of it, short of its neighbours
 PUSH_OPENING = 0.012  # fingers just apart: two contact points on the cube's face
 SAFE_Z = 0.16  # carry height for the TCP, above any tower of two cubes
 FAST, SLOW = 0.04, 0.015  # TCP speed per control tick, m
 PAD_BELOW_TCP = 0.009  # the pads reach this far below the TCP
+DETOUR_TICKS = 20  # a recovery demonstration's detour lasts 4 to this many ticks
+DETOUR_CLEARANCE = 0.05  # and stops with the TCP this far above the wrong cube's centre (m)
 Action = np.ndarray
 
 
@@ -58,12 +60,33 @@ class ScriptedExpert:
             self.reset()
             self._q = self.scene.joint_positions()[:-1].astype(np.float64)
             self._grip = float(self.scene.joint_positions()[-1])
-            self._pos, self._yaw = self.scene.tcp_pos(), 0.0
+            self._pos, self._yaw = self.scene.tcp_pos(), self.scene.tcp_yaw()
             self._plan = self._solve_episode()
         action = next(self._plan, None)
         if action is None:  # done: hold still
             action = self._action()
         return action[None, :].astype(np.float32)
+
+    def detour(self, obs, rng: np.random.Generator, max_ticks: int = DETOUR_TICKS) -> tuple[dict, dict]:
+        """Drive the arm off course before a demonstration starts, for a recovery demonstration.
+
+        The instruction's cube is moved to a random free spot and the expert heads for it for 4 to
+        `max_ticks` ticks, or until the TCP is `DETOUR_CLEARANCE` above that cube's centre (the arm
+        descends towards the wrong place, as a policy that misjudged the cube does). Then the cube
+        is put back where it was and the expert forgets its plan. Returns the observation and info
+        to record from: the expert shows the way back from there."""
+        env = self.env
+        color = env.episode.subtasks[0].target
+        home = ObjectPose(*(float(v) for v in self.scene.cube_pos(color)[:2]), self.scene.cube_yaw(color))
+        obs = env.displace(color, free_spot(self.scene, color, rng))
+        self.reset()
+        for _ in range(int(rng.integers(4, max_ticks + 1))):
+            if self.scene.tcp_pos()[2] < self.scene.cube_pos(color)[2] + DETOUR_CLEARANCE:
+                break  # low over the wrong place, short of touching anything there
+            obs, *_ = env.step(self.predict_chunk(obs)[0])
+        obs = env.displace(color, home)
+        self.reset()  # the next action is planned from where the arm is now
+        return obs, env.current_info()
 
     # --- episode and subtasks -----------------------------------------------------------------
     def _solve_episode(self) -> Iterator[Action]:

@@ -151,6 +151,11 @@ class TabletopScene:
     def tcp_pos(self) -> np.ndarray:
         return self.data.site(TCP_SITE).xpos.copy()
 
+    def tcp_yaw(self) -> float:
+        """The TCP's yaw about world z (`ik.down_rotation`'s angle: 0 at the home orientation)."""
+        mat = self.data.site(TCP_SITE).xmat.reshape(3, 3)
+        return float(np.arctan2(mat[1, 0], mat[0, 0]))
+
     def environment_state(self) -> np.ndarray:
         """Privileged object positions (m, world frame), in `ENVIRONMENT_STATE_NAMES` order."""
         parts = [self.cube_pos(c) for c in COLORS] + [self.bowl_pos()[:2], self.tcp_pos()]

@@ -146,11 +146,13 @@ def _still(policy, tasks: list[str], seed: int, steps: int) -> dict[str, Any]:
 
 
 def _perturbed(name: str, policy, tasks: list[str], episodes: int, seed: int, after: int,
-               progress: bool) -> dict[str, Any]:
+               progress: bool, move: bool = True, replan: bool = False) -> dict[str, Any]:
     """Closed loop, with the instruction's cube moved to a free spot on the table `after` control
     steps into each episode (mid-chunk: the fixed schedule then executes stale actions until its
     next inference). Reports success and the reaction: control steps from the move to the first
-    inference that sees it."""
+    inference that sees it. `replan`: the policy re-plans at that step, as a trigger that always
+    sees the move would make it (queued actions dropped); with `move` False nothing moves, and the
+    arm measures what re-planning off the schedule costs by itself."""
     from tqdm import tqdm
 
     import sim
@@ -173,8 +175,12 @@ def _perturbed(name: str, policy, tasks: list[str], episodes: int, seed: int, af
                 if terminated or truncated:
                     break
                 if steps == after:
-                    color = env.unwrapped.episode.subtasks[0].target
-                    obs = env.unwrapped.displace(color, free_spot(env.unwrapped.scene, color, rng))
+                    if move:
+                        color = env.unwrapped.episode.subtasks[0].target
+                        obs = env.unwrapped.displace(color, free_spot(env.unwrapped.scene, color, rng))
+                    if replan:  # the chunk being executed is dropped: the next step infers
+                        policy.reset()
+                        loop.executor.drop_queue()
                     moved_at = len(policy.step_stats)  # the next call sees the moved cube
             if moved_at is not None:
                 after_move = list(policy.step_stats)[moved_at:]
@@ -257,6 +263,12 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
                 f"{perturb_after} it executes {-perturb_after % every} stale actions",
         "fixed_schedule": _perturbed(f"fixed every {every}", _TimedDense(model, every), tasks, n, seed,
                                      perturb_after, progress),
+        # the best a trigger could do: re-plan at the move itself
+        "fixed_replan_at_move": _perturbed("fixed, re-planned at the move", _TimedDense(model, every), tasks, n,
+                                           seed, perturb_after, progress, replan=True),
+        # and what that off-schedule re-plan costs when nothing moved
+        "fixed_replan_unmoved": _perturbed("fixed, re-planned, unmoved", _TimedDense(model, every), tasks, n,
+                                           seed, perturb_after, progress, move=False, replan=True),
         "sparse": _perturbed("sparse", SparseVLAPolicy(model, sparse_cfg, world_cameras=world), tasks, n, seed,
                              perturb_after, progress)} if n > 0 else None
     points = []

@@ -29,6 +29,9 @@ def add_record_arguments(rec: argparse.ArgumentParser) -> None:
     rec.add_argument("--resume", action="store_true", help="continue an interrupted recording in --out")
     rec.add_argument("--settle-frames", type=int, default=0,
                      help="frames kept after success with the arm still: the final scene the planner learns as goal")
+    rec.add_argument("--detours", type=float, default=0.0,
+                     help="share of episodes that are recovery demonstrations: the arm is driven off course "
+                          "first (unrecorded) and the expert shows the way back (tabletop tasks)")
     rec.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     rec.add_argument("--quiet", action="store_true")
 
@@ -43,6 +46,7 @@ def run_record(args: argparse.Namespace) -> int:
             resolve_tasks(args.tasks), args.episodes, args.out, seed=args.seed, repo_id=args.repo_id,
             storage=args.storage, robot=args.robot, image_size=args.image_size, resume=args.resume,
             overwrite=args.overwrite, progress=not args.quiet, settle_frames=args.settle_frames,
+            detours=args.detours,
         )
     except RecordingInterrupted as exc:
         print(json.dumps(exc.summary, indent=2))

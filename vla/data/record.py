@@ -72,6 +72,7 @@ class Recording:
     seed: int
     tasks: dict[str, TaskProgress]
     settle_frames: int = 0
+    detours: float = 0.0
 
     def save(self, root: Path) -> None:
         path = root / SIDECAR
@@ -137,14 +138,31 @@ def _prepare_root(root: Path, resume: bool, overwrite: bool) -> None:
         root.rmdir()  # LeRobot creates the directory itself
 
 
-def expert_episode(env, expert, seed: int, settle_frames: int = 0) -> tuple[list[dict[str, Any]], bool]:
+def check_detours(expert, detours: float) -> None:
+    """Refuse, before any episode, a share of recovery demonstrations that is not one, or an expert
+    that cannot drive the arm off course."""
+    if not 0 <= detours <= 1:
+        raise ValueError(f"detours={detours!r}; expected the share of recovery demonstrations, in [0, 1]")
+    if detours > 0 and not hasattr(expert, "detour"):
+        raise ValueError(f"detours={detours:g}: the {type(expert).__name__} expert has no recovery detours "
+                         "(the tabletop expert has)")
+
+
+def expert_episode(env, expert, seed: int, settle_frames: int = 0, detours: float = 0.0
+                   ) -> tuple[list[dict[str, Any]], bool]:
     """Roll out the expert once; the frames pair each observation with the action taken from it.
 
     `settle_frames` more frames are kept after success, the expert holding still: their
     `subtask_index` is one past the last subtask and their scene description is the final
-    state, which the planner needs as its goal."""
+    state, which the planner needs as its goal. `detours`: the share of episodes that are
+    recovery demonstrations (chosen by the seed): before the first frame the arm is driven off
+    course (the expert's `detour`), and the frames show the expert's way back to the task."""
     obs, info = env.reset(seed=seed)
     expert.reset()
+    if detours > 0:
+        rng = np.random.default_rng([seed, 0xDE70])  # not the env's stream: the scene stays the seed's
+        if rng.random() < detours:
+            obs, info = expert.detour(obs, rng)
     planner = env.unwrapped.planner_features
     frames = []
     settle: int | None = None  # frames still to keep once the task succeeded
@@ -184,9 +202,11 @@ def record(
     progress: bool = True,
     max_attempts_factor: int = 3,
     settle_frames: int = 0,
+    detours: float = 0.0,
 ) -> dict[str, Any]:
     """Record `episodes` successful expert episodes of each task into a LeRobot dataset at `out`.
-    `robot`: a robot config name or path (None: the tasks' suite's robot); every task must share it."""
+    `robot`: a robot config name or path (None: the tasks' suite's robot); every task must share it.
+    `detours`: the share of recovery demonstrations (`expert_episode`)."""
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder prints its configuration otherwise
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from tqdm import tqdm
@@ -200,27 +220,32 @@ def record(
         raise ValueError(f"episodes={episodes}; expected at least 1")
     root = Path(out)
     repo_id = repo_id or f"local/{root.name}"
-    _prepare_root(root, resume, overwrite)
     envs = {t: make_env(t, robot=robot, image_size=image_size) for t in task_ids}
     first = next(iter(envs.values())).unwrapped
     robots = {t: e.unwrapped.robot.name for t, e in envs.items()}
-    if len(set(robots.values())) > 1:
+    try:  # before anything on disk is touched
+        if len(set(robots.values())) > 1:
+            raise ValueError(f"one dataset holds one robot's episodes; these tasks run different robots: {robots}")
+        check_detours(scripted_expert(envs[task_ids[0]]), detours)
+        _prepare_root(root, resume, overwrite)
+    except ValueError:  # DatasetError is one
         for env in envs.values():
             env.close()
-        raise ValueError(f"one dataset holds one robot's episodes; these tasks run different robots: {robots}")
+        raise
     robot = first.robot.name
     if resume:
         rec = Recording.load(root)
-        if (rec.robot, rec.image_size, rec.storage, rec.settle_frames) != (robot, image_size, storage,
-                                                                              settle_frames):
+        if (rec.robot, rec.image_size, rec.storage, rec.settle_frames, rec.detours) != (
+                robot, image_size, storage, settle_frames, detours):
             raise DatasetError(
                 f"cannot resume {root}: it was recorded with robot={rec.robot}, image_size={rec.image_size}, "
-                f"storage={rec.storage}, settle_frames={rec.settle_frames}; got robot={robot}, "
-                f"image_size={image_size}, storage={storage}, settle_frames={settle_frames}"
+                f"storage={rec.storage}, settle_frames={rec.settle_frames}, detours={rec.detours}; got "
+                f"robot={robot}, image_size={image_size}, storage={storage}, settle_frames={settle_frames}, "
+                f"detours={detours}"
             )
         ds = LeRobotDataset.resume(repo_id, root=root, video_backend=DEFAULT_VIDEO_BACKEND)
     else:
-        rec = Recording(robot, image_size, storage, seed, {}, settle_frames)
+        rec = Recording(robot, image_size, storage, seed, {}, settle_frames, detours)
         ds = LeRobotDataset.create(
             repo_id, fps=int(first.robot.control_rate_hz), features=features_for(envs[task_ids[0]], storage == "video"),
             root=root, robot_type=first.robot.name, use_videos=storage == "video",
@@ -244,7 +269,7 @@ def record(
                                            f"{attempts} attempts; expected {episodes}")
                     attempts += 1
                     ep_seed = state.next_seed
-                    frames, success = expert_episode(env, expert, ep_seed, settle_frames)
+                    frames, success = expert_episode(env, expert, ep_seed, settle_frames, detours)
                     with guard.section():  # an episode is saved whole or not at all
                         state.next_seed += 1
                         if success:

@@ -36,6 +36,9 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
                              "`vla record --tasks` takes them) into memory, the episodes `vla record` would keep")
     tr.add_argument("--sim-episodes", type=int, default=100, help="with --sim-tasks: successful episodes per task")
     tr.add_argument("--sim-workers", type=int, default=None, help="with --sim-tasks: rollout processes (all cores)")
+    tr.add_argument("--sim-detours", type=float, default=0.0,
+                    help="with --sim-tasks: the share of episodes that are recovery demonstrations (the arm "
+                         "driven off course first; the expert shows the way back), as `vla record --detours`")
     tr.add_argument("--out", required=True, help="policy directory (checkpoints under OUT/checkpoints)")
     tr.add_argument("--model", default="tiny", help="configs/models/<name>.yaml, a YAML path, or a local HF VLM dir")
     tr.add_argument("--steps", type=int, default=5000)
@@ -74,7 +77,8 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--objective", choices=["action", "planner"], default="action",
                     help="action: the action head (default); planner: scene description, plans, world model, critic")
     tr.add_argument("--init", default=None,
-                    help="planner: the VLA checkpoint to start from (its backbone and tokenizer)")
+                    help="the VLA checkpoint to start from: planner: its backbone and tokenizer; action: the whole "
+                         "policy, fine-tuned (its config is kept: no --model or head flags)")
     tr.add_argument("--quiet", action="store_true")
 
 
@@ -105,6 +109,14 @@ def run_train(args: argparse.Namespace) -> int:
     if args.objective == "planner" and (error := planner_training_error(args)):  # before torch is imported
         print(f"vla train --objective planner: {error}", file=sys.stderr)
         return 2
+    if args.sim_detours and not args.sim_tasks:
+        print("vla train: --sim-detours applies to episodes rolled out with --sim-tasks; record a dataset with "
+              "`vla record --detours` instead", file=sys.stderr)
+        return 2
+    if args.objective == "action" and args.init and args.model != "tiny":
+        print(f"vla train: --init {args.init} fine-tunes that policy with its own model; drop --model {args.model}",
+              file=sys.stderr)
+        return 2
     from vla.train.trainer import TrainConfig, train
 
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, lora=args.lora,
@@ -130,9 +142,9 @@ def run_train(args: argparse.Namespace) -> int:
             from vla.train.rollouts import SimDemos
 
             dataset = SimDemos(resolve_tasks(args.sim_tasks), args.sim_episodes, workers=args.sim_workers,
-                               progress=not args.quiet)
+                               progress=not args.quiet, detours=args.sim_detours)
         summary = train(dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
-                        model_overrides=overrides)
+                        model_overrides=overrides, init=args.init)
         keys = ("steps", "wall_time_s", "frames", "parameters")
     if summary:
         print(json.dumps({k: summary[k] for k in keys}, indent=2))

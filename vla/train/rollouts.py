@@ -29,17 +29,17 @@ VECTORS = (OBS_STATE, *PRIVILEGED, ACTION)  # the vectors an episode keeps besid
 _ENVS: dict[str, Any] = {}  # per worker process: one env (and expert) per task
 
 
-def _rollout(job: tuple[str, int, str]) -> tuple[str, int, dict[str, np.ndarray] | None]:
+def _rollout(job: tuple[str, int, str, float]) -> tuple[str, int, dict[str, np.ndarray] | None]:
     """One expert episode in a worker: its frames as stacked arrays, or None when it failed."""
     from sim import make_env, scripted_expert
     from vla.data.record import expert_episode
 
-    task_id, seed, robot = job
+    task_id, seed, robot, detours = job
     if task_id not in _ENVS:
         env = make_env(task_id, robot=robot)
         _ENVS[task_id] = (env, scripted_expert(env))
     env, expert = _ENVS[task_id]
-    frames, success = expert_episode(env, expert, seed)
+    frames, success = expert_episode(env, expert, seed, detours=detours)
     if not success:
         return task_id, seed, None
     keys = [k for k in frames[0] if k.startswith(OBS_IMAGES_PREFIX) or k in VECTORS]
@@ -59,14 +59,16 @@ class SimDemos:
     """Successful expert episodes of sim tasks, in memory, shaped as training reads a dataset."""
 
     def __init__(self, task_ids: list[str], episodes: int, robot: str | None = None, seed: int | None = None,
-                 workers: int | None = None, progress: bool = True):
-        from sim import make_env
-        from vla.data.record import DEFAULT_RECORD_SEED, features_for
+                 workers: int | None = None, progress: bool = True, detours: float = 0.0):
+        from sim import make_env, scripted_expert
+        from vla.data.record import DEFAULT_RECORD_SEED, check_detours, features_for
 
         if episodes < 1:
             raise ValueError(f"episodes={episodes}; expected at least 1 per task")
         self.seed = DEFAULT_RECORD_SEED if seed is None else seed
+        self.detours = detours
         probe = make_env(task_ids[0], robot=robot)
+        check_detours(scripted_expert(probe), detours)
         self.features = features_for(probe, use_videos=False)
         robot_cfg = probe.unwrapped.robot
         probe.close()
@@ -75,7 +77,8 @@ class SimDemos:
         self.state_dim = robot_cfg.state_dim
         self.fps = int(robot_cfg.control_rate_hz)
         self.robot_type = robot_cfg.name
-        self.source = f"sim:{','.join(task_ids)} x {episodes} (seeds from {self.seed})"
+        self.source = f"sim:{','.join(task_ids)} x {episodes} (seeds from {self.seed}" + \
+            (f", {detours:g} recovery demonstrations)" if detours else ")")
         self.episodes = self._roll(task_ids, episodes, robot, workers or os.cpu_count() or 1, progress)
         frames = {k: np.concatenate([e[k] for e in self.episodes]) for k in VECTORS
                   if k in self.episodes[0]}
@@ -100,7 +103,7 @@ class SimDemos:
                     missing = episodes - len(kept[t])
                     if missing > 0:  # a little over the missing count: experts fail a few percent
                         n = missing + math.ceil(0.05 * missing) + 1
-                        jobs += [(t, s, robot) for s in range(tried[t], tried[t] + n)]
+                        jobs += [(t, s, robot, self.detours) for s in range(tried[t], tried[t] + n)]
                         tried[t] += n
                         if tried[t] - self.seed > 3 * episodes + 10:
                             raise RuntimeError(f"task {t!r}: the expert succeeded {len(kept[t])} times in "

@@ -146,18 +146,23 @@ def save_policy(model: VLAModel, path: Path, lora: bool = False) -> None:
 
 
 def train(dataset: str | Path | SimDemos, out: str | Path, model: str = "tiny", cfg: TrainConfig | None = None,
-          resume: bool = False, progress: bool = True, model_overrides: dict | None = None) -> dict[str, Any]:
+          resume: bool = False, progress: bool = True, model_overrides: dict | None = None,
+          init: str | Path | None = None) -> dict[str, Any]:
     """Train and save a policy to `out`; returns a summary (also written to OUT/train_info.json).
 
     `dataset` is a LeRobot dataset (a directory or repo id), or expert episodes rolled out in memory
-    (`vla.train.rollouts.SimDemos`)."""
+    (`vla.train.rollouts.SimDemos`). `init`: a policy to fine-tune (its config, head and action
+    statistics are kept; a fresh optimizer and schedule) instead of a new model."""
     cfg = cfg or TrainConfig()
     out = Path(out)
+    if init is not None and model_overrides:
+        raise ValueError(f"init={init}: a fine-tuned policy keeps its own config; drop {sorted(model_overrides)}")
     ckpt = resume_point(out, resume)
     torch.manual_seed(cfg.seed)  # the same initial weights on every process
     demo = dataset if isinstance(dataset, SimDemos) else open_dataset(dataset)
-    if ckpt is not None:
-        policy_cfg = VLAModel.from_pretrained(ckpt).config
+    start = ckpt if ckpt is not None else init  # a resumed fine-tune continues from its own checkpoint
+    if start is not None:
+        policy_cfg = VLAModel.from_pretrained(start).config
     else:
         policy_cfg = model_config_for(demo, model, **(model_overrides or {}))
     if not trains_decoding(cfg.parallel_fraction, policy_cfg.decoding):
@@ -173,12 +178,13 @@ def train(dataset: str | Path | SimDemos, out: str | Path, model: str = "tiny", 
         cache = DemoCache.from_dataset(demo, policy_cfg.chunk_size, vision_image_size(policy_cfg),
                                        cfg.instruction_key, progress=progress, state_keys=policy_cfg.state_keys,
                                        aux_keys=policy_cfg.aux_targets)
-    vla = VLAModel.from_pretrained(ckpt) if ckpt is not None else build_model(demo, cache, policy_cfg)
+    vla = VLAModel.from_pretrained(start) if start is not None else build_model(demo, cache, policy_cfg)
     if cfg.lora:
         _apply_lora(vla, cfg.lora_rank)
     objective = Objective(
         tag="train", model=vla, step=action_step(cache, cfg), save=partial(save_policy, lora=cfg.lora),
         metrics=["loss", "acc_parallel", "acc_autoregressive", "aux_l1"], shown=("loss", "acc_parallel"),
-        info={"dataset": demo.source if isinstance(demo, SimDemos) else str(dataset), "model": model,
+        info={"dataset": demo.source if isinstance(demo, SimDemos) else str(dataset),
+              "model": str(init) if init is not None else model,
               "policy_config": vla.config.to_dict(), "frames": len(cache), "episodes": demo.num_episodes})
     return train_loop(objective, cfg, out, ckpt, progress)

@@ -112,3 +112,29 @@ def test_the_grasp_yaw_is_a_continuous_function_of_the_scene():
         yaws += [scene.cube_yaw(c) for c in ("red", "green", "blue")]
     assert max(np.abs(yaws)) <= CUBE_YAW + 1e-3
     env.close()
+
+
+def test_a_recovery_demonstration_starts_off_course_in_the_seeds_scene_and_succeeds():
+    from vla.data.record import check_detours, expert_episode
+    from vla.types import OBS_ENV_STATE
+
+    env = make_env("pick", image_size=32)
+    expert = ScriptedExpert(env)
+    plain, plain_ok = expert_episode(env, expert, 1000)
+    detour, detour_ok = expert_episode(env, expert, 1000, detours=1.0)
+    assert plain_ok and detour_ok
+    start, moved = plain[0][OBS_ENV_STATE], detour[0][OBS_ENV_STATE]  # cubes (3 x xyz), bowl (xy), TCP (xyz)
+    np.testing.assert_allclose(moved[:-3], start[:-3], atol=2e-3)  # the seed's scene, the cube put back
+    assert np.linalg.norm(moved[-3:] - start[-3:]) > 0.05  # the arm is elsewhere
+    assert moved[-1] < start[-1] - 0.05  # and lower: on its way down to the wrong place
+    again, _ = expert_episode(env, expert, 1000, detours=1.0)  # chosen by the seed
+    np.testing.assert_array_equal(again[0]["observation.state"], detour[0]["observation.state"])
+    # the way back starts where the arm is: the first command is one of the expert's own steps away
+    first_step = np.abs(detour[0]["action"][:-1] - detour[0]["observation.state"][:-1]).max()
+    own_steps = np.abs(np.diff([f["action"][:-1] for f in plain], axis=0)).max()
+    assert first_step <= own_steps + 0.05
+    env.close()
+    with pytest.raises(ValueError, match=r"detours=1.5.*\[0, 1\]"):
+        check_detours(expert, 1.5)
+    with pytest.raises(ValueError, match="has no recovery detours"):
+        check_detours(object(), 0.5)

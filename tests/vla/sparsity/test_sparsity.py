@@ -338,3 +338,6 @@ def test_sparsity_bench_compares_the_arms_and_can_skip_the_sweep():
     assert moved["episodes"] == 1 and moved["perturbed_episodes"] == 1
     assert moved["mean_reaction_steps"] == 8 and moved["immediate_reactions"] == 0
     assert 0 < report["perturbed"]["sparse"]["changed_fraction_at_move"]["max"] <= 1
+    # re-planned at the step of the move (moved or not): the reaction is immediate
+    for arm in ("fixed_replan_at_move", "fixed_replan_unmoved"):
+        assert report["perturbed"][arm]["mean_reaction_steps"] == 0 and report["perturbed"][arm]["episodes"] == 1

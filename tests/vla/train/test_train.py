@@ -171,3 +171,25 @@ def test_aux_targets_train_with_the_dataset_features_and_are_saved(so101_like, t
     with pytest.raises(DatasetError, match="aux_targets \\['observation.velocity'\\]"):
         train(so101_like, tmp_path / "bad", "tiny", cfg, progress=False,
               model_overrides={**TRAIN_MINI, "aux_targets": ["observation.velocity"]})
+
+
+def test_init_fine_tunes_a_policy_keeping_its_config(so101_like, tmp_path):
+    first = tmp_path / "first"
+    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, checkpoint_every=2)
+    train(so101_like, first, "tiny", cfg, progress=False, model_overrides={**TRAIN_MINI, "chunk_size": 4})
+    tuned = tmp_path / "tuned"
+    summary = train(so101_like, tuned, "tiny", cfg, progress=False, init=first)
+    assert summary["model"] == str(first) and summary["resumed_from_step"] == 0  # a fresh run, from the policy
+    assert VLAModel.from_pretrained(tuned).config == VLAModel.from_pretrained(first).config  # K = 4 kept
+    before = VLAModel.from_pretrained(first).state_dict()
+    after = VLAModel.from_pretrained(tuned).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # and trained
+    with pytest.raises(ValueError, match="keeps its own config"):
+        train(so101_like, tmp_path / "x", "tiny", cfg, progress=False, init=first, model_overrides={"chunk_size": 8})
+
+
+def test_vla_train_cli_refuses_detours_without_rollouts_and_a_model_beside_init(capsys):
+    assert main(["train", "--dataset", "d", "--out", "o", "--sim-detours", "0.5"]) == 2
+    assert "--sim-detours applies to episodes rolled out with --sim-tasks" in capsys.readouterr().err
+    assert main(["train", "--sim-tasks", "touch", "--out", "o", "--init", "p", "--model", "smolvlm-256m"]) == 2
+    assert "drop --model smolvlm-256m" in capsys.readouterr().err
