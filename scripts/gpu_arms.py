@@ -74,6 +74,8 @@ def main() -> int:
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--tasks", default="single")
     parser.add_argument("--episodes", type=int, default=300, help="successful episodes per task")
+    parser.add_argument("--detours", type=float, default=0.0,
+                        help="share of recovery demonstrations (`vla train --sim-detours`)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--deadline", type=float, required=True, help="epoch seconds by which every tar exists")
     parser.add_argument("--pack-margin", type=float, default=45.0, help="seconds kept for saving and packing")
@@ -99,7 +101,8 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown arms {unknown}; known: {list(ARMS)}")
     t0 = time.time()
-    demos = SimDemos(resolve_tasks(args.tasks), args.episodes, workers=args.workers, progress=False)
+    demos = SimDemos(resolve_tasks(args.tasks), args.episodes, workers=args.workers, progress=False,
+                     detours=args.detours)
     print(f"rollouts: {demos.num_episodes} episodes, {demos.num_frames} frames in {demos.roll_seconds:.0f} s",
           flush=True)
     first = demos.episodes[0]  # this machine's renderer, to compare with another's on the same seed

@@ -6,8 +6,9 @@
 # packages in .gl/ travel with the tree. On a machine set up with `make setup`, run the two commands
 # below with the venv's python instead.
 #   OUT=/path bash scripts/gpu_session.sh [total seconds, default 555] [bench cap seconds, default 210; 0 skips it]
-# ARMS and EPISODES (per task) choose the training arms; the defaults train the shipped recipe
-# (continuous_named) alone on more demonstrations than the shipped policy saw (300 per task).
+# ARMS, EPISODES (per task) and DETOURS (the share of recovery demonstrations) choose the training arms;
+# the defaults train the shipped recipe (continuous_named) alone on more demonstrations than the shipped
+# policy saw (300 per task).
 set -u
 START=$(date +%s)
 TOTAL=${1:-555}
@@ -32,5 +33,5 @@ if [ "$BENCH_CAP" -gt 0 ]; then
 fi
 # 2. training arms until the deadline
 python3 scripts/gpu_arms.py --out "$OUT" --arms "${ARMS:-continuous_named}" --episodes "${EPISODES:-500}" \
-  --deadline $(( START + TOTAL ))
+  --detours "${DETOURS:-0}" --deadline $(( START + TOTAL ))
 echo "session done at $(( $(date +%s) - START )) s"
