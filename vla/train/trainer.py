@@ -165,6 +165,12 @@ def train(dataset: str | Path | SimDemos, out: str | Path, model: str = "tiny", 
         policy_cfg = VLAModel.from_pretrained(start).config
     else:
         policy_cfg = model_config_for(demo, model, **(model_overrides or {}))
+    if init is not None and ckpt is None:  # another robot's demonstrations: said before anything is decoded
+        given, wanted = (list(demo.cameras), demo.action_dim), (list(policy_cfg.cameras), policy_cfg.action_dim)
+        if given != wanted:
+            raise ValueError(f"init={init} was trained on cameras {wanted[0]} and actions of {wanted[1]} values; "
+                             f"the demonstrations have cameras {given[0]} and {given[1]}: fine-tune a policy of "
+                             "this robot, or train a new one (no --init)")
     if not trains_decoding(cfg.parallel_fraction, policy_cfg.decoding):
         raise ValueError(f"parallel_fraction={cfg.parallel_fraction} leaves the policy's decoding mode "
                          f"({policy_cfg.decoding!r}) untrained; pick a fraction that trains it")

@@ -186,6 +186,9 @@ def test_init_fine_tunes_a_policy_keeping_its_config(so101_like, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before)  # and trained
     with pytest.raises(ValueError, match="keeps its own config"):
         train(so101_like, tmp_path / "x", "tiny", cfg, progress=False, init=first, model_overrides={"chunk_size": 8})
+    # another robot's demonstrations: named at load, before any step
+    with pytest.raises(ValueError, match=r"cameras \['scene', 'wrist'\].*the demonstrations have cameras \['top'"):
+        train(so101_like, tmp_path / "y", "tiny", cfg, progress=False, init=SHIPPED_POLICY)
 
 
 def test_vla_train_cli_refuses_detours_without_rollouts_and_a_model_beside_init(capsys):
