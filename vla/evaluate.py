@@ -42,9 +42,12 @@ class EpisodeResult:
 
 
 def rollout(env, policy: Policy, seed: int, frames: list | None = None,
-            safety: SafetyFilter | None = None) -> EpisodeResult:
+            safety: SafetyFilter | None = None,
+            intervene: Callable[[int, Any, ControlLoop], dict | None] | None = None) -> EpisodeResult:
     """Run one episode to success or time limit through the control loop (chunk executor and
-    safety filter, synchronous). Appends video frames when `frames` is a list."""
+    safety filter, synchronous). Appends video frames when `frames` is a list. `intervene(steps,
+    env, loop)` runs after each step that did not end the episode; an observation it returns
+    replaces the env's (someone moved something: a perturbation)."""
     obs, info = env.reset(seed=seed)
     loop = ControlLoop(policy, safety or SafetyFilter(env.unwrapped.robot))
     loop.reset()
@@ -58,6 +61,8 @@ def rollout(env, policy: Policy, seed: int, frames: list | None = None,
         if terminated or truncated:
             success = bool(info["success"])
             break
+        if intervene is not None and (changed := intervene(steps, env, loop)) is not None:
+            obs = changed
     return EpisodeResult(info["task_id"], seed, info["task"], success, steps)
 
 

@@ -71,7 +71,7 @@ def _timed(fn, repeats: int, device: torch.device) -> list[float]:
     return time_calls(fn, repeats, warmup=3, device=device)  # 3: compilation and CUDA-graph capture
 
 
-def _summary(times: list[float]) -> dict[str, float]:
+def latency_summary(times: list[float]) -> dict[str, float]:
     med = statistics.median(times)
     return {"median_ms": round(med, 3), "p99_ms": round(float(np.percentile(times, 99)), 3),
             "achievable_hz": round(1000.0 / med, 1)}
@@ -97,7 +97,7 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
                 # per step: the way in (check, pinned uint8 upload) and the decode, as a policy runs it
                 n = repeats if decoding == "parallel" else (ar_repeats or repeats)
                 times = _timed(lambda d=decoding, f=fast: f.predict(f.inputs(obs), d), n, device)
-                rows[f"{name}/{decoding}"] = _summary(times)
+                rows[f"{name}/{decoding}"] = latency_summary(times)
             except Exception as exc:  # noqa: BLE001 - a variant that cannot run is reported, the others go on
                 rows[f"{name}/{decoding}"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             on_row(rows)

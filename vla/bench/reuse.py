@@ -33,7 +33,7 @@ def time_reuse(model: VLAModel, device: torch.device, repeats: int, rates: tuple
                seed: int = 0, on_row=None) -> dict[str, Any]:
     """Rows `dense` and `reuse@<rate>` (latency of one inference, and patches re-encoded per step);
     `on_row(rows)` after each, so a run cut short keeps what it measured."""
-    from vla.bench.gpu import _summary
+    from vla.bench.gpu import latency_summary
     from vla.policy import VLAPolicy
     from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
 
@@ -56,18 +56,18 @@ def time_reuse(model: VLAModel, device: torch.device, repeats: int, rates: tuple
 
     dense = VLAPolicy(model, n_action_steps=1, fast=False)
     obs = {**base, **{f"observation.images.{c}": f for c, f in frames.items()}}
-    rows["dense"] = {**_summary(time_calls(lambda: dense.predict_chunk(obs), repeats, warmup=2, device=device)),
-                     "patches_recomputed": None}
+    times = time_calls(lambda: dense.predict_chunk(obs), repeats, warmup=2, device=device)
+    rows["dense"] = {**latency_summary(times), "patches_recomputed": None}
     on_row(rows)
     for rate in rates:
         sparse = SparseVLAPolicy(model, SparsityConfig(trigger_threshold=0.0, max_open_loop=0))
         sparse.reset()
         grid = sparse.encoder.grid
         k = int(round(rate * grid * grid))
-        times = time_calls(lambda s=sparse, g=grid, k=k: s.predict_chunk(step_obs(g, k)), repeats, warmup=2,
-                           device=device)
+        steps = iter([step_obs(grid, k) for _ in range(repeats + 2)])  # made before timing: the step is timed alone
+        times = time_calls(lambda s=sparse, o=steps: s.predict_chunk(next(o)), repeats, warmup=2, device=device)
         recomputed = [s["patches_recomputed"] for s in list(sparse.step_stats)[2:]]  # after the dense first step
-        rows[f"reuse@{rate:g}"] = {**_summary(times), "patches_recomputed": float(np.mean(recomputed)),
+        rows[f"reuse@{rate:g}"] = {**latency_summary(times), "patches_recomputed": float(np.mean(recomputed)),
                                    "patches_total": grid * grid * len(cameras)}
         on_row(rows)
     for name, row in rows.items():

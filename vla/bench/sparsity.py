@@ -80,42 +80,58 @@ def _flops(model: VLAModel) -> dict[str, float]:
             "embedding": float(embed.get_total_flops())}
 
 
-def _arm(name: str, policy, tasks: list[str], episodes: int, seed: int, flops: dict[str, float],
-         patches_total: int, progress: bool) -> dict[str, Any]:
+def _episodes(name: str, policy, tasks: list[str], episodes: int, seed: int, progress: bool,
+              hook=None, after_episode=None) -> tuple[list[EpisodeResult], dict[str, Any]]:
+    """Closed-loop episodes (seeds seed, seed+1, ... per task) through `rollout`; `hook(seed)` makes
+    each episode's `intervene`, `after_episode()` runs after each. The results and the per-task summaries."""
     from tqdm import tqdm
 
     import sim
 
     results, per_task = [], {}
-    bar = tqdm(total=episodes * len(tasks), desc=f"sparsity {name}", unit="ep", disable=not progress)
+    bar = tqdm(total=episodes * len(tasks), desc=name, unit="ep", disable=not progress)
     for task_id in tasks:
         env = sim.make_env(task_id)
         task_results = []
         for i in range(episodes):
-            task_results.append(rollout(env, policy, seed + i))
+            task_results.append(rollout(env, policy, seed + i, intervene=hook(seed + i) if hook else None))
+            if after_episode is not None:
+                after_episode()
             bar.update()
         env.close()
         per_task[task_id] = summarize(task_results)
         results += task_results
     bar.close()
-    stats = policy.step_stats
+    return results, per_task
+
+
+def _success(results: list[EpisodeResult], per_task: dict[str, Any]) -> dict[str, Any]:
+    overall = summarize(results)
+    return {"success_rate": overall["success_rate"], "successes": overall["successes"],
+            "episodes": overall["episodes"], "ci95": overall["ci95"], "tasks": per_task}
+
+
+def _steps(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a policy's `step_stats` say per control step: inference rate, vision tokens, time."""
     ms = np.array([s["ms"] for s in stats])
+    return {"control_steps": len(stats),
+            "inference_fraction": round(float(np.mean([s["inference"] for s in stats])), 4),
+            "visual_tokens_per_step": round(float(np.mean([s["patches_recomputed"] for s in stats])), 2),
+            "median_step_ms": round(float(np.median(ms)), 3), "p95_step_ms": round(float(np.percentile(ms, 95)), 3),
+            "mean_step_ms": round(float(ms.mean()), 3)}
+
+
+def _arm(name: str, policy, tasks: list[str], episodes: int, seed: int, flops: dict[str, float],
+         patches_total: int, progress: bool) -> dict[str, Any]:
+    results, per_task = _episodes(f"sparsity {name}", policy, tasks, episodes, seed, progress)
+    stats = policy.step_stats
     encoded = np.array([s["patches_recomputed"] for s in stats], dtype=float)
-    lm_tokens = np.array([s["lm_image_tokens"] for s in stats], dtype=float)
     ran = np.array([s["inference"] for s in stats])
     layers = flops["tower"] - flops["embedding"]
     step_flops = np.where(ran, flops["total"] - layers * (1 - encoded / patches_total), 0.0)
-    overall = summarize(results)
-    return {
-        "success_rate": overall["success_rate"], "successes": overall["successes"], "episodes": overall["episodes"],
-        "ci95": overall["ci95"], "tasks": per_task, "control_steps": len(stats),
-        "inference_fraction": round(float(ran.mean()), 4),
-        "visual_tokens_per_step": round(float(encoded.mean()), 2),
-        "lm_image_tokens_per_step": round(float(lm_tokens.mean()), 2),
-        "gflops_per_step": round(float(step_flops.mean()) / 1e9, 4),
-        "median_step_ms": round(float(np.median(ms)), 3), "p95_step_ms": round(float(np.percentile(ms, 95)), 3),
-        "mean_step_ms": round(float(ms.mean()), 3),
-    }
+    return {**_success(results, per_task), **_steps(list(stats)),
+            "lm_image_tokens_per_step": round(float(np.mean([s["lm_image_tokens"] for s in stats])), 2),
+            "gflops_per_step": round(float(step_flops.mean()) / 1e9, 4)}
 
 
 def _still(policy, tasks: list[str], seed: int, steps: int) -> dict[str, Any]:
@@ -136,13 +152,7 @@ def _still(policy, tasks: list[str], seed: int, steps: int) -> dict[str, Any]:
             policy.predict_chunk(obs)
             obs, *_ = env.step(hold)
         env.close()
-    stats = list(policy.step_stats)[first:]
-    ms = np.array([s["ms"] for s in stats])
-    ran = np.mean([s["inference"] for s in stats])
-    return {"control_steps": len(stats), "inference_fraction": round(float(ran), 4),
-            "visual_tokens_per_step": round(float(np.mean([s["patches_recomputed"] for s in stats])), 2),
-            "mean_step_ms": round(float(ms.mean()), 3), "median_step_ms": round(float(np.median(ms)), 3),
-            "p95_step_ms": round(float(np.percentile(ms, 95)), 3)}
+    return _steps(list(policy.step_stats)[first:])
 
 
 def _perturbed(name: str, policy, tasks: list[str], episodes: int, seed: int, after: int,
@@ -153,51 +163,40 @@ def _perturbed(name: str, policy, tasks: list[str], episodes: int, seed: int, af
     inference that sees it. `replan`: the policy re-plans at that step, as a trigger that always
     sees the move would make it (queued actions dropped); with `move` False nothing moves, and the
     arm measures what re-planning off the schedule costs by itself."""
-    from tqdm import tqdm
-
-    import sim
     from sim.tabletop.tasks import free_spot
-    from vla.control import ControlLoop, SafetyFilter
 
-    results, per_task, reactions, fractions = [], {}, [], []
-    bar = tqdm(total=episodes * len(tasks), desc=f"perturbed {name}", unit="ep", disable=not progress)
-    for task_id in tasks:
-        env = sim.make_env(task_id)
-        task_results = []
-        for i in range(episodes):
-            obs, info = env.reset(seed=seed + i)
-            loop = ControlLoop(policy, SafetyFilter(env.unwrapped.robot))
-            loop.reset()
-            rng, steps, moved_at = np.random.default_rng(seed + i), 0, None
-            while True:
-                obs, _, terminated, truncated, info = env.step(loop.step(obs).action)
-                steps += 1
-                if terminated or truncated:
-                    break
-                if steps == after:
-                    if move:
-                        color = env.unwrapped.episode.subtasks[0].target
-                        obs = env.unwrapped.displace(color, free_spot(env.unwrapped.scene, color, rng))
-                    if replan:  # the chunk being executed is dropped: the next step infers
-                        policy.reset()
-                        loop.executor.drop_queue()
-                    moved_at = len(policy.step_stats)  # the next call sees the moved cube
-            if moved_at is not None:
-                after_move = list(policy.step_stats)[moved_at:]
-                ran = [k for k, s in enumerate(after_move) if s["inference"]]
-                if ran:
-                    reactions.append(ran[0])
-                if "changed_fraction" in after_move[0]:
-                    fractions.append(after_move[0]["changed_fraction"])
-            task_results.append(EpisodeResult(task_id, seed + i, info["task"], bool(info["success"]), steps))
-            bar.update()
-        env.close()
-        per_task[task_id] = summarize(task_results)
-        results += task_results
-    bar.close()
-    overall = summarize(results)
-    out = {"success_rate": overall["success_rate"], "successes": overall["successes"], "episodes": overall["episodes"],
-           "ci95": overall["ci95"], "tasks": per_task, "perturbed_episodes": len(reactions),
+    moved: dict[str, int] = {}  # this episode's index into step_stats of the first step after the move
+    reactions, fractions = [], []
+
+    def hook(episode_seed: int):
+        rng = np.random.default_rng(episode_seed)
+        moved.clear()
+
+        def intervene(steps: int, env, loop) -> dict | None:
+            if steps != after:
+                return None
+            obs = None
+            if move:
+                color = env.unwrapped.episode.subtasks[0].target
+                obs = env.unwrapped.displace(color, free_spot(env.unwrapped.scene, color, rng))
+            if replan:  # the chunk being executed is dropped: the next step infers
+                policy.reset()
+                loop.executor.drop_queue()
+            moved["at"] = len(policy.step_stats)
+            return obs
+        return intervene
+
+    def measure() -> None:  # after each episode: its steps since the move
+        if "at" in moved:
+            after_move = list(policy.step_stats)[moved["at"]:]
+            ran = [k for k, s in enumerate(after_move) if s["inference"]]
+            if ran:
+                reactions.append(ran[0])
+            if "changed_fraction" in after_move[0]:
+                fractions.append(after_move[0]["changed_fraction"])
+
+    results, per_task = _episodes(f"perturbed {name}", policy, tasks, episodes, seed, progress, hook, measure)
+    out = {**_success(results, per_task), "perturbed_episodes": len(reactions),
            "mean_reaction_steps": round(float(np.mean(reactions)), 2) if reactions else None,
            "immediate_reactions": int(sum(r == 0 for r in reactions))}
     if fractions:

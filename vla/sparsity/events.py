@@ -3,10 +3,10 @@
 Like an event camera, a patch "fires" when its log intensity changes, not when it is merely
 bright. For each camera the detector keeps a reference frame per patch: the pixels that were
 in that patch the last time the vision tower encoded it. A pixel counts as changed when its
-log-intensity difference to the reference exceeds `pixel_threshold` after the camera-wide
-median of the patches' mean differences is subtracted (a global lighting flicker moves every
-pixel alike and cancels out), and its absolute change exceeds `pixel_floor` levels of 255 (in dark regions a few levels
-of sensor noise are a large step in log). A patch's score is the fraction of its pixels that
+log-intensity difference to the reference exceeds `pixel_threshold` after the median of the
+patches' mean differences is subtracted (a global lighting flicker moves every pixel alike and
+cancels out), and its absolute change exceeds `pixel_floor` levels of 255 (in dark regions a few
+levels of sensor noise are a large step in log). A patch's score is the fraction of its pixels that
 changed. Hysteresis: a patch fires when its score reaches `on_threshold`, and a
 patch that fired at the previous step keeps firing while its score is at least `off_threshold`
 (motion tends to continue; this stops a moving edge from flickering on and off).
