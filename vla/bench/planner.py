@@ -25,9 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.control import ControlLoop, SafetyFilter
 from vla.control.planned import PlannedPolicy
-from vla.evaluate import summarize
+from vla.evaluate import rollout, summarize
 from vla.planner.plan import Plan, PlanFormatError, PlanStep, apply_change, state_change
 from vla.planner.planner import Planner
 
@@ -36,26 +35,28 @@ PERTURB_AFTER = 12  # ticks after the first subtask is done: the plan has moved 
 
 
 def _episode(env, policy, seed: int, perturb: bool) -> dict[str, Any]:
+    """One episode through `rollout`; with `perturb`, the first subtask's cube is moved elsewhere
+    `PERTURB_AFTER` ticks after that subtask is first done."""
     from sim.tabletop.tasks import free_spot
 
-    obs, info = env.reset(seed=seed)
-    loop = ControlLoop(policy, SafetyFilter(env.unwrapped.robot))
-    loop.reset()
-    steps, done_at, perturbed = 0, None, False
     rng = np.random.default_rng(seed)
-    while True:
-        obs, _, terminated, truncated, info = env.step(loop.step(obs).action)
-        steps += 1
-        if perturb and not perturbed and info["subtasks_done"][0]:
-            done_at = steps if done_at is None else done_at
-            if steps - done_at >= PERTURB_AFTER:
-                color = env.unwrapped.episode.subtasks[0].target
-                obs = env.unwrapped.displace(color, free_spot(env.unwrapped.scene, color, rng))
-                perturbed = True
-        if terminated or truncated:
-            break
-    return {"success": bool(info["success"]), "steps": steps, "perturbed": perturbed,
-            "subtasks_done": int(sum(info["subtasks_done"]))}
+    state: dict[str, Any] = {"done_at": None, "perturbed": False}  # done_at: the tick it was first done
+
+    def intervene(steps: int, env, loop) -> dict | None:
+        task = env.unwrapped
+        if not perturb or state["perturbed"] or not task.episode.progress(task.scene)[0]:
+            return None
+        state["done_at"] = state["done_at"] or steps
+        if steps - state["done_at"] < PERTURB_AFTER:
+            return None
+        state["perturbed"] = True
+        color = task.episode.subtasks[0].target
+        return task.displace(color, free_spot(task.scene, color, rng))
+
+    result = rollout(env, policy, seed, intervene=intervene)
+    task = env.unwrapped
+    return {"success": result.success, "steps": result.steps, "perturbed": state["perturbed"],
+            "subtasks_done": int(sum(task.episode.progress(task.scene)))}
 
 
 def run_arm(arm: str, tasks: list[str], episodes: int, seed: int, make_env: Callable, make_policy: Callable,
