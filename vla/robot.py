@@ -19,6 +19,12 @@ A robot is described in one of two ways:
   `home` (one value per state entry) is required only when there are position actions, and
   `controller` is optional (a simulated robot has no ros2_control controller).
 
+`command_gap_s` (optional, default 0.25 s) bounds how far a command may lead the measured joints: each
+position at most its max_velocity x command_gap_s from the joint measured at that tick (the safety
+filter's gap bound). It must cover the tracking lag of normal motion (the Panda in the sim lags its
+command by up to 0.37 rad = 0.17 s at its velocity limits) and stays short of what a reset, a hand-moved
+arm or a stale command opens (1-2 rad).
+
 Both forms give every caller the same view: `state_names`, `state_dim`, `state_lower`/`state_upper`,
 `action_names`, `action_dim`, `lower`/`upper` (action bounds), `action_kinds`, `position_mask`,
 `joint_actions`. The joint views `all_joints` and `joint_names` exist only for robots whose actions are
@@ -178,6 +184,7 @@ class RobotConfig:
     state: tuple[StateSpec, ...] = ()
     actions: tuple[ActionSpec, ...] = ()
     description: str = ""
+    command_gap_s: float = 0.25  # see the module docstring: the command-to-measured bound, in seconds
     source: Path | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -197,6 +204,11 @@ class RobotConfig:
         self._check_home()
         if not 1 <= self.control_rate_hz <= 1000:
             raise ConfigError(f"robot {self.name!r}: control_rate_hz={self.control_rate_hz}; expected 1..1000")
+        period = 1.0 / self.control_rate_hz
+        if not (math.isfinite(self.command_gap_s) and period <= self.command_gap_s <= 10.0):
+            raise ConfigError(f"robot {self.name!r}: command_gap_s={self.command_gap_s}; expected seconds between "
+                              f"one control period ({period:g}) and 10 (a command may lead the measured joints "
+                              "by max_velocity x command_gap_s)")
         if not self.cameras:
             raise ConfigError(f"robot {self.name!r}: no cameras; expected at least one")
         cams = [c.name for c in self.cameras]
@@ -318,6 +330,12 @@ class RobotConfig:
     def max_velocity(self) -> np.ndarray:
         """Per action dimension: the velocity limit of a position, inf for the other kinds."""
         return np.array([a.velocity for a in self.actions], dtype=np.float32)
+
+    @property
+    def max_command_gap(self) -> np.ndarray:
+        """Per action dimension: how far a position command may be from its measured joint (max_velocity x
+        command_gap_s); inf for the other kinds, which have no measured value."""
+        return (self.max_velocity.astype(np.float64) * self.command_gap_s).astype(np.float32)
 
     @property
     def home_array(self) -> np.ndarray:
@@ -454,6 +472,7 @@ def robot_config_from_dict(data: dict[str, Any], source: Path | None = None) -> 
         home = tuple(float(v) for v in home)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: home={home!r}; expected a list of numbers") from None
+    gap = _number(data, "command_gap_s", where, required=False)
     try:
         return RobotConfig(
             name=str(_require(data, "name", where)),
@@ -463,6 +482,7 @@ def robot_config_from_dict(data: dict[str, Any], source: Path | None = None) -> 
             control_rate_hz=float(_require(data, "control_rate_hz", where)),
             cameras=tuple(CameraSpec(**c) for c in cameras),
             controller=None if controller is None else ControllerSpec(**controller),
+            **({} if gap is None else {"command_gap_s": gap}),
             source=source,
         )
     except TypeError as exc:  # unknown or missing keys in a nested mapping

@@ -17,6 +17,13 @@ from the same state would hold for ever: that is why 'clamp' is the default. Eve
 is counted by kind ("position" for a joint target outside its limits, "bounds" for any other
 action outside its bounds).
 
+The gap bound ties every command to the arm as it is measured, not only to the last command: a position
+may be at most `max_gap` (the robot config's max_velocity x command_gap_s) from its joint measured at
+that tick. A last command further than that from the measured joints (a reset, a hand-moved arm, a
+fault, a stale plan) is no reference any more: the step limit and the start jump are then measured from
+the joints themselves (`reference`), so the arm approaches the next plan from where it is at the
+velocity limits, and a hold holds the measured joints, never the far command.
+
 More checks serve the loop and the publisher, the last line before the arm: `hold_state` says whether
 a measured state may be used (within the STATE bounds), `hold_action` what action holds the robot still
 (a position: the last command or the measured joint; a delta: 0; an absolute: the last command or its
@@ -79,20 +86,62 @@ class SafetyFilter:
         self.max_step = self.velocity_step if max_step is None else np.where(
             self.position, np.minimum(self.velocity_step, max_step), np.inf)
         self.max_start_jump = np.broadcast_to(max_start_jump, self.lower.shape)
+        self.max_gap = np.where(self.position, robot.max_command_gap.astype(np.float64), np.inf)
         self.counts: Counter[str] = Counter()
         self.chunks = Counter()
 
-    def _reference(self, measured: np.ndarray, previous) -> np.ndarray:
-        """The start-jump and step reference, in action space: the last command sent, else the measured
-        joint for each position (other dimensions have no reference: 0, never compared)."""
-        if previous is not None:
-            return np.asarray(previous, dtype=np.float64)
-        if self.joints:
-            return measured
+    def _measured_positions(self, measured) -> np.ndarray | None:
+        """The measured state in action space: each position's joint, 0 elsewhere (None: no usable state)."""
+        if measured is None:
+            return None
+        measured = np.asarray(measured, dtype=np.float64)
+        if measured.shape != (len(self.state_names),) or not np.all(np.isfinite(measured)):
+            return None
         ref = np.zeros(len(self.names))
-        if measured.shape == (len(self.state_names),):
-            ref[self.positions] = measured[self.position_state]
+        ref[self.positions] = measured[self.position_state]
         return ref
+
+    def gap(self, command, measured) -> np.ndarray:
+        """Per action dimension, how far `command` is from the measured joint (0 for non-positions; inf when
+        there is no usable measured state)."""
+        joints = self._measured_positions(measured)
+        if joints is None or command is None:
+            return np.full(len(self.names), np.inf)
+        return np.where(self.position, np.abs(np.asarray(command, dtype=np.float64) - joints), 0.0)
+
+    def far(self, command, measured) -> np.ndarray:
+        """Which positions of `command` lie beyond the gap bound from the measured joints."""
+        return self.position & ~(self.gap(command, measured) <= self.max_gap + self.COMMAND_ATOL)
+
+    def reference(self, measured, previous) -> tuple[np.ndarray | None, bool]:
+        """(the start-jump and step reference in action space, rebased). The last command sent while it is
+        within the gap bound of the measured joints; else, and with no last command, the measured joint for
+        each position (`rebased` True when a last command was dropped for being far). None: neither a last
+        command nor a usable measured state."""
+        joints = self._measured_positions(measured)
+        if previous is not None:
+            previous = np.asarray(previous, dtype=np.float64)
+            if joints is None or previous.shape != (len(self.names),) or not np.all(np.isfinite(previous)) \
+                    or not self.far(previous, measured).any():  # a broken command is refused, not rebased
+                return previous, False
+            ref = previous.copy()
+            ref[self.positions] = joints[self.positions]
+            return ref, True
+        return joints, False
+
+    def at_measured(self, command, measured) -> np.ndarray | None:
+        """`command` with each position replaced by its measured joint (other dimensions kept); None when
+        there is no command or no usable measured state."""
+        joints = self._measured_positions(measured)
+        if command is None or joints is None:
+            return None
+        out = np.array(command, dtype=np.float64)
+        out[self.positions] = joints[self.positions]
+        return out
+
+    def _reference(self, measured: np.ndarray, previous) -> np.ndarray:
+        ref, _ = self.reference(measured, previous)
+        return np.zeros(len(self.names)) if ref is None else ref
 
     def check(self, chunk, measured: np.ndarray, previous: np.ndarray | None = None
               ) -> tuple[np.ndarray | None, SafetyReport]:
@@ -156,14 +205,22 @@ class SafetyFilter:
         self._safe = a.astype(np.float32)
         return SafetyReport(True, interventions)
 
-    def limit_tick(self, action: np.ndarray, previous: np.ndarray | None) -> tuple[np.ndarray, bool]:
-        """Last line before the actuator: bounds (all dimensions) and step (positions) for one action;
-        (safe action, changed)."""
+    def limit_tick(self, action: np.ndarray, previous: np.ndarray | None,
+                   measured: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+        """Last line before the actuator: bounds (all dimensions), step (positions, from `reference`) and,
+        with a measured state, the gap bound (positions within max_gap of their measured joints) for one
+        action; (safe action, changed)."""
         a = np.clip(action, self.lower, self.upper)  # float64, as the bounds
-        if previous is not None:
-            p = self.positions
-            previous = np.asarray(previous)
-            a[p] = previous[p] + np.clip(a[p] - previous[p], -self.max_step[p], self.max_step[p])
+        ref, _ = self.reference(measured, previous)
+        p = self.positions
+        if ref is not None:
+            a[p] = ref[p] + np.clip(a[p] - ref[p], -self.max_step[p], self.max_step[p])
+        joints = self._measured_positions(measured)
+        if joints is not None:
+            near = np.clip(a[p], joints[p] - self.max_gap[p], joints[p] + self.max_gap[p])
+            if not np.allclose(near, a[p], atol=1e-12):
+                self.counts["gap"] += 1
+                a[p] = np.clip(near, self.lower[p], self.upper[p])
         changed = not np.allclose(a, action, atol=1e-9)
         if changed:
             self.counts["tick_limit"] += 1
@@ -191,12 +248,14 @@ class SafetyFilter:
     def hold_action(self, measured_state: np.ndarray | None, last_command: np.ndarray | None) -> np.ndarray | None:
         """The action that holds the robot still (float64), or None when there is none.
 
-        A position holds the last command, else the measured joint (`measured_state`, a state that
-        `hold_state` accepted, or None); a delta holds with 0; an absolute setpoint holds the last command,
+        A position holds the last command, else (no last command, or one beyond the gap bound from the
+        measured joints) the measured joint (`measured_state`, a state that `hold_state` accepted, or None); a delta holds with 0; an absolute setpoint holds the last command,
         else its configured `hold`. None when a position has neither a last command nor a measured state."""
         if last_command is not None:
             hold = np.array(last_command, dtype=np.float64)
             hold[self.deltas] = 0.0
+            if measured_state is not None and len(self.positions):  # a far command is no hold: the joints are
+                hold[self.positions] = self.reference(measured_state, hold)[0][self.positions]
             return hold
         if len(self.positions) and measured_state is None:
             return None
@@ -205,11 +264,13 @@ class SafetyFilter:
             hold[self.positions] = np.asarray(measured_state)[self.position_state]
         return hold
 
-    def check_command(self, command, previous: np.ndarray | None) -> SafetyReport:
-        """Whether one command may be published: action_dim finite values within the bounds, each position at
-        most one velocity step (max velocity x control period) from `previous`, the last command sent (the
-        measured state before the first one, for a joint robot). A robot with positions and no `previous`
-        cannot have its step checked: refused. Deltas and absolute setpoints have no step to check."""
+    def check_command(self, command, previous: np.ndarray | None, measured: np.ndarray | None = None) -> SafetyReport:
+        """Whether one command may be published: action_dim finite values within the bounds; with a measured
+        state (one `hold_state` accepted), each position within the gap bound of its measured joint; each
+        position at most one velocity step (max velocity x control period) from `previous`, the last command
+        sent, or from the measured joint when there is none or it is beyond the gap bound (`reference`). A
+        robot with positions and no reference cannot have its step checked: refused. Deltas and absolute
+        setpoints have no step to check."""
         D, names = len(self.names), self.names
         a = np.asarray(command, dtype=np.float64) if command is not None else np.zeros(0)
         if a.shape != (D,):
@@ -224,6 +285,15 @@ class SafetyFilter:
                                 f"command outside the {self._bounds} at {_dims(names, out, a, self.lower, self.upper)}")
         if not len(self.positions):
             return SafetyReport(True)
+        if measured is not None:
+            far = self.far(a, measured)
+            if far.any():
+                gap = self.gap(a, measured)
+                detail = ", ".join(f"{names[i]} by {gap[i]:.4f} (at most {self.max_gap[i]:.4f})"
+                                   for i in np.flatnonzero(far))
+                return SafetyReport(False, {"gap": int(far.sum())},
+                                    f"command is beyond the gap bound from the measured joints: {detail}")
+        previous, rebased = self.reference(measured, previous)
         if previous is None:
             return SafetyReport(False, {"no_reference": 1},
                                 "no reference for the step check: no command sent yet and no valid measured state")
@@ -233,7 +303,9 @@ class SafetyFilter:
             detail = ", ".join(f"{names[i]} by {step[i]:.4f} (at most {self.velocity_step[i]:.4f})"
                                for i in np.flatnonzero(over))
             return SafetyReport(False, {"step": int(over.sum())},
-                                f"command steps beyond the velocity limit from the last command sent: {detail}")
+                                f"command steps beyond the velocity limit from "
+                                + ("the measured joints (the last command sent is beyond the gap bound)"
+                                   if rebased else "the last command sent") + f": {detail}")
         return SafetyReport(True)
 
     def summary(self) -> dict[str, int]:
