@@ -95,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda number, frame: stopping.append(signal.Signals(number).name))
     policy = served_policy(args)
-    server = PolicyServer(policy, args.bind, curve_keys=args.curve_keys)
+    server = PolicyServer(policy, args.bind, curve_keys=args.curve_keys, serves=args.serves)
     print(f"serving {policy.metadata.get('name')} on {server.address} (Ctrl-C to stop)", file=sys.stderr)
     try:
         server.serve(stop=lambda: bool(stopping))
@@ -166,6 +166,8 @@ def add_serving_parsers(sub) -> None:
                          robot_help="--sparse: robot config whose fixed cameras trigger inference")
     srv.add_argument("--bind", default="tcp://127.0.0.1:5555", help="anything but loopback needs --curve-keys")
     srv.add_argument("--curve-keys", default=None, help="directory with server.key_secret (see `vla keys`)")
+    srv.add_argument("--serves", default=None, help="the robot this server is for (its ROS namespace, '/' for none): "
+                     "its metadata says so and a policy node of another robot refuses it")
     srv.set_defaults(func=cmd_serve)
     cl = sub.add_parser("client", help="ask a policy server for health or metadata (JSON)")
     cl.add_argument("kind", choices=["health", "metadata"])

@@ -159,7 +159,7 @@ def test_the_publisher_refuses_bad_commands_holds_the_last_one_sent_and_says_why
 def test_without_a_command_sent_a_refused_command_or_a_bad_state_publishes_nothing(policy_node):
     node, loop, sent = policy_node
     node._on_joints(JointState(name=ROBOT.joint_names, position=list(HOME)))
-    loop.action = HOME + np.where(np.arange(8) == 0, 3 * STEP, 0)  # too far from the measured state
+    loop.action = HOME + np.where(np.arange(8) == 0, 2 * STEP, 0)  # two steps from the measured state
     node._tick()
     assert sent == [] and node.refused["step"] == 1 and not node.publishing
     loop.action = None  # the loop has nothing to hold either
@@ -174,14 +174,17 @@ def test_after_a_dry_run_the_first_command_is_checked_against_the_measured_state
     node, loop, sent = policy_node
     node._on_joints(JointState(name=ROBOT.joint_names, position=list(HOME)))
     assert node.set_parameters([Parameter("dry_run", value=True)])[0].successful
-    for k in range(1, 6):  # in a dry run the loop moves on; the arm does not
+    for k in range(1, 3):  # in a dry run the loop moves on (within the gap bound); the arm does not
         loop.action = HOME + np.where(np.arange(8) == 0, k * STEP, 0)
         node._tick()
     assert sent == [] and not node.refused
     assert node.set_parameters([Parameter("dry_run", value=False)])[0].successful
     assert loop.resynced[-1] is None  # the loop goes on from the measured state
-    node._tick()  # the dry run's last target is five steps from where the arm is: refused
-    assert sent == [] and node.refused["step"] == 1
+    node._tick()  # the dry run's last target is two steps from where the arm is: refused
+    assert sent == [] and node.refused == {"step": 1}
+    loop.action = HOME + np.where(np.arange(8) == 0, 3 * STEP, 0)  # 0.65 rad: beyond the gap bound (0.54)
+    node._tick()
+    assert sent == [] and node.refused == {"step": 1, "gap": 1}
     loop.action = HOME + np.where(np.arange(8) == 0, STEP, 0)
     node._tick()
     assert len(sent) == 1 and np.allclose(_positions(sent)[0], loop.action, atol=ATOL)

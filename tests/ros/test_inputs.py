@@ -80,7 +80,7 @@ def test_a_new_instruction_drops_the_old_plan_and_the_chunk_in_flight_for_it(ros
         policy.gate.clear()
         assert policy.blocked.wait(30)  # a chunk for the red cube is being computed
         arm.instruction.publish(String(data="touch the blue cube"))
-        assert wait_for(lambda: "instruction: 'touch the blue cube'" in graph.log("policy"), 30)
+        assert wait_for(lambda: "episode: 'touch the blue cube'" in graph.log("policy"), 30)
         changed_at, top = len(arm.commands), max(c[0] for c in arm.commands)
         policy.gate.set()  # the red chunk arrives after the change
         assert wait_for(lambda: arm.q[0] < top - 0.05, 30), graph.log("policy")[-2000:]

@@ -90,15 +90,25 @@ def test_an_estop_sent_before_the_node_starts_holds_it_and_the_service_raises_it
         start = arm.q[0]
         estop.publish(Bool(data=False))
         assert wait_for(lambda: arm.q[0] > start + 0.03, 60), graph.log("policy")[-2000:]
+        assert "e-stop cleared on vla/estop" in graph.log("policy")  # both edges are logged
         reply = call_trigger(node, "/policy/estop")
         assert reply.success and "vla/estop" in reply.message
         n = len(status.msgs)
         assert wait_for(lambda: sum("e-stop engaged" in json.loads(m.data)["reason"] for m in status.msgs[n:]) >= 5,
                         30)
-        # A publisher that is not transient local cannot reach a latched subscriber: the node says so.
+        # A plain publisher (reliable, volatile: what `ros2 topic pub` uses) releases it too.
         volatile = node.create_publisher(Bool, "/vla/estop", 10)
-        assert wait_for(lambda: "incompatible QoS" in graph.log("policy"), 30), graph.log("policy")[-2000:]
+        assert wait_for(lambda: node.count_subscribers("/vla/estop") >= 2, 30)
+        start = arm.q[0]
+        assert wait_for(lambda: volatile.publish(Bool(data=False)) or arm.q[0] > start + 0.03, 60), \
+            graph.log("policy")[-2000:]
+        assert graph.log("policy").count("e-stop cleared on vla/estop") == 2
+        assert "incompatible QoS" not in graph.log("policy")
         node.destroy_publisher(volatile)
+        # A best-effort publisher matches no subscription: the node says so.
+        best_effort = node.create_publisher(Bool, "/vla/estop", rclpy.qos.qos_profile_sensor_data)
+        assert wait_for(lambda: "incompatible QoS" in graph.log("policy"), 30), graph.log("policy")[-2000:]
+        node.destroy_publisher(best_effort)
     finally:
         graph.stop_all()
         server.close()

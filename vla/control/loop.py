@@ -56,9 +56,12 @@ class ControlLoop:
         self.rebases = 0  # ticks that found the last command beyond the gap bound and started from the arm
         self._estop_held = False  # the e-stop's hold target (the joints measured when raised) is set
 
-    def reset(self) -> None:
-        """A new episode: no plan, no last command; the first tick's reference is the measured state."""
-        self.policy.reset()
+    def reset(self, policy: bool = True) -> None:
+        """A new episode: no plan (a request in flight discarded), no last command: the first tick's reference
+        is the measured state. `policy=False` leaves `policy.reset()` to the caller, who may have to wait
+        for a request in flight first (a remote policy answers one request at a time)."""
+        if policy:
+            self.policy.reset()
         self.executor.reset()
         self.last_command = None
 

@@ -86,13 +86,15 @@ class _Job:
 
 class PolicyServer:
     def __init__(self, policy: Policy, bind: str = DEFAULT_BIND, curve_keys: str | Path | None = None,
-                 max_bytes: int = MAX_MESSAGE_BYTES, context: zmq.Context | None = None, max_sessions: int = 16):
+                 max_bytes: int = MAX_MESSAGE_BYTES, context: zmq.Context | None = None, max_sessions: int = 16,
+                 serves: str | None = None):
         if not is_loopback(bind) and curve_keys is None:
             raise ValueError(
                 f"refusing to bind {bind} without encryption: only loopback addresses may be served in the clear. "
                 "Create CURVE keys with `vla keys --out DIR` and pass --curve-keys DIR"
             )
         self.policy = policy
+        self.serves = serves  # which robot this server is for (a ROS namespace): clients for another refuse it
         self.max_bytes = max_bytes
         self.max_sessions = max_sessions  # beyond this the least recently used client's session is dropped (reset)
         self.context = context or zmq.Context.instance()
@@ -208,7 +210,9 @@ class PolicyServer:
                 "queued": len(self.queue), "busy_s": busy_s, "your_request": mine.request_id if mine else None}
 
     def _metadata(self) -> dict:
-        return {**self.policy.metadata, "protocol_version": PROTOCOL_VERSION, "max_message_bytes": self.max_bytes}
+        serves = {} if self.serves is None else {"serves": self.serves}
+        return {**self.policy.metadata, **serves, "protocol_version": PROTOCOL_VERSION,
+                "max_message_bytes": self.max_bytes}
 
     # --- the worker ------------------------------------------------------------------------------
     def _work_loop(self) -> None:

@@ -4,13 +4,23 @@ Inference runs in the policy server (`vla serve`, on the GPU); this node is ligh
 loop (asynchronous refill, safety filter, watchdog) from vla.control and the ZeroMQ client.
 Commands go out exactly as ros2_control expects: trajectory_msgs/JointTrajectory for a
 JointTrajectoryController, or std_msgs/Float64MultiArray for a forward position controller.
-With dry_run nothing is sent to the arm. vla/estop (Bool, latched: transient local) true holds the arm
-until false; the ~/estop service (std_srvs/Trigger) raises it too. Every topic is relative, so one
-namespace moves a whole robot.
+With dry_run nothing is sent to the arm. vla/estop (Bool) true holds the arm at the joints measured when
+it is raised, until false; it is read both latched (a transient-local e-stop sent before this node started
+still holds) and from any default-QoS publisher (`ros2 topic pub --once vla/estop std_msgs/Bool "data:
+false"` releases it); the ~/estop service (std_srvs/Trigger) raises it too, and both edges are logged.
+Every topic is relative, so one namespace moves a whole robot.
+
+Never far from the arm: each command is within the robot config's gap bound (max_velocity x
+command_gap_s) of the joints measured at that tick. Each instruction received starts a new episode
+(loop, policy and last command reset: the first tick steps from the measured joints), and a last
+command far from the arm (a reset, a hand-moved arm) is dropped by the loop, which approaches the next
+plan from the measured joints and says so in ~/status (`approaching`). On connecting, the node checks that
+the server serves its robot (its namespace, cameras and action size) and exits naming both otherwise;
+vla/policy_ready (Bool, latched) says when it is connected, for a sim that waits for its policy.
 
 The last line of defence is here, right before publishing: every command must be finite, inside
-the joint limits and at most one velocity step from the last command sent (the measured state
-before the first one). One that is not is never published; the node holds the last command sent
+the joint limits, within the gap bound of the joints measured now, and at most one velocity step from
+the last command sent (the measured joints before the first one and when the last one is far from them). One that is not is never published; the node holds the last command sent
 (or, with none, publishes nothing), counts the refusal by kind and says why in ~/status,
 /diagnostics and the log. A hold target is never taken from a measured state that is not finite
 or outside the limits (or lacks a joint): with no command sent yet nothing is published then.
@@ -52,10 +62,12 @@ from vla_ros.parameters import Spec, StartupError, declare, relative, robot_conf
 from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ANY_PUBLISHER = QoSProfile(depth=10)  # reliable, volatile: matches a plain `ros2 topic pub` and latched publishers
 
 PARAMETERS: Spec = {
     "robot_config": ("panda", "robot name (config/robots/<name>.yaml in this package's share) or a YAML path", True),
-    "policy_server": ("tcp://127.0.0.1:5555", "ZeroMQ address of the policy server (vla serve --bind)", True),
+    "policy_server": ("tcp://127.0.0.1:5555", "ZeroMQ address of the policy server (vla serve --bind); each robot "
+                      "needs its own server and address", True),
     "server_key": ("", "the server's public CURVE key file (empty: no encryption, loopback only)", True),
     "controller_type": ("trajectory", f"command message type: one of {CONTROLLER_TYPES}", True),
     "command_topic": ("", "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
@@ -117,9 +129,20 @@ class PolicyNode(Node):
         self.create_subscription(JointState, relative(self.robot.controller.state_topic), self._on_joints, 10)
         # Latched, so an e-stop sent before this node subscribed still holds the arm. A publisher that is
         # not transient local cannot be matched at all: say so loudly (the ~/estop service always works).
+        # Twice: latched, so that an e-stop sent before this node subscribed still holds the arm, and volatile,
+        # so that any publisher is heard (a latched subscription cannot match a plain `ros2 topic pub`). A
+        # message both deliver is taken once (by its publisher and sequence number).
+        self.estop_seen: dict[tuple, None] = {}
+        # A volatile publisher cannot match the latched subscription (expected: the other one hears it); a
+        # best-effort one matches neither: that is said loudly.
         self.create_subscription(Bool, "vla/estop", self._on_estop, LATCHED,
+                                 event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda info: None))
+        self.create_subscription(Bool, "vla/estop", self._on_estop, ANY_PUBLISHER,
                                  event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._on_estop_qos))
         self.create_service(Trigger, "~/estop", self._on_estop_service)
+        self.ready_pub = self.create_publisher(Bool, "vla/policy_ready", LATCHED)
+        self.ready_pub.publish(Bool(data=False))
+        self.max_gap = 0.0  # the largest gap between a published command and the measured joints, rad
         topic = p["command_topic"] or relative(default_command_topic(self.controller_type,
                                                                      self.robot.controller.command_topic))
         self.command_pub = self.create_publisher(command_type(self.controller_type), topic, 10)
@@ -135,6 +158,7 @@ class PolicyNode(Node):
                                    server_key=p["server_key"] or None)
         self.watchdog = Watchdog(p["observation_timeout_s"], p["inference_timeout_s"], clock=self._now)
         self.loop = None
+        self.policy_reset = False  # a new episode began: reset the policy before its next inference
         self.p = p
         self.ticks = {"sent": 0, "held": 0, "silent": 0}  # moved / held / published nothing
         if not self.lockstep:
@@ -226,27 +250,35 @@ class PolicyNode(Node):
             self._tick(stamp=msg.header.stamp)
 
     def _on_instruction(self, msg: String) -> None:
-        if self.lockstep:  # a (re)published instruction is a new episode: start it as `vla eval` does
-            self.instruction, self.last_sent = msg.data, None
-            if self.loop is not None:
-                self.loop.reset()
-            self.get_logger().info(f"episode: {msg.data!r}")
-        elif msg.data != self.instruction:
-            self.instruction = msg.data
-            if self.loop is not None:
-                self.loop.executor.drop_queue(in_flight=True)  # a new instruction: nothing of the old plan is valid
-            self.get_logger().info(f"instruction: {msg.data!r}")
+        """Each (re)published instruction is a new episode, as `vla eval` runs one: the loop, the policy and
+        the last command are reset, so the first tick steps from the measured joints (a sim resets the arm
+        for each seed; a real arm may have been moved between tasks). An empty one: no task, hold."""
+        self.instruction, self.last_sent = msg.data, None
+        if self.loop is not None:  # the policy's own reset waits for a request in flight (`_tick`): never block here
+            self.loop.reset(policy=False)
+            self.policy_reset = True
+        self.get_logger().info(f"episode: {msg.data!r}" if msg.data else "no instruction: holding")
 
-    def _on_estop(self, msg: Bool) -> None:
-        if msg.data:
+    def _on_estop(self, msg: Bool, info) -> None:
+        key = _message_key(info)
+        if key is not None:  # the same message through both subscriptions is one
+            if key in self.estop_seen:
+                return
+            self.estop_seen[key] = None
+            while len(self.estop_seen) > 64:
+                self.estop_seen.pop(next(iter(self.estop_seen)))
+        if msg.data and not self.watchdog.estopped:
             self.watchdog.estop()
-            self.get_logger().error("e-stop: holding, refusing new chunks until vla/estop false")
-        else:
+            self.get_logger().error("e-stop raised on vla/estop: holding the measured joints, refusing new chunks "
+                                    "until vla/estop false")
+        elif not msg.data and self.watchdog.estopped:
             self.watchdog.reset_estop()
+            self.get_logger().warning("e-stop cleared on vla/estop: resuming from the measured joints")
 
     def _on_estop_service(self, request, response):
         self.watchdog.estop()
-        self.get_logger().error("e-stop raised by ~/estop: holding, refusing new chunks until vla/estop false")
+        self.get_logger().error("e-stop raised by ~/estop: holding the measured joints, refusing new chunks until "
+                                "vla/estop false")
         response.success, response.message = True, "e-stop raised; publish false on vla/estop to clear it"
         return response
 
@@ -254,7 +286,7 @@ class PolicyNode(Node):
         kind = getattr(info.last_policy_kind, "name", info.last_policy_kind)
         self.get_logger().error(
             f"a vla/estop publisher offers incompatible QoS ({kind}): its e-stops are NOT "
-            "received; publish with --qos-durability transient_local --qos-reliability reliable, or call ~/estop")
+            "received; publish with --qos-reliability reliable, or call ~/estop")
 
     # --- loop ------------------------------------------------------------------------------------
     def _connect(self) -> bool:
@@ -273,11 +305,34 @@ class PolicyNode(Node):
         except (TimeoutError, RuntimeError) as exc:
             self.get_logger().warning(f"policy server not ready: {exc}", throttle_duration_sec=5.0)
             return False
+        problem = self._serves_another_robot(policy.metadata)
+        if problem:
+            raise StartupError(problem)
         self.loop = ControlLoop(policy, self.safety, refill_threshold=self.p["refill_threshold"], blend=self.p["blend"],
                                 asynchronous=not self.lockstep, watchdog=self.watchdog)
         self.watchdog.inference_ok()
         self.get_logger().info(f"connected to policy {policy.metadata.get('name')!r}")
+        self.ready_pub.publish(Bool(data=True))
         return True
+
+    def _serves_another_robot(self, metadata: dict) -> str:
+        """Why the server at policy_server is not this robot's ("" when it is): another namespace (two robots
+        on one address), other cameras or another action size."""
+        problems = []
+        serves, ours = metadata.get("serves"), self.get_namespace()
+        if serves is not None and serves.rstrip("/") != ours.rstrip("/"):
+            problems.append(f"it serves the robot in namespace {serves!r}, this node is in {ours!r}")
+        cameras = metadata.get("cameras")
+        if cameras is not None and sorted(cameras) != sorted(self.robot.camera_names):
+            problems.append(f"its policy reads cameras {sorted(cameras)}, robot {self.robot.name!r} has "
+                            f"{sorted(self.robot.camera_names)}")
+        if metadata.get("action_dim") is not None and int(metadata["action_dim"]) != self.robot.action_dim:
+            problems.append(f"its policy returns {metadata['action_dim']} action values, robot {self.robot.name!r} "
+                            f"takes {self.robot.action_dim}")
+        if not problems:
+            return ""
+        return (f"policy server {self.p['policy_server']} is another robot's: " + "; ".join(problems)
+                + ". Give each robot its own server address (server:=tcp://127.0.0.1:PORT)")
 
     def _not_ready(self) -> str:
         """Why the loop cannot run this tick ("" when it can)."""
@@ -290,6 +345,11 @@ class PolicyNode(Node):
             return "no instruction yet"
         if self.loop is None and not self._connect():
             return "policy server not ready"
+        if self.policy_reset:  # a new episode: the policy is reset once its request in flight is answered
+            if self.loop.executor.busy:
+                return "new episode: waiting for the policy's request in flight"
+            self.loop.policy.reset()
+            self.policy_reset = False
         return ""
 
     def _tick(self, stamp=None) -> None:
@@ -302,6 +362,8 @@ class PolicyNode(Node):
             obs = {f"observation.images.{c}": img for c, img in self.images.items()}
             obs["observation.state"], obs["task"] = self.state, self.instruction
             status = self.loop.step(obs, dict(self.stamps))
+            if status.approaching:
+                self.get_logger().warning(status.approaching, throttle_duration_sec=2.0)
             self._publish(status.action, status.reason if status.holding else "", status, stamp)
         if stamp is not None and self.publishing and not self.p["dry_run"]:
             self.answered = (stamp.sec, stamp.nanosec)
@@ -309,7 +371,7 @@ class PolicyNode(Node):
     def _guard(self, action: np.ndarray, reason: str) -> tuple[np.ndarray | None, str]:
         """(action, reason) if `action` may be published; else (None, why), counted and logged."""
         reference = self.last_sent if self.last_sent is not None else self.good_state
-        report = self.safety.check_command(action, reference)
+        report = self.safety.check_command(action, reference, measured=self.good_state)
         if report.accepted:
             return action, reason
         self.refused.update(report.interventions)
@@ -324,19 +386,29 @@ class PolicyNode(Node):
         sent, else nothing; then report. `reason`: why this tick holds ("" when moving)."""
         if action is not None:
             action, reason = self._guard(action, reason)
-        if action is None and self.last_sent is not None:
-            action, reason = self._guard(self.last_sent, reason or "holding")  # a step of zero
+        if action is None and self.last_sent is not None:  # hold: the last command, or the arm if it is far
+            hold = self.safety.hold_action(self.good_state, self.last_sent)
+            action, reason = self._guard(hold, reason or "holding")
         if action is not None:
             if not self.p["dry_run"]:
-                self.command_pub.publish(command_msg(self.controller_type, self.names, action, self.period, stamp))
+                # Free-running, each command carries the time it was made: a sim that reset the arm after it
+                # was made ignores it (a real controller starts it now).
+                made = stamp if stamp is not None else self.get_clock().now().to_msg()
+                self.command_pub.publish(command_msg(self.controller_type, self.names, action, self.period, made))
             self.last_sent = np.asarray(action, dtype=np.float64)
+            if self.good_state is not None:
+                gap = self.safety.gap(action, self.good_state)[self.safety.positions]
+                self.max_gap = max(self.max_gap, float(np.max(gap, initial=0.0)))
         self.holding, self.publishing, self.reason = bool(reason), action is not None, reason
         self.ticks["silent" if action is None else "held" if reason else "sent"] += 1
         summary = {"holding": self.holding, "publishing": self.publishing, "reason": reason,
                    "state_problem": self.state_problem, "refused": dict(self.refused), "refusal": self.refusal,
-                   "ticks": self.ticks, "safety": self.safety.summary()}
+                   "ticks": self.ticks, "safety": self.safety.summary(), "max_command_gap": self.max_gap,
+                   "command_gap_bound": float(np.max(self.safety.max_gap[self.safety.positions], initial=0.0)),
+                   "command": None if action is None else [float(v) for v in action],
+                   "measured": None if self.state is None else [float(v) for v in self.state]}
         if status is not None:
-            summary.update(new_chunk=status.new_chunk, rejected=status.rejected,
+            summary.update(new_chunk=status.new_chunk, rejected=status.rejected, approaching=status.approaching,
                            inferences=self.loop.executor.inferences)
         self.status_pub.publish(String(data=json.dumps(summary)))
         if reason:
@@ -368,6 +440,13 @@ class PolicyNode(Node):
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(msg)
+
+
+def _message_key(info) -> tuple | None:
+    """(publisher, sequence number) of a received message, from rclpy's message info (None without one)."""
+    if not isinstance(info, dict) or info.get("publication_sequence_number") is None:
+        return None
+    return repr(info.get("publisher_gid")), info["publication_sequence_number"]
 
 
 def main(args=None):

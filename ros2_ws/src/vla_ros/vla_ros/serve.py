@@ -5,7 +5,8 @@
 or relative to the current folder), as a folder under `<share of vla_ros>/policies/`, then under the
 policies shipped beside the vla package; when none exists the process exits with status 2 and says
 where it looked. Then it becomes `vla serve` (exec: same process, same exit status); arguments it does
-not know pass through to `vla serve`, and the `--ros-args` that launch_ros appends are dropped.
+not know pass through to `vla serve`, and the `--ros-args` that launch_ros appends are dropped, all but
+the namespace, which becomes `--serves`: the robot this server is for, checked by its policy node.
 """
 
 from __future__ import annotations
@@ -52,10 +53,20 @@ def vla_executable() -> str:
     return found
 
 
+def ros_namespace(ros_args: list[str]) -> str | None:
+    """The namespace in launch_ros's `--ros-args ... -r __ns:=/robot1` (None when there is none)."""
+    for arg in ros_args:
+        if arg.startswith("__ns:="):
+            return "/" + arg.split(":=", 1)[1].strip("/")
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    namespace = None
     if "--ros-args" in argv:
-        argv = argv[: argv.index("--ros-args")]
+        argv, ros_args = argv[: argv.index("--ros-args")], argv[argv.index("--ros-args"):]
+        namespace = ros_namespace(ros_args)
     parser = argparse.ArgumentParser(prog="policy_server", description=__doc__.splitlines()[0])
     parser.add_argument("--policy", required=True, help="built-in name, policy folder, or name under policies/")
     parser.add_argument("--bind", required=True, help="ZeroMQ address, e.g. tcp://127.0.0.1:5555")
@@ -66,7 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     except StartupError as exc:
         print(f"policy_server: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_NOT_FOUND)
-    command = [vla, "serve", "--policy", policy, "--bind", args.bind, *rest]
+    # The robot it serves: the namespace launch gives it, so that another robot's policy node refuses it.
+    serves = [] if "--serves" in rest else ["--serves", namespace or "/"]
+    command = [vla, "serve", "--policy", policy, "--bind", args.bind, *serves, *rest]
     print(f"policy_server: {' '.join(command)}", file=sys.stderr, flush=True)
     os.execv(vla, command)
 

@@ -8,8 +8,16 @@ source reads from the root. Also publishes the episode's instruction (latched) a
 
 An episode ends at the task's success or after `max_steps`; its outcome (task, seed, success,
 steps) is logged and published on ~/episode. With `seeds` ("0-4,7") the node runs one episode
-per seed back to back, then logs and publishes a summary on ~/summary (and exits when
-`exit_when_done`).
+per seed back to back, then logs and publishes a summary on ~/summary, publishes an empty instruction
+(nothing to do: a policy node holds) and exits when `exit_when_done`; otherwise it goes on simulating
+the arm at rest in real time, joint states, cameras and /clock included, so that no node on sim time
+goes silent.
+
+With `wait_for_policy` the first episode starts only once a policy node says it is connected
+(vla/policy_ready, latched): until then the arm stands, steps are not counted, and the observations
+(and /clock) go on, so that the policy node can connect. After `policy_timeout_s` without one the node
+logs what is missing and exits with status 1. Free-running, a command stamped before the running
+episode began (computed for the previous one, in flight at the reset) is ignored and counted.
 
 With `lockstep` the sim waits for its controller: it publishes the observation of tick t (joint
 states and cameras stamped with simulated time t, then /clock = t) and steps only when the command
@@ -48,7 +56,12 @@ PARAMETERS: Spec = {
     "seed": (0, "seed of the first episode (when `seeds` is empty)", True),
     "seeds": ("", "seeds to run back to back, e.g. '0-4,7' (empty: one free-running episode from `seed`)", True),
     "max_steps": (0, "steps after which an episode ends as a failure (0: the task's own limit)", True),
-    "exit_when_done": (False, "with `seeds`: exit after the summary (else the sim stops stepping)", True),
+    "exit_when_done": (False, "with `seeds`: exit after the summary (else the arm rests and the sim goes on "
+                              "publishing)", True),
+    "wait_for_policy": (False, "start the first episode only when a policy node is connected (vla/policy_ready)",
+                        True),
+    "policy_timeout_s": (120.0, "with wait_for_policy: exit with status 1 when no policy is ready after this many "
+                                "seconds", True),
     "speed": (1.0, "simulated seconds per wall-clock second (1.0: real time), 0.05..100", True),
     "publish_clock": (False, "publish simulated time on /clock (for nodes started with use_sim_time)", True),
     "controller_type": ("trajectory", f"command message type the sim obeys: one of {CONTROLLER_TYPES}", True),
@@ -100,6 +113,8 @@ class SimNode(Node):
             raise StartupError(f"max_steps={p['max_steps']}; expected 0 (the task's limit) or a positive number")
         if p["lockstep"] and p["expert"]:
             raise StartupError("lockstep:=true with expert:=true: the expert drives the sim itself; use one of them")
+        if not p["policy_timeout_s"] > 0:
+            raise StartupError(f"policy_timeout_s={p['policy_timeout_s']}; expected a positive number of seconds")
         if not p["lockstep_timeout_s"] > 0:
             raise StartupError(f"lockstep_timeout_s={p['lockstep_timeout_s']}; expected a positive number of seconds")
         try:
@@ -128,6 +143,13 @@ class SimNode(Node):
         # /clock stays absolute: rclpy's and rclcpp's time sources subscribe to it there.
         self.clock_pub = self.create_publisher(Clock, "/clock", 10) if p["publish_clock"] or p["lockstep"] else None
         self.create_service(Trigger, "~/reset", self._on_reset)
+        self.waiting_since = time.monotonic()
+        self.policy_ready = not p["wait_for_policy"] or bool(p["lockstep"])  # lockstep waits for commands anyway
+        if not self.policy_ready:
+            self.create_subscription(Bool, "vla/policy_ready", self._on_policy_ready, LATCHED)
+        self.done = False  # the list of seeds is done: the arm rests
+        self.stale_commands = 0  # free-running: commands made before the running episode began
+        self.episode_stamp = (0, 0)
         self.commands_rejected = 0
         self.lockstep = bool(p["lockstep"])
         self.awaiting = None  # lockstep: the stamp of the observation whose command the sim waits for
@@ -162,7 +184,8 @@ class SimNode(Node):
                 self.env.close()
             self.env = self._Env(task=task, robot=self.robot, image_size=size)
         self.obs, self.info = self.env.reset(seed=seed)
-        self.seed, self.steps, self.ended, self.timeouts = seed, 0, False, 0
+        self.seed, self.steps, self.ended, self.timeouts, self.done = seed, 0, False, 0, False
+        self.stale_commands = 0
         self.max_steps = int(self.p["max_steps"]) or self.env.spec_task.max_steps
         if self.p["expert"]:
             from sim.tabletop.experts import ScriptedExpert
@@ -175,6 +198,10 @@ class SimNode(Node):
         self.success_pub.publish(Bool(data=False))
         if self.lockstep:  # the policy node takes the new instruction before the episode's first observation
             self.instruction_pub.wait_for_all_acked(Duration(seconds=5.0))
+        else:  # commands made from here on are this episode's; its first observation goes out at once
+            if self.clock_pub is not None:
+                self.sim_time += self.period
+            self.episode_stamp = self._publish_observation()
         self.get_logger().info(f"episode: task={task} seed={seed}: {self.info['task']!r}")
 
     def _end(self, success: bool, why: str) -> None:
@@ -184,6 +211,8 @@ class SimNode(Node):
                    "instruction": self.info["task"], "ended_by": why}
         if self.lockstep:
             outcome["lockstep_timeouts"] = self.timeouts
+        else:
+            outcome["stale_commands"] = self.stale_commands
         self.outcomes.append(outcome)
         self.episode_pub.publish(String(data=json.dumps(outcome)))
         self.get_logger().info(f"episode done: task={outcome['task']} seed={self.seed} success={success} "
@@ -203,18 +232,29 @@ class SimNode(Node):
         self.summary_pub.publish(String(data=json.dumps(summary)))
         per_seed = ", ".join(f"{o['seed']}:{'ok' if o['success'] else 'fail'}({o['steps']})" for o in self.outcomes)
         self.get_logger().info(f"summary: task={summary['task']} {wins}/{len(self.outcomes)} succeeded; {per_seed}")
-        self.timer.cancel()  # done: nothing more is simulated
-        self.running_list, self.awaiting = False, None
+        self.running_list, self.awaiting, self.done = False, None, True
+        self.instruction_pub.publish(String(data=""))  # nothing more to do: a policy node holds the arm
         if self.p["exit_when_done"]:
+            self.timer.cancel()
             for pub in (self.episode_pub, self.summary_pub):  # subscribers get them before the process is gone
                 pub.wait_for_all_acked(Duration(seconds=5.0))
             raise SystemExit(0)
+        if self.lockstep:  # the arm rests in real time now: no node on /clock may go silent
+            self.lockstep = False
+            self.timer.cancel()
+            self.timer = self.create_timer(self.period / float(self.p["speed"]), self._tick)
+        self.get_logger().info("the list of seeds is done: the arm rests; joint states, cameras and /clock go on")
 
     # --- inputs ----------------------------------------------------------------------------------
     def _on_command(self, msg) -> None:
         answers = self._answers(msg)
         if self.lockstep and not answers:
             return  # late (its tick was stepped without it) or not for this sim
+        stamp = getattr(msg, "header", None)
+        if not self.lockstep and stamp is not None and (stamp.stamp.sec, stamp.stamp.nanosec) != (0, 0) \
+                and (stamp.stamp.sec, stamp.stamp.nanosec) < self.episode_stamp:
+            self.stale_commands += 1  # made for the previous episode, in flight at the reset
+            return
         try:
             target = command_to_array(msg, self.names)
             if not np.all(np.isfinite(target)):
@@ -257,9 +297,36 @@ class SimNode(Node):
         return response
 
     # --- loop ------------------------------------------------------------------------------------
+    def _on_policy_ready(self, msg: Bool) -> None:
+        if msg.data and not self.policy_ready:
+            self.policy_ready = True
+            waited = time.monotonic() - self.waiting_since
+            self.get_logger().info(f"policy ready after {waited:.1f} s: episode task={self.env.spec_task.id} "
+                                   f"seed={self.seed} starts now")
+            self.ended = True  # not run yet: not an outcome
+            self._start(self.env.spec_task.id, self.seed)  # from its first step, its arm as reset
+
+    def _wait_for_policy(self) -> None:
+        """Before a policy is ready: the arm stands, observations and /clock go on; after the timeout, exit 1."""
+        waited = time.monotonic() - self.waiting_since
+        if waited > self.p["policy_timeout_s"]:
+            self.get_logger().fatal(
+                f"no policy ready after {waited:.0f} s (nothing said true on {self.resolve_topic_name('vla/policy_ready')}):"
+                " is the policy node running, and its policy server (policy_server, `vla serve`) up at the "
+                "address it connects to? Exiting.")
+            raise SystemExit(1)
+        self.get_logger().info("waiting for a policy node to connect (vla/policy_ready) before the first episode",
+                               throttle_duration_sec=5.0)
+        if self.clock_pub is not None:
+            self.sim_time += self.period
+        self._publish_observation()
+
     def _tick(self) -> None:
         """Real time: step with the latest command, then publish what the arm and cameras see."""
-        if self.expert is not None:
+        if not self.policy_ready:
+            self._wait_for_policy()
+            return
+        if self.expert is not None and not self.done:
             from vla_ros.conversions import command_msg
 
             action = self.expert.predict_chunk(self.obs)[0]
@@ -270,16 +337,19 @@ class SimNode(Node):
 
     def _step(self) -> None:
         self.obs, _, _, _, self.info = self.env.step(self.target)
-        self.steps += 1
         self.sim_time += self.period
+        if self.done:  # the list is done: the arm rests, nothing is counted
+            return
+        self.steps += 1
         if self.info["success"] != self.succeeded:
             self.succeeded = bool(self.info["success"])
             self.success_pub.publish(Bool(data=self.succeeded))
         if not self.ended and (self.succeeded or self.steps >= self.max_steps):
             self._end(success=self.succeeded, why="success" if self.succeeded else f"max_steps={self.max_steps}")
 
-    def _publish_observation(self) -> None:
-        """Joint states and images of `self.obs`, stamped with sim time (with /clock) or wall time; then /clock."""
+    def _publish_observation(self) -> tuple[int, int]:
+        """Joint states and images of `self.obs`, stamped with sim time (with /clock) or wall time; then /clock.
+        Returns the stamp (sec, nanosec)."""
         stamp = self.get_clock().now().to_msg()
         clock = None
         if self.clock_pub is not None:
@@ -295,6 +365,7 @@ class SimNode(Node):
             self.clock_pub.publish(clock)
         if self.lockstep:
             self.awaiting, self.waiting_since = (stamp.sec, stamp.nanosec), time.monotonic()
+        return stamp.sec, stamp.nanosec
 
     def _restarted(self) -> None:
         """Lockstep: a new episode began between ticks: a command for the old observation must not step it."""
@@ -306,7 +377,7 @@ class SimNode(Node):
         """Lockstep: the tick's command is in (or given up on): step once and publish the next observation."""
         self.awaiting = None
         self._step()
-        if self.timer.is_canceled():  # the list of seeds is done
+        if self.done:  # the list of seeds is done: the real-time timer publishes from now on
             return
         self._publish_observation()
 
