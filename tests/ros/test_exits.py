@@ -18,7 +18,8 @@ pytestmark = pytest.mark.ros
 @pytest.mark.parametrize("launch", ["sim_bringup", "robot_bringup"])
 def test_the_policy_server_the_policy_node_and_the_sim_end_the_launch_when_they_exit(launch, tmp_path):
     graph = LaunchGraph(REPO / "ros2_ws" / "src" / "vla_ros" / "launch" / f"{launch}.launch.xml", {}, tmp_path, {})
-    expected = {"policy_server": "shutdown", "policy": "shutdown"} | ({"sim": "shutdown"} if launch == "sim_bringup" else {})
+    expected = {"policy_server": "shutdown", "policy": "shutdown"}
+    expected |= {"sim": "shutdown"} if launch == "sim_bringup" else {}
     assert graph.on_exit() == expected
 
 

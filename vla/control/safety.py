@@ -249,7 +249,8 @@ class SafetyFilter:
         """The action that holds the robot still (float64), or None when there is none.
 
         A position holds the last command, else (no last command, or one beyond the gap bound from the
-        measured joints) the measured joint (`measured_state`, a state that `hold_state` accepted, or None); a delta holds with 0; an absolute setpoint holds the last command,
+        measured joints) the measured joint (`measured_state`, a state that `hold_state` accepted, or None);
+        a delta holds with 0; an absolute setpoint holds the last command,
         else its configured `hold`. None when a position has neither a last command nor a measured state."""
         if last_command is not None:
             hold = np.array(last_command, dtype=np.float64)
@@ -303,7 +304,7 @@ class SafetyFilter:
             detail = ", ".join(f"{names[i]} by {step[i]:.4f} (at most {self.velocity_step[i]:.4f})"
                                for i in np.flatnonzero(over))
             return SafetyReport(False, {"step": int(over.sum())},
-                                f"command steps beyond the velocity limit from "
+                                "command steps beyond the velocity limit from "
                                 + ("the measured joints (the last command sent is beyond the gap bound)"
                                    if rebased else "the last command sent") + f": {detail}")
         return SafetyReport(True)

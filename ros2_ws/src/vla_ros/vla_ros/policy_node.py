@@ -20,7 +20,8 @@ vla/policy_ready (Bool, latched) says when it is connected, for a sim that waits
 
 The last line of defence is here, right before publishing: every command must be finite, inside
 the joint limits, within the gap bound of the joints measured now, and at most one velocity step from
-the last command sent (the measured joints before the first one and when the last one is far from them). One that is not is never published; the node holds the last command sent
+the last command sent (the measured joints before the first one and when the last one is far from them).
+One that is not is never published; the node holds the last command sent
 (or, with none, publishes nothing), counts the refusal by kind and says why in ~/status,
 /diagnostics and the log. A hold target is never taken from a measured state that is not finite
 or outside the limits (or lacks a joint): with no command sent yet nothing is published then.

@@ -310,8 +310,9 @@ class SimNode(Node):
         """Before a policy is ready: the arm stands, observations and /clock go on; after the timeout, exit 1."""
         waited = time.monotonic() - self.waiting_since
         if waited > self.p["policy_timeout_s"]:
+            topic = self.resolve_topic_name("vla/policy_ready")
             self.get_logger().fatal(
-                f"no policy ready after {waited:.0f} s (nothing said true on {self.resolve_topic_name('vla/policy_ready')}):"
+                f"no policy ready after {waited:.0f} s (nothing said true on {topic}):"
                 " is the policy node running, and its policy server (policy_server, `vla serve`) up at the "
                 "address it connects to? Exiting.")
             raise SystemExit(1)
