@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "handover": ("vla.bench.handover", "joint steps at chunk hand-overs, with and without cross-fading"),
     "rosbag": ("vla.bench.ros", "rosbag2 to LeRobot conversion speed"),
     "ros-record": ("vla.bench.ros", "the ROS 2 recorder node's sustained rate with two cameras at 30 Hz"),
+    "ros-eval": ("vla.bench.ros_eval", "the same seeds through the ROS graph and `vla eval`, and the command gap"),
     "sparsity": ("vla.bench.sparsity", "dense vs event-sparse inference in closed loop"),
     "reuse": ("vla.bench.reuse", "one inference dense vs with token reuse, on a model of a named size"),
     "gpu": ("vla.bench.gpu", "the onboard-GPU inference path: latency and memory"),

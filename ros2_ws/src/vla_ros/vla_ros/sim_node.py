@@ -158,8 +158,9 @@ class SimNode(Node):
         self.sim_time = 0.0
         self.env = None
         self.ended = True  # no episode yet
+        # From the parsed list, not the parameter: `seeds:=0` arrives as the integer 0, which is falsy.
+        self.running_list = bool(self.queue)
         first = self.queue.pop(0) if self.queue else int(p["seed"])
-        self.running_list = bool(p["seeds"])
         self._start(p["task"], first)
         if self.lockstep:  # the commands drive the steps; this timer only watches for a silent controller
             self.timer = self.create_timer(0.1, self._lockstep_wait)
