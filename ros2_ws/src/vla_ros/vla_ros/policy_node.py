@@ -50,7 +50,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from vla.control import ControlLoop, SafetyFilter, Watchdog
-from vla.serving.client import PolicyClient, RemotePolicy
+from vla.serving.client import PolicyClient, RemotePolicy, ServerError
 from vla_ros.conversions import (
     CONTROLLER_TYPES,
     command_msg,
@@ -349,7 +349,10 @@ class PolicyNode(Node):
         if self.policy_reset:  # a new episode: the policy is reset once its request in flight is answered
             if self.loop.executor.busy:
                 return "new episode: waiting for the policy's request in flight"
-            self.loop.policy.reset()
+            try:
+                self.loop.policy.reset()
+            except (TimeoutError, ServerError) as exc:  # a server gone or busy: hold, and try again next tick
+                return f"new episode: the policy server did not take the reset: {exc}"
             self.policy_reset = False
         return ""
 
