@@ -118,3 +118,28 @@ def test_a_policy_node_refuses_another_robots_server(ros):
             "this node is in '/robot2'") in log and "Give each robot its own server address" in log
     assert server.server.policy.calls == 0, "robot1's policy never drove robot2"
     assert codes["sim"] == 0
+
+
+def test_after_a_list_of_seeds_the_sim_keeps_publishing_clock_and_joint_states(ros):
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState
+
+    from tests.ros.helpers import rclpy_latched
+
+    node, tmp, domain = ros
+    (tmp / "after").mkdir(exist_ok=True)
+    clock, joints = Recorder(node, Clock, "/clock", qos=100), Recorder(node, JointState, "/joint_states", qos=100)
+    instruction = Recorder(node, String, "/vla/instruction", qos=rclpy_latched())
+    graph = sim_graph(tmp / "after", domain, task="touch", seeds="0", max_steps="3", use_sim_time="true",
+                      wait_for_policy="false")
+    try:
+        graph.start(only=["sim"])
+        assert wait_for(lambda: "the list of seeds is done" in graph.log("sim"), 120), graph.log("sim")[-2000:]
+        n_clock, n_joints = len(clock.msgs), len(joints.msgs)
+        assert wait_for(lambda: len(clock.msgs) > n_clock + 5 and len(joints.msgs) > n_joints + 5, 30)
+        assert graph.processes["sim"].poll() is None
+    finally:
+        graph.stop_all()
+    stamps = [m.clock.sec + m.clock.nanosec * 1e-9 for m in clock.msgs[n_clock:]]
+    assert np.all(np.diff(stamps) > 0), "sim time goes on"
+    assert instruction.msgs and instruction.msgs[-1].data == "", "nothing left to do: the policy node holds"

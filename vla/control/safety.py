@@ -94,10 +94,10 @@ class SafetyFilter:
         """The measured state in action space: each position's joint, 0 elsewhere (None: no usable state)."""
         if measured is None:
             return None
-        measured = np.asarray(measured, dtype=np.float64)
+        measured = np.asarray(measured)
         if measured.shape != (len(self.state_names),) or not np.all(np.isfinite(measured)):
             return None
-        ref = np.zeros(len(self.names))
+        ref = np.zeros(len(self.names))  # float64, whatever the state's type
         ref[self.positions] = measured[self.position_state]
         return ref
 
@@ -107,7 +107,7 @@ class SafetyFilter:
         joints = self._measured_positions(measured)
         if joints is None or command is None:
             return np.full(len(self.names), np.inf)
-        return np.where(self.position, np.abs(np.asarray(command, dtype=np.float64) - joints), 0.0)
+        return np.where(self.position, np.abs(np.asarray(command) - joints), 0.0)  # float64, as `joints`
 
     def far(self, command, measured) -> np.ndarray:
         """Which positions of `command` lie beyond the gap bound from the measured joints."""
@@ -139,16 +139,12 @@ class SafetyFilter:
         out[self.positions] = joints[self.positions]
         return out
 
-    def _reference(self, measured: np.ndarray, previous) -> np.ndarray:
-        ref, _ = self.reference(measured, previous)
-        return np.zeros(len(self.names)) if ref is None else ref
-
     def check(self, chunk, measured: np.ndarray, previous: np.ndarray | None = None
               ) -> tuple[np.ndarray | None, SafetyReport]:
         """(safe chunk or None, report). `measured` is the robot's state (observation.state); `previous` the
         last command sent (the reference of the step limit; the measured joints when there is none)."""
         measured = np.asarray(measured, dtype=np.float64)
-        report = self._check(chunk, measured, self._reference(measured, previous))
+        report = self._check(chunk, measured, self.reference(measured, previous)[0])
         self.chunks["accepted" if report.accepted else "rejected"] += 1
         self.counts.update(report.interventions)
         return self._safe, report  # None unless accepted
@@ -157,7 +153,7 @@ class SafetyFilter:
         counts = {"position": int((out & self.position[None]).sum()), "bounds": int((out & ~self.position[None]).sum())}
         return {k: v for k, v in counts.items() if v}
 
-    def _check(self, chunk, measured: np.ndarray, reference: np.ndarray) -> SafetyReport:
+    def _check(self, chunk, measured: np.ndarray, reference: np.ndarray | None) -> SafetyReport:
         self._safe = None
         D, S = len(self.names), len(self.state_names)
         a = np.asarray(chunk, dtype=np.float64)
@@ -216,11 +212,11 @@ class SafetyFilter:
         if ref is not None:
             a[p] = ref[p] + np.clip(a[p] - ref[p], -self.max_step[p], self.max_step[p])
         joints = self._measured_positions(measured)
-        if joints is not None:
+        if joints is not None:  # within the joint limits still: the band is cut towards a joint inside them
             near = np.clip(a[p], joints[p] - self.max_gap[p], joints[p] + self.max_gap[p])
-            if not np.allclose(near, a[p], atol=1e-12):
+            if np.any(near != a[p]):
                 self.counts["gap"] += 1
-                a[p] = np.clip(near, self.lower[p], self.upper[p])
+                a[p] = near
         changed = not np.allclose(a, action, atol=1e-9)
         if changed:
             self.counts["tick_limit"] += 1
@@ -255,7 +251,7 @@ class SafetyFilter:
         if last_command is not None:
             hold = np.array(last_command, dtype=np.float64)
             hold[self.deltas] = 0.0
-            if measured_state is not None and len(self.positions):  # a far command is no hold: the joints are
+            if measured_state is not None:  # a far command is no hold: the joints are
                 hold[self.positions] = self.reference(measured_state, hold)[0][self.positions]
             return hold
         if len(self.positions) and measured_state is None:
@@ -294,19 +290,20 @@ class SafetyFilter:
                                    for i in np.flatnonzero(far))
                 return SafetyReport(False, {"gap": int(far.sum())},
                                     f"command is beyond the gap bound from the measured joints: {detail}")
+        sent = previous is not None
         previous, rebased = self.reference(measured, previous)
         if previous is None:
             return SafetyReport(False, {"no_reference": 1},
                                 "no reference for the step check: no command sent yet and no valid measured state")
-        step = np.abs(a - np.asarray(previous, dtype=np.float64))
+        step = np.abs(a - previous)  # `reference` gives float64
         over = self.position & ~(step <= self.velocity_step + self.COMMAND_ATOL)  # a NaN reference fails too
         if over.any():
             detail = ", ".join(f"{names[i]} by {step[i]:.4f} (at most {self.velocity_step[i]:.4f})"
                                for i in np.flatnonzero(over))
             return SafetyReport(False, {"step": int(over.sum())},
                                 "command steps beyond the velocity limit from "
-                                + ("the measured joints (the last command sent is beyond the gap bound)"
-                                   if rebased else "the last command sent") + f": {detail}")
+                                + ("the measured joints (the last command sent is beyond the gap bound)" if rebased
+                                   else "the last command sent" if sent else "the measured joints") + f": {detail}")
         return SafetyReport(True)
 
     def summary(self) -> dict[str, int]:

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from vla.control import ControlLoop, SafetyFilter, Watchdog
+from vla.control import ControlLoop, SafetyFilter, SafetyReport, Watchdog
 from vla.robot import ConfigError, load_robot_config, robot_config_from_dict
 
 ROBOT = load_robot_config("panda")
@@ -133,3 +133,78 @@ def test_the_estop_holds_the_joints_measured_when_it_is_raised_and_release_start
 def test_a_robot_config_may_set_its_own_gap():
     tight = dataclasses.replace(ROBOT, command_gap_s=0.1)
     assert SafetyFilter(tight).max_gap[0] == pytest.approx(0.2175)
+
+
+# --- the edges of the bound (each pins one behaviour `make mutation` found unpinned) --------------------
+def test_without_a_measured_state_or_a_command_every_gap_is_infinite():
+    f = SafetyFilter(ROBOT)
+    for command, measured in ((HOME, None), (None, HOME), (HOME, np.full(8, np.nan)), (HOME, HOME[:7])):
+        gap = f.gap(command, measured)
+        assert gap.shape == (8,) and np.all(gap == np.inf)
+    assert f.far(HOME, None).all(), "with nothing measured, no position counts as near"
+
+
+def test_a_robot_without_positions_has_no_gap():
+    from vla.robot import load_robot_config as load
+
+    sawyer = load("sawyer_metaworld")
+    f = SafetyFilter(sawyer)
+    state = np.zeros(sawyer.state_dim)
+    assert np.array_equal(f.gap(np.full(sawyer.action_dim, 0.5), state), np.zeros(sawyer.action_dim))
+    assert not f.far(np.full(sawyer.action_dim, 0.5), state).any()
+
+
+def test_the_bound_is_inclusive_within_the_tolerance():
+    f = SafetyFilter(ROBOT)
+    assert HOME[0] == 0.0  # joint1 at 0: the gap below is exact in floating point
+    at_bound = HOME.copy()
+    at_bound[0] = f.max_gap[0] + f.COMMAND_ATOL
+    assert not f.far(at_bound, HOME).any()
+    at_bound[0] = f.max_gap[0] + 2 * f.COMMAND_ATOL
+    assert f.far(at_bound, HOME)[0]
+
+
+def test_the_step_check_says_which_reference_it_used():
+    f = SafetyFilter(ROBOT)
+    two_steps = HOME + np.r_[0.4, np.zeros(7)]
+    detail = "joint1 by 0.4000 (at most 0.2175)"
+    assert f.check_command(two_steps, None, measured=HOME) == SafetyReport(
+        False, {"step": 1}, f"command steps beyond the velocity limit from the measured joints: {detail}")
+    assert f.check_command(two_steps, HOME, measured=HOME) == SafetyReport(
+        False, {"step": 1}, f"command steps beyond the velocity limit from the last command sent: {detail}")
+    assert f.check_command(two_steps, FAR, measured=HOME) == SafetyReport(
+        False, {"step": 1}, "command steps beyond the velocity limit from the measured joints (the last command "
+                            f"sent is beyond the gap bound): {detail}")
+    assert f.reference(HOME, None) == (pytest.approx(HOME), False)
+
+
+def test_a_gap_refusal_names_every_far_joint():
+    f = SafetyFilter(ROBOT)
+    command = HOME + np.r_[0.6, 0.0, -0.7, np.zeros(5)]
+    assert f.check_command(command, command, measured=HOME) == SafetyReport(
+        False, {"gap": 2}, "command is beyond the gap bound from the measured joints: joint1 by 0.6000 (at most "
+                           "0.5437), joint3 by 0.7000 (at most 0.5437)")
+
+
+def test_at_measured_is_float64_and_keeps_what_is_not_a_position():
+    f = SafetyFilter(ROBOT)
+    out = f.at_measured(FAR.astype(np.float32), HOME)
+    assert out.dtype == np.float64 and np.array_equal(out, HOME)
+    assert f.at_measured(None, HOME) is None and f.at_measured(FAR, None) is None
+
+
+def test_limit_tick_steps_from_the_arm_when_the_last_command_is_far_and_cuts_both_ways():
+    f = SafetyFilter(ROBOT)
+    target = HOME + np.r_[0.01, np.zeros(7)]
+    action, _ = f.limit_tick(target, FAR, HOME)  # the far last command is no reference
+    assert action == pytest.approx(target)
+    below = HOME - np.r_[1.0, np.zeros(7)]
+    previous = HOME - np.r_[BOUND[0] - 0.01, np.zeros(7)]
+    action, changed = f.limit_tick(below, previous, HOME)
+    assert changed and action[0] == pytest.approx(HOME[0] - BOUND[0])
+    f.limit_tick(HOME + np.r_[1.0, np.zeros(7)], HOME + np.r_[BOUND[0] - 0.01, np.zeros(7)], HOME)
+    assert f.counts["gap"] == 2
+
+
+def test_a_hold_without_a_measured_state_is_the_last_command():
+    assert SafetyFilter(ROBOT).hold_action(None, FAR) == pytest.approx(FAR)
