@@ -191,6 +191,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--chunk-size", type=int, default=20)
     parser.add_argument("--n-action-steps", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="--sim-episodes: processes rolling out the expert (default: one per core)")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -204,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sim_episodes:
         from vla.train.rollouts import SimDemos
 
-        dataset = SimDemos(resolve_tasks(args.tasks), args.sim_episodes, progress=not args.quiet)
+        dataset = SimDemos(resolve_tasks(args.tasks), args.sim_episodes, progress=not args.quiet,
+                           workers=args.workers, images=False)  # the oracle reads no camera
     report = bench_oracle(dataset, resolve_tasks(args.tasks), args.train_steps, args.batch_size,
                           args.episodes, args.seed, args.chunk_size, args.n_action_steps, progress=not args.quiet)
     if args.report:

@@ -29,12 +29,13 @@ VECTORS = (OBS_STATE, *PRIVILEGED, ACTION)  # the vectors an episode keeps besid
 _ENVS: dict[str, Any] = {}  # per worker process: one env (and expert) per task
 
 
-def _rollout(job: tuple[str, int, str, float]) -> tuple[str, int, dict[str, np.ndarray] | None]:
-    """One expert episode in a worker: its frames as stacked arrays, or None when it failed."""
+def _rollout(job: tuple[str, int, str, float, bool]) -> tuple[str, int, dict[str, np.ndarray] | None]:
+    """One expert episode in a worker: its frames as stacked arrays (without the images unless asked for),
+    or None when it failed."""
     from sim import make_env, scripted_expert
     from vla.data.record import expert_episode
 
-    task_id, seed, robot, detours = job
+    task_id, seed, robot, detours, images = job
     if task_id not in _ENVS:
         env = make_env(task_id, robot=robot)
         _ENVS[task_id] = (env, scripted_expert(env))
@@ -42,7 +43,7 @@ def _rollout(job: tuple[str, int, str, float]) -> tuple[str, int, dict[str, np.n
     frames, success = expert_episode(env, expert, seed, detours=detours)
     if not success:
         return task_id, seed, None
-    keys = [k for k in frames[0] if k.startswith(OBS_IMAGES_PREFIX) or k in VECTORS]
+    keys = [k for k in frames[0] if (images and k.startswith(OBS_IMAGES_PREFIX)) or k in VECTORS]
     arrays = {k: np.stack([f[k] for f in frames]) for k in keys}
     arrays[TASK] = np.array([f[TASK] for f in frames])
     return task_id, seed, arrays
@@ -59,7 +60,9 @@ class SimDemos:
     """Successful expert episodes of sim tasks, in memory, shaped as training reads a dataset."""
 
     def __init__(self, task_ids: list[str], episodes: int, robot: str | None = None, seed: int | None = None,
-                 workers: int | None = None, progress: bool = True, detours: float = 0.0):
+                 workers: int | None = None, progress: bool = True, detours: float = 0.0, images: bool = True):
+        """`images=False` keeps the vectors only (state, privileged positions, actions, words): for learners
+        that read no camera (the oracle MLP), so that many thousand episodes fit in memory."""
         from sim import make_env, scripted_expert
         from vla.data.record import DEFAULT_RECORD_SEED, check_detours, features_for
 
@@ -67,6 +70,7 @@ class SimDemos:
             raise ValueError(f"episodes={episodes}; expected at least 1 per task")
         self.seed = DEFAULT_RECORD_SEED if seed is None else seed
         self.detours = detours
+        self.images = images
         probe = make_env(task_ids[0], robot=robot)
         check_detours(scripted_expert(probe), detours)
         self.features = features_for(probe, use_videos=False)
@@ -103,7 +107,7 @@ class SimDemos:
                     missing = episodes - len(kept[t])
                     if missing > 0:  # a little over the missing count: experts fail a few percent
                         n = missing + math.ceil(0.05 * missing) + 1
-                        jobs += [(t, s, robot, self.detours) for s in range(tried[t], tried[t] + n)]
+                        jobs += [(t, s, robot, self.detours, self.images) for s in range(tried[t], tried[t] + n)]
                         tried[t] += n
                         if tried[t] - self.seed > 3 * episodes + 10:
                             raise RuntimeError(f"task {t!r}: the expert succeeded {len(kept[t])} times in "
@@ -130,6 +134,9 @@ class SimDemos:
     def cache(self, chunk_size: int, image_size: int, state_keys=(OBS_STATE,), aux_keys=()) -> DemoCache:
         """The training cache, as `DemoCache.from_dataset` builds it from a recorded dataset (built
         once per set of arguments: several runs from one process share it)."""
+        if not self.images:
+            raise ValueError(f"{self.source}: rolled out without images (images=False); a learner that reads "
+                             "cameras needs SimDemos(..., images=True)")
         key = (chunk_size, image_size, tuple(state_keys), tuple(aux_keys))
         if key not in self._caches:
             self._caches[key] = self._build_cache(*key)
