@@ -4,7 +4,8 @@ the oracle MLP (privileged state: `vla bench oracle-mlp`), on the same seeds.
 Per episode: did the gripper ever hold the named cube (grasp) or the other one (wrong cube), how far
 (xy) the held cube's centre was from the bottom cube's at the moment of release, how high above it,
 and the outcome. Stacking succeeds when the top cube rests within half a cube (2 cm) of the bottom
-cube's centre, one cube height above it (sim/tabletop/describer.py `on_cube`). A diagnostic, not a test.
+cube's centre, one cube height above it (sim/tabletop/describer.py `on_cube`). Each episode runs through
+`vla.evaluate.rollout` (control loop and safety filter) with an observer. A diagnostic, not a test.
 
     OMP_NUM_THREADS=1 python scripts/diagnose_stack.py --demos 300 --episodes 20 --report out/bench/stack.json
 """
@@ -19,40 +20,33 @@ import time
 import numpy as np
 
 from sim.tabletop.scene import COLORS
+from vla.evaluate import rollout
 from vla.types import OBS_ENV_STATE, OBS_NAMED
 
 
-def rollout(env, policy, seed: int) -> dict:
-    """One episode; the stage facts are read from the sim after every step."""
-    obs, info = env.reset(seed=seed)
-    policy.reset()
+def stack_episode(env, policy, seed: int) -> dict:
+    """One episode through `vla.evaluate.rollout` (the control loop and its safety filter, as every
+    evaluation runs); the stage facts are read from the sim after every step."""
+    facts = {"grasped": False, "wrong": False, "release": None, "held_before": False}
+
+    def observe(steps, env, status):
+        scene, sub = env.unwrapped.scene, env.unwrapped.episode.subtasks[0]
+        top, bottom = sub.target, sub.dest
+        held = scene.is_held(top)
+        facts["grasped"] |= held
+        facts["wrong"] |= any(scene.is_held(c) for c in COLORS if c != top)
+        if facts["held_before"] and not held and facts["release"] is None:  # the first release of the named cube
+            a, b = scene.cube_pos(top), scene.cube_pos(bottom)
+            facts["release"] = {"step": steps, "xy_error_mm": round(float(np.linalg.norm(a[:2] - b[:2])) * 1000, 1),
+                                "height_above_mm": round(float(a[2] - b[2]) * 1000, 1)}
+        facts["held_before"] = held
+
+    result = rollout(env, policy, seed, observe=observe)
     scene, sub = env.unwrapped.scene, env.unwrapped.episode.subtasks[0]
-    top, bottom = sub.target, sub.dest
-    grasped = wrong = False
-    release = None
-    held_before = False
-    steps, success = 0, False
-    max_steps = env.unwrapped.spec_task.max_steps
-    while steps < max_steps and not success:
-        for action in policy.predict_chunk(obs):
-            obs, _, terminated, truncated, info = env.step(action)
-            steps += 1
-            held = scene.is_held(top)
-            grasped |= held
-            wrong |= any(scene.is_held(c) for c in COLORS if c != top)
-            if held_before and not held and release is None:  # the first release of the named cube
-                a, b = scene.cube_pos(top), scene.cube_pos(bottom)
-                release = {"step": steps, "xy_error_mm": round(float(np.linalg.norm(a[:2] - b[:2])) * 1000, 1),
-                           "height_above_mm": round(float(a[2] - b[2]) * 1000, 1)}
-            held_before = held
-            success = bool(info["success"])
-            if success or terminated or truncated or steps >= max_steps:
-                break
-        if terminated or truncated:
-            break
-    a, b = scene.cube_pos(top), scene.cube_pos(bottom)
-    return {"seed": seed, "success": success, "steps": steps, "grasped": grasped, "wrong_cube": wrong,
-            "release": release, "final_xy_error_mm": round(float(np.linalg.norm(a[:2] - b[:2])) * 1000, 1),
+    a, b = scene.cube_pos(sub.target), scene.cube_pos(sub.dest)
+    return {"seed": seed, "success": result.success, "steps": result.steps, "grasped": facts["grasped"],
+            "wrong_cube": facts["wrong"], "release": facts["release"],
+            "final_xy_error_mm": round(float(np.linalg.norm(a[:2] - b[:2])) * 1000, 1),
             "final_height_above_mm": round(float(a[2] - b[2]) * 1000, 1)}
 
 
@@ -107,12 +101,12 @@ def main() -> int:
     report: dict = {"command": "python scripts/diagnose_stack.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)}
     if not args.skip_expert:
-        rows = [rollout(env, ScriptedExpert(env), s) for s in range(args.episodes)]
+        rows = [stack_episode(env, ScriptedExpert(env), s) for s in range(args.episodes)]
         report["expert"] = {"summary": summarize(rows), "episodes": rows}
         print("expert", json.dumps(report["expert"]["summary"]), flush=True)
 
     t0 = time.perf_counter()
-    demos = SimDemos(["stack"], args.demos, progress=False)
+    demos = SimDemos(["stack"], args.demos, progress=False, images=False)  # the oracle reads no camera
     data = OracleData(demos, chunk_size=20)
     arms = []
     if not args.skip_plain:
@@ -134,7 +128,7 @@ def main() -> int:
         for n in (int(v) for v in args.n_action_steps.split(",")):
             policy = OraclePolicy(net, inputs, env, n)
             policy = Grounded(policy) if wrap else policy
-            rows = [rollout(env, policy, s) for s in range(args.episodes)]
+            rows = [stack_episode(env, policy, s) for s in range(args.episodes)]
             report[f"{name}_n{n}"] = {"summary": summarize(rows), "episodes": rows}
             print(f"{name} n_action_steps={n}", json.dumps(report[f"{name}_n{n}"]["summary"]), flush=True)
     if args.report:

@@ -120,7 +120,7 @@ def test_bench_arguments_are_checked_before_any_work(tmp_path, capsys):
 def test_parsing_other_commands_does_not_import_torch():
     code = ("import sys; from vla.cli import build_parser; p = build_parser(); p.format_help(); "
             "p.parse_args(['client', 'health']); p.parse_args(['keys', '--out', 'x']); "
-            "print([m for m in ('torch', 'vla.train.commands', 'vla.data.commands') if m in sys.modules])")
+            "print([m for m in ('torch', 'vla.cli.train', 'vla.cli.data') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -266,10 +266,17 @@ def test_keys_are_created_once_unless_overwritten(tmp_path, capsys):
 
 
 def test_cli_stays_a_composition_root():
-    source = (REPO / "vla" / "cli.py").read_text()
-    # a ratchet against regrowth (it was 550 lines with the policy registry and the benchmarks in it,
-    # 317 with the flags and handlers of record, dataset and train)
-    assert len(source.splitlines()) < 250
-    for name in ("def cmd_bench", "def _policy_factory", "create_certificates", "import torch", "def cmd_train",
-                 "def cmd_record", "def cmd_dataset", "def cmd_from_rosbag", "--checkpoint-every"):
-        assert name not in source, name
+    """Commands live in vla/cli, one small module per family; the domain packages import no command code and
+    no argparse (issue 31: the benchmarks' flags are to move here too)."""
+    modules = sorted((REPO / "vla" / "cli").glob("*.py"))
+    assert {m.name for m in modules} >= {"__init__.py", "rollouts.py", "serving.py", "train.py", "data.py"}
+    for module in modules:
+        source = module.read_text()
+        assert len(source.splitlines()) < 250, module.name  # a ratchet against regrowth
+        assert "\nimport torch" not in source, module.name  # torch is imported where a command runs, if at all
+    for package in ("train", "data", "planner", "peers", "model", "sparsity", "control", "serving", "evaluate"):
+        for path in (REPO / "vla" / package).rglob("*.py"):
+            source = path.read_text()
+            assert "argparse" not in source, f"{path.relative_to(REPO)} parses arguments: that belongs in vla/cli"
+            assert "from vla.cli" not in source and "import vla.cli" not in source, \
+                f"{path.relative_to(REPO)} imports command code"

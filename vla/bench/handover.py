@@ -16,30 +16,27 @@ import numpy as np
 def bench_handover(policy_dir: str, task: str = "pick", episodes: int = 10, refill_threshold: int = 2,
                    blends: tuple[int, ...] = (0, 2)) -> dict:
     from sim import make_env
-    from vla.control import ControlLoop, SafetyFilter
+    from vla.evaluate import rollout
     from vla.policy import VLAPolicy
 
     policy = VLAPolicy.from_pretrained(policy_dir)
     env = make_env(task)
     report: dict = {"policy": policy_dir, "task": task, "episodes": episodes, "refill_threshold": refill_threshold}
     for blend in blends:
-        at_handover, elsewhere, successes = [], [], 0
+        at_handover, elsewhere = [], []
+        tick = {"previous": None, "handover": False}
+
+        def observe(steps, env, status, tick=tick, at_handover=at_handover, elsewhere=elsewhere):
+            if tick["previous"] is not None:
+                step = float(np.abs(status.action[:-1] - tick["previous"][:-1]).max())
+                (at_handover if tick["handover"] else elsewhere).append(step)
+            tick["handover"], tick["previous"] = status.new_chunk, status.action
+
+        successes = 0
         for seed in range(episodes):
-            obs, info = env.reset(seed=seed)
-            loop = ControlLoop(policy, SafetyFilter(env.unwrapped.robot), refill_threshold=refill_threshold,
-                               blend=blend)
-            loop.reset()
-            previous, handover = None, False
-            while True:
-                status = loop.step(obs)
-                if previous is not None:
-                    step = float(np.abs(status.action[:-1] - previous[:-1]).max())
-                    (at_handover if handover else elsewhere).append(step)
-                handover, previous = status.new_chunk, status.action
-                obs, _, terminated, truncated, info = env.step(status.action)
-                if terminated or truncated:
-                    successes += bool(info["success"])
-                    break
+            tick["previous"], tick["handover"] = None, False
+            successes += rollout(env, policy, seed, refill_threshold=refill_threshold, blend=blend,
+                                 observe=observe).success
         report[f"blend_{blend}"] = {
             "handover_max_step_rad": round(max(at_handover), 4),
             "handover_mean_step_rad": round(float(np.mean(at_handover)), 4),

@@ -34,7 +34,7 @@ ARMS = ("flat", "system1", "system2", "perturbed_no_replan", "perturbed_replan")
 PERTURB_AFTER = 12  # ticks after the first subtask is done: the plan has moved on to the next one
 
 
-def _episode(env, policy, seed: int, perturb: bool) -> dict[str, Any]:
+def _planned_episode(env, policy, seed: int, perturb: bool) -> dict[str, Any]:
     """One episode through `rollout`; with `perturb`, the first subtask's cube is moved elsewhere
     `PERTURB_AFTER` ticks after that subtask is first done."""
     from sim.tabletop.tasks import free_spot
@@ -81,7 +81,7 @@ def run_arm(arm: str, tasks: list[str], episodes: int, seed: int, make_env: Call
         for i in range(episodes):
             if planner is not None:
                 planner.reseed(seed + i)  # each arm's episode i samples the same way, whatever ran before
-            r = _episode(env, policy, seed + i, perturb=arm.startswith("perturbed"))
+            r = _planned_episode(env, policy, seed + i, perturb=arm.startswith("perturbed"))
             results.append(EpisodeResult(task, seed + i, "", r["success"], r["steps"]))
             if isinstance(policy, PlannedPolicy):
                 replans.append(policy.trace.replans)

@@ -80,7 +80,7 @@ def _flops(model: VLAModel) -> dict[str, float]:
             "embedding": float(embed.get_total_flops())}
 
 
-def _episodes(name: str, policy, tasks: list[str], episodes: int, seed: int, progress: bool,
+def _score_episodes(name: str, policy, tasks: list[str], episodes: int, seed: int, progress: bool,
               hook=None, after_episode=None) -> tuple[list[EpisodeResult], dict[str, Any]]:
     """Closed-loop episodes (seeds seed, seed+1, ... per task) through `rollout`; `hook(seed)` makes
     each episode's `intervene`, `after_episode()` runs after each. The results and the per-task summaries."""
@@ -123,7 +123,7 @@ def _steps(stats: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _arm(name: str, policy, tasks: list[str], episodes: int, seed: int, flops: dict[str, float],
          patches_total: int, progress: bool) -> dict[str, Any]:
-    results, per_task = _episodes(f"sparsity {name}", policy, tasks, episodes, seed, progress)
+    results, per_task = _score_episodes(f"sparsity {name}", policy, tasks, episodes, seed, progress)
     stats = policy.step_stats
     encoded = np.array([s["patches_recomputed"] for s in stats], dtype=float)
     ran = np.array([s["inference"] for s in stats])
@@ -195,7 +195,7 @@ def _perturbed(name: str, policy, tasks: list[str], episodes: int, seed: int, af
             if "changed_fraction" in after_move[0]:
                 fractions.append(after_move[0]["changed_fraction"])
 
-    results, per_task = _episodes(f"perturbed {name}", policy, tasks, episodes, seed, progress, hook, measure)
+    results, per_task = _score_episodes(f"perturbed {name}", policy, tasks, episodes, seed, progress, hook, measure)
     out = {**_success(results, per_task), "perturbed_episodes": len(reactions),
            "mean_reaction_steps": round(float(np.mean(reactions)), 2) if reactions else None,
            "immediate_reactions": int(sum(r == 0 for r in reactions))}
