@@ -26,6 +26,21 @@ DECODINGS = ("parallel", "autoregressive")
 PolicyFactory = Callable[[Any], Any]
 
 
+def duration(text: str) -> float:
+    """Seconds from '2.5h', '40m', '900s' or '900' (the `--time-budget` type of `vla train` and `vla bench
+    peers`; here beside the other flags the commands and the benchmarks share)."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], None)
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; expected e.g. 2.5h, 40m, 900s") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a time budget must be positive")
+    return seconds
+
+
 def add_policy_arguments(parser: argparse.ArgumentParser, default: str | None = "scripted", required: bool = False,
                          policy_help: str = POLICY_KINDS, robot_help: str = "robot config name or YAML path") -> None:
     """`--policy`, `--decoding`, `--robot` and the event-sparsity flags: what `policy_from_args` reads."""
@@ -125,8 +140,8 @@ def with_planner(factory: PolicyFactory, args: argparse.Namespace) -> PolicyFact
     """The policy factory wrapped in the planner's loop when --planner is given; else the factory itself."""
     if not getattr(args, "planner", None):
         return factory
-    from vla.control.planned import PlannedPolicy
     from vla.planner.planner import Planner
+    from vla.planner.policy import PlannedPolicy
 
     planner = Planner.from_pretrained(args.planner, system=args.system, candidates=args.candidates, seed=args.seed)
     return lambda env: PlannedPolicy(planner, factory(env), replan=not args.no_replan)

@@ -218,8 +218,8 @@ def test_registry_loads_a_vla_checkpoint_dense_and_event_sparse():
 
 
 def test_planner_flag_wraps_the_factory_in_the_planned_loop(monkeypatch):
-    from vla.control.planned import PlannedPolicy
     from vla.planner.planner import Planner
+    from vla.planner.policy import PlannedPolicy
 
     class Stub:
         metadata = {"name": "stub"}

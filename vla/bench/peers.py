@@ -143,7 +143,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, train_steps: int, ep
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`vla bench peers` flags."""
-    from vla.cli.train import duration
+    from vla.loading import duration
 
     parser.add_argument("--dataset", default=None, help="the LeRobot dataset all policies train on (required)")
     parser.add_argument("--policies", default=",".join(POLICIES),

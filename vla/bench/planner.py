@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.control.planned import PlannedPolicy
 from vla.evaluate import rollout, summarize
 from vla.planner.plan import Plan, PlanFormatError, PlanStep, apply_change, state_change
 from vla.planner.planner import Planner
+from vla.planner.policy import PlannedPolicy
 
 ARMS = ("flat", "system1", "system2", "perturbed_no_replan", "perturbed_replan")
 PERTURB_AFTER = 12  # ticks after the first subtask is done: the plan has moved on to the next one

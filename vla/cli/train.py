@@ -10,21 +10,7 @@ import argparse
 import json
 import sys
 
-from vla.loading import DECODINGS
-
-
-def duration(text: str) -> float:
-    """Seconds from '2.5h', '40m', '900s' or '900'."""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
-    text = text.strip().lower()
-    scale = units.get(text[-1:], None)
-    try:
-        seconds = float(text[:-1] if scale else text) * (scale or 1.0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; expected e.g. 2.5h, 40m, 900s") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a time budget must be positive")
-    return seconds
+from vla.loading import DECODINGS, duration
 
 
 def add_train_arguments(tr: argparse.ArgumentParser) -> None:

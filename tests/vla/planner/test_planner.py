@@ -270,7 +270,7 @@ def test_replanning_after_an_object_is_moved(planner):
     from sim import make_env
     from sim.tabletop.experts import SkillExpert
     from vla.bench.planner import _episode
-    from vla.control.planned import PlannedPolicy
+    from vla.planner.policy import PlannedPolicy
 
     env = make_env("pair_in_bowl")
     planner.system = "system2"

@@ -5,9 +5,9 @@ policy is given, when a step counts as done, when it re-plans and which new plan
 import numpy as np
 import pytest
 
-from vla.control.planned import PlannedPolicy
 from vla.planner.plan import parse_plan
 from vla.planner.planner import PlanResult
+from vla.planner.policy import PlannedPolicy
 
 START = "the red cube is on the table; the blue cube is on the table."
 BOTH = ("goal: the red cube is in the bowl; the blue cube is in the bowl. plan: "
