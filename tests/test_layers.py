@@ -1,4 +1,5 @@
-"""The import rules of docs/ARCHITECTURE.md, enforced: the robot side (control, serving, sim, ROS nodes) never imports torch.
+"""The import rules of docs/ARCHITECTURE.md, enforced: the robot side (control, serving, sim, ROS nodes)
+never imports torch.
 
 Each layer is imported in a fresh interpreter (this one has torch loaded by other tests), and the
 check names the first module that brought a forbidden one in.

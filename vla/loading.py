@@ -108,6 +108,9 @@ def policy_factory(name: str, decoding: str | None = None, sparsity=None,
         return scripted_expert
     if not Path(name).is_dir():
         raise ValueError(f"unknown policy {name!r}; expected {POLICY_KINDS} (no such directory: check the path)")
+    if (Path(name) / "planner.json").is_file():  # its action head is not what it was trained for: it would score 0
+        raise ValueError(f"{name} is a planner checkpoint (it has planner.json): give it as --planner {name}, with an "
+                         "action policy as --policy (e.g. --policy policies/tiny_sim_single)")
     from vla.peers.lerobot_policy import is_lerobot_checkpoint
 
     if is_lerobot_checkpoint(name):

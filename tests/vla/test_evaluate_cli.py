@@ -62,3 +62,14 @@ def test_vla_demo_runs_the_shipped_policy_and_writes_report_and_video(tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["overall"]["episodes"] == 1 and "tiny_sim_single" in report["policy"]
     assert list((tmp_path / "videos").glob("push_seed0_*.mp4"))
+
+
+def test_a_planner_checkpoint_as_the_action_policy_is_refused_naming_planner(capsys):
+    from tests.helpers import REPO
+
+    planner = REPO / "policies" / "tiny_sim_planner"
+    if not (planner / "planner.json").is_file():
+        pytest.skip("no shipped planner")
+    assert main(["eval", "--policy", str(planner), "--tasks", "touch", "--episodes", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is a planner checkpoint" in err and f"--planner {planner}" in err

@@ -46,11 +46,6 @@ def luminance(frame: np.ndarray) -> np.ndarray:
     return frame.astype(np.float32) @ _LUMA
 
 
-def log_intensity(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W) float32 log luminance; +1 keeps black finite."""
-    return np.log1p(luminance(frame))
-
-
 class EventDetector:
     """Per-camera, per-patch change detector with hysteresis and a per-patch reference frame."""
 
