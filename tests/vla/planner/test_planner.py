@@ -269,16 +269,16 @@ def test_replanning_after_an_object_is_moved(planner):
     """The first cube put in the bowl is taken out again: the loop sees it, re-plans and finishes."""
     from sim import make_env
     from sim.tabletop.experts import SkillExpert
-    from vla.bench.planner import _episode
+    from vla.bench.planner import _planned_episode
     from vla.planner.policy import PlannedPolicy
 
     env = make_env("pair_in_bowl")
     planner.system = "system2"
     policy = PlannedPolicy(planner, SkillExpert(env), replan=True)
-    result = _episode(env, policy, 3, perturb=True)
+    result = _planned_episode(env, policy, 3, perturb=True)
     kinds = [e.kind for e in policy.trace.events]
     assert result["perturbed"] and "diverged" in kinds and "replan" in kinds, policy.trace.events
     assert result["success"]
     blind = PlannedPolicy(planner, SkillExpert(env), replan=False)
-    assert not _episode(env, blind, 3, perturb=True)["success"]
+    assert not _planned_episode(env, blind, 3, perturb=True)["success"]
     env.close()
