@@ -46,6 +46,8 @@ bench: $(VENV)/.installed
 	$(VLA) bench serving --policy policies/tiny_sim_single --report out/bench/serving.json
 	$(VLA) bench rosbag --report out/bench/rosbag.json
 	$(VLA) bench ros-record --report out/bench/ros_record.json
+	$(VLA) bench ros-eval --policy policies/tiny_sim_single --tasks single --episodes 13 --seed 0 \
+		--report out/bench/ros_eval.json
 	$(VLA) eval --policy scripted --tasks all --episodes 100 --seed 0 --report out/bench/expert_100.json --quiet
 	$(VLA) eval --policy policies/tiny_sim_single --tasks single --episodes 100 --seed 0 \
 		--report out/bench/policy_100.json --quiet
