@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
+from vla.bench.launch_graph import free_address  # noqa: F401 - the tests take it from here
 from vla.serving.server import PolicyServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,13 +26,6 @@ def median_health_latency(client, samples: int = 5) -> tuple[float, dict]:
     return sorted(latencies)[samples // 2], health
 
 
-def free_address() -> str:
-    """A loopback ZeroMQ address on a port the OS just handed out and took back: free now, for a server
-    that another process binds (a fixed port collides with a parallel run or some other listener)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"tcp://127.0.0.1:{port}"
 
 
 class ServerThread:

@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -166,6 +167,15 @@ def ros_env(tmp: Path, domain: int) -> dict[str, str]:
                RMW_IMPLEMENTATION="rmw_fastrtps_cpp", MUJOCO_GL="egl", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_SRC), str(REPO), env.get("PYTHONPATH", "")])
     return env
+
+
+def free_address() -> str:
+    """A loopback ZeroMQ address on a port the OS just handed out and took back: free now, for a server
+    that another process binds (a fixed port collides with a parallel run or some other listener)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
 
 
 def wait_for(predicate, timeout: float, poll: float = 0.05) -> bool:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -25,26 +24,21 @@ import numpy as np
 from vla.robot import load_robot_config
 
 
-def _free_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
 def ros_episodes(policy: str, task: str, seeds: list[int], tmp: Path, domain: int, timeout_s: float,
-                 loop: dict[str, str] | None = None) -> dict:
+                 loop: dict[str, str] | None = None, robot: str = "panda") -> dict:
     """Run `seeds` of `task` through the sim_bringup graph (`loop`: launch arguments of the policy node's
     loop, e.g. refill_threshold and blend; the launch file's defaults otherwise); outcomes and the gaps."""
     import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile
     from std_msgs.msg import String
 
-    from vla.bench.launch_graph import REPO, LaunchGraph, ros_env
+    from vla.bench.launch_graph import REPO, LaunchGraph, free_address, ros_env
 
-    robot = load_robot_config("panda")
-    arm = np.flatnonzero([a.kind == "position" for a in robot.actions])[: len(robot.joints)]  # not the gripper
+    config = load_robot_config(robot)
+    arm = np.arange(len(config.joints))  # the arm's joints, not the gripper (a joint robot: action == state)
     env = ros_env(tmp, domain)
-    args = {"policy": policy, "server": _free_address(), "task": task, "seeds": f"{seeds[0]}-{seeds[-1]}",
+    args = {"policy": policy, "server": free_address(), "task": task, "seeds": f"{seeds[0]}-{seeds[-1]}",
+            "robot_config": str(config.source),
             "exit_when_done": "true", **(loop or {})}
     graph = LaunchGraph(REPO / "launch" / "sim_bringup.launch.xml", args, tmp, env)
     saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
@@ -92,19 +86,20 @@ def ros_episodes(policy: str, task: str, seeds: list[int], tmp: Path, domain: in
             "logs_tail": {} if len(by_seed) == len(seeds) else {k: graph.log(k)[-1500:] for k in graph.logs}}
 
 
-def eval_episodes(policy: str, task: str, episodes: int, seed: int) -> dict:
+def eval_episodes(policy: str, task: str, episodes: int, seed: int, robot: str = "panda") -> dict:
     from sim import make_env
     from vla.evaluate import evaluate
     from vla.loading import policy_factory
 
-    report = evaluate(policy, [task], lambda t: make_env(t), policy_factory(policy), episodes=episodes, seed=seed,
-                      progress=False)
+    report = evaluate(policy, [task], lambda t: make_env(t, robot=robot), policy_factory(policy), episodes=episodes,
+                      seed=seed, progress=False)
     return {"successes": report["tasks"][task]["successes"], "episodes": episodes,
             "failed_seeds": [f["seed"] for f in report["failures"]]}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", default="policies/tiny_sim_single", help="policy folder (or scripted)")
+    parser.add_argument("--policy", default="policies/tiny_sim_single", help="policy folder")
+    parser.add_argument("--robot", default="panda", help="robot config name or YAML path (a joint-position robot)")
     parser.add_argument("--tasks", default="pick", help="single-step task ids, comma-separated (or single)")
     parser.add_argument("--episodes", type=int, default=13, help="seeds per task")
     parser.add_argument("--seed", type=int, default=0, help="the first seed")
@@ -121,11 +116,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes {args.episodes}; expected at least 1")
-    robot = load_robot_config("panda")
+    robot = load_robot_config(args.robot)
+    if not robot.joint_actions:
+        raise ValueError(f"--robot {args.robot}: the ROS graph drives joint-position robots; {robot.name!r} is not one")
     bound = robot.max_command_gap[: len(robot.joints)].astype(np.float64)
     policy = str(Path(args.policy).resolve()) if Path(args.policy).is_dir() else args.policy
     seeds = list(range(args.seed, args.seed + args.episodes))
-    report = {"policy": args.policy, "seeds": [seeds[0], seeds[-1]], "tasks": {},
+    report = {"policy": args.policy, "robot": robot.name, "seeds": [seeds[0], seeds[-1]], "tasks": {},
               "command_gap_bound_rad": round(float(bound.min()), 4),
               "command_gap_bound_per_joint_rad": [round(float(b), 4) for b in bound],
               "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
@@ -135,8 +132,9 @@ def run(args: argparse.Namespace) -> int:
     worst = 0.0
     for i, task in enumerate(resolve_tasks(args.tasks)):
         with tempfile.TemporaryDirectory() as tmp:
-            ros = ros_episodes(policy, task, seeds, Path(tmp), 100 + (os.getpid() + i) % 100, args.timeout, loop)
-        ev = eval_episodes(policy, task, args.episodes, args.seed)
+            ros = ros_episodes(policy, task, seeds, Path(tmp), 100 + (os.getpid() + i) % 100, args.timeout, loop,
+                               args.robot)
+        ev = eval_episodes(policy, task, args.episodes, args.seed, args.robot)
         gap = np.asarray(ros["max_command_gap_per_joint_rad"])
         worst = max(worst, float(np.nanmax(gap)))
         report["tasks"][task] = {"ros": ros, "eval": ev, "within_1": abs(ros["successes"] - ev["successes"]) <= 1,

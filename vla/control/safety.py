@@ -142,7 +142,8 @@ class SafetyFilter:
     def check(self, chunk, measured: np.ndarray, previous: np.ndarray | None = None
               ) -> tuple[np.ndarray | None, SafetyReport]:
         """(safe chunk or None, report). `measured` is the robot's state (observation.state); `previous` the
-        last command sent (the reference of the step limit; the measured joints when there is none)."""
+        last command sent (the reference of the step limit; the measured joints when there is none or when it
+        is beyond the gap bound from them: `reference`)."""
         measured = np.asarray(measured, dtype=np.float64)
         report = self._check(chunk, measured, self.reference(measured, previous)[0])
         self.chunks["accepted" if report.accepted else "rejected"] += 1
