@@ -119,6 +119,36 @@ def tiny_backbone(config: VLAConfig, tokenizer) -> torch.nn.Module:
     return AutoModelForImageTextToText.from_config(hf)
 
 
+class ConvStem(torch.nn.Module):
+    """Pixels -> the patch grid by log2(patch) 3x3 stride-2 convolutions (GroupNorm, GELU), then a 1x1
+    projection to the tower's width: the same (B, width, H/patch, W/patch) as the patch projection it
+    replaces, so position embeddings, attention masks and the connector are unchanged."""
+
+    def __init__(self, width: int, patch: int, channels: int = 3):
+        super().__init__()
+        layers, c = [], channels
+        for i in range(patch.bit_length() - 1):
+            out = min(width, 16 * 2**i)
+            layers += [torch.nn.Conv2d(c, out, 3, stride=2, padding=1, bias=False), torch.nn.GroupNorm(1, out),
+                       torch.nn.GELU()]
+            c = out
+        self.layers = torch.nn.Sequential(*layers, torch.nn.Conv2d(c, width, 1))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.layers(pixels)
+
+
+def install_vision_stem(backbone: torch.nn.Module, stem: str) -> None:
+    """Replace the vision tower's patch projection by the configured stem ("patch": keep it)."""
+    if stem == "patch":
+        return
+    name = next(n for n, m in backbone.named_modules()
+                if n.endswith("embeddings.patch_embedding") and isinstance(m, torch.nn.Conv2d))
+    parent, _, attribute = name.rpartition(".")
+    old = backbone.get_submodule(name)
+    setattr(backbone.get_submodule(parent), attribute, ConvStem(old.out_channels, old.kernel_size[0], old.in_channels))
+
+
 def load_local_backbone(path: str | Path):
     """(model, tokenizer) from a local Hugging Face checkpoint directory; never the network."""
     path = Path(path)

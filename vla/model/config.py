@@ -16,6 +16,7 @@ DECODING_MODES = ("parallel", "autoregressive")
 ACTION_HEADS = ("bins", "continuous")
 ACTION_TOKENS = ("per_dim", "per_step")
 GRIPPER_MODES = ("quantile", "physical")
+VISION_STEMS = ("patch", "conv")
 FAMILIES = ("smolvlm", "idefics3", "paligemma")
 
 
@@ -51,6 +52,11 @@ class VLAConfig:
     aux_dim: int = 0  # their total length, set from the dataset
     aux_weight: float = 1.0
     backbone_path: str | None = None  # a local Hugging Face checkpoint directory instead of a tiny config
+    # How the tiny vision tower turns pixels into patch embeddings: "patch", one patch_size x patch_size
+    # projection (SigLIP's); "conv", a stack of 3x3 stride-2 convolutions down to the same grid
+    # (Xiao et al. 2021, "Early convolutions help transformers see better"), which sees a cube smaller
+    # than a patch. A local checkpoint keeps its own tower.
+    vision_stem: str = "patch"
     # Filled in from the dataset when training starts:
     cameras: list[str] = field(default_factory=list)
     # Observation keys whose values make up the state tokens, concatenated. observation.state comes
@@ -68,7 +74,7 @@ class VLAConfig:
         if self.decoding not in DECODING_MODES:
             raise ConfigError(f"decoding={self.decoding!r}; expected one of {DECODING_MODES}")
         for name, allowed in (("action_head", ACTION_HEADS), ("action_tokens", ACTION_TOKENS),
-                              ("gripper", GRIPPER_MODES)):
+                              ("gripper", GRIPPER_MODES), ("vision_stem", VISION_STEMS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}={getattr(self, name)!r}; expected one of {allowed}")
         if self.decoding == "autoregressive" and not self.decodes_autoregressively:
@@ -90,8 +96,14 @@ class VLAConfig:
             )
         if not self.state_keys or self.state_keys[0] != OBS_STATE or len(set(self.state_keys)) != len(self.state_keys):
             raise ConfigError(f"state_keys={self.state_keys}; expected {OBS_STATE!r} first, each key once")
+        if self.vision_stem != "patch" and self.backbone_path is not None:
+            raise ConfigError(f"vision_stem={self.vision_stem!r} replaces a tiny tower's patch projection; "
+                              f"the checkpoint {self.backbone_path} keeps its own (drop vision_stem)")
         if self.backbone_path is None:
             patch = int(self.vision.get("patch_size", 16))
+            if self.vision_stem == "conv" and (patch < 2 or patch & (patch - 1)):
+                raise ConfigError(f"vision_stem='conv' halves the image down to the patch grid: patch_size="
+                                  f"{patch} must be a power of two of at least 2")
             if self.image_size % (patch * self.scale_factor):
                 raise ConfigError(
                     f"image_size={self.image_size} must be a multiple of patch_size x scale_factor = "

@@ -34,7 +34,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from vla.model.action_tokenizer import ActionTokenizer
-from vla.model.backbone import Layout, add_vla_tokens, image_stats, layout_for, load_local_backbone, tiny_backbone
+from vla.model.backbone import (
+    Layout,
+    add_vla_tokens,
+    image_stats,
+    install_vision_stem,
+    layout_for,
+    load_local_backbone,
+    tiny_backbone,
+)
 from vla.model.config import VLAConfig
 from vla.model.engines import Engine, LibraryEngine, PrunedEngine
 from vla.model.inputs import Batch, resize
@@ -67,6 +75,7 @@ class VLAModel(nn.Module):
         self.first_value_id, self.query_ids = add_vla_tokens(tokenizer, config.bins, config.action_dim)
         if action_tok.first_id != self.first_value_id or state_tok.first_id != self.first_value_id:
             raise CheckpointError("action/state tokenizers do not point at the tokenizer's value tokens")
+        install_vision_stem(backbone, config.vision_stem)  # before any weights are loaded into it
         if backbone.get_input_embeddings().num_embeddings < len(tokenizer):
             backbone.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         self.layout: Layout = layout_for(config.family, backbone, tokenizer)

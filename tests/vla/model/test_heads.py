@@ -138,3 +138,49 @@ def test_aux_targets_train_the_backbone_but_never_touch_the_actions():
 def test_aux_targets_need_their_features_and_are_no_inputs():
     with pytest.raises(ConfigError, match="also state_keys"):
         VLAConfig(aux_targets=["observation.state"])
+
+
+def test_the_conv_stem_keeps_the_patch_grid_learns_and_reloads_to_identical_actions(tmp_path):
+    """`vision_stem: conv` (issue 29's perception switch): the same token grid as the patch projection,
+    so the connector, the engines and event-sparse reuse read it unchanged; it saves and reloads."""
+    from vla.model.backbone import ConvStem
+    from vla.model.fast import FastVLA
+    from vla.sparsity.encoder import SparseVisionEncoder
+
+    model = mini_model(vision_stem="conv", action_head="continuous", action_tokens="per_step")
+    stem = model.hf.model.vision_model.embeddings.patch_embedding
+    assert isinstance(stem, ConvStem)
+    patch = mini_model().hf.model.vision_model.embeddings.patch_embedding
+    pixels = torch.rand(1, 3, 64, 64)
+    assert stem(pixels).shape == patch(pixels).shape  # (1, width, grid, grid)
+    batch = mini_batch(model, B=4)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss, metrics = model(batch, parallel_fraction=1.0)
+        opt.zero_grad()
+        loss.backward()
+        assert stem.layers[0].weight.grad.abs().sum() > 0  # the stem learns
+        opt.step()
+        first = first if first is not None else metrics["loss"]
+    assert metrics["loss"] < 0.7 * first
+    model.eval()
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = VLAModel.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config.vision_stem == "conv"
+    assert torch.equal(model.predict(batch), loaded.predict(batch))
+    one = mini_batch(model, B=1)
+    features, _ = SparseVisionEncoder(model.hf).encode(model.pixel_values(one.images), ["top", "wrist"])
+    pruned = model.decode(one, image_features=features, keep=[torch.arange(features.shape[1])] * 2)
+    torch.testing.assert_close(pruned, model.decode(one), atol=1e-5, rtol=0)
+    static = FastVLA(model, "cpu", compile=False).predict(one, "parallel")
+    np.testing.assert_allclose(static, model.predict(one)[0].numpy(), atol=1e-5)
+
+
+def test_a_stem_that_cannot_be_built_is_refused_when_the_config_loads():
+    with pytest.raises(ConfigError, match="vision_stem='unet'"):
+        VLAConfig(vision_stem="unet")
+    with pytest.raises(ConfigError, match="power of two"):
+        VLAConfig(vision_stem="conv", vision={"patch_size": 12}, image_size=96)
+    with pytest.raises(ConfigError, match="keeps its own"):
+        VLAConfig(vision_stem="conv", backbone_path="/some/checkpoint")
