@@ -49,6 +49,17 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return out.reshape(*lead, *out.shape[-3:])
 
 
+def frames_to_cache(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(..., 3, H, W) camera frames (uint8, or float in [0, 1]) -> uint8 at the vision tower's square
+    `size`: how every training cache holds its frames (4x fewer bytes than float), resized as inference
+    resizes (`resize`) and rounded to the nearest level. uint8 frames of the right size pass unchanged."""
+    if images.dtype == torch.uint8:
+        if images.shape[-2:] == (size, size):
+            return images
+        images = images.float() / 255
+    return (resize(images, size) * 255).round().clamp(0, 255).to(torch.uint8)
+
+
 def frames_to_device(frames: list[np.ndarray], size: int, device: torch.device,
                      pinned: torch.Tensor | None = None) -> torch.Tensor:
     """Camera frames (H, W, 3) uint8 -> (1, N, 3, size, size) on `device`.

@@ -87,7 +87,7 @@ def build_planner_data(ds: DemoDataset, image_size: int, cameras: list[str] | No
     `cameras` order (the model's; the dataset's by default)."""
     from tqdm import tqdm
 
-    from vla.model.inputs import resize
+    from vla.model.inputs import frames_to_cache
 
     cameras = list(cameras or ds.cameras)
     if sorted(cameras) != sorted(ds.cameras):
@@ -111,10 +111,10 @@ def build_planner_data(ds: DemoDataset, image_size: int, cameras: list[str] | No
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds.lerobot, order), batch_size=64, num_workers=2)
     r = 0
     for batch in tqdm(loader, desc="decode frames", unit="batch", disable=not progress):
-        x = torch.stack([resize(batch[OBS_IMAGES_PREFIX + c], image_size) for c in cameras], dim=1)
+        x = torch.stack([frames_to_cache(batch[OBS_IMAGES_PREFIX + c], image_size) for c in cameras], dim=1)
         if images is None:
             images = torch.empty((len(order), *x.shape[1:]), dtype=torch.uint8)
-        images[r : r + len(x)] = (x * 255).round().clamp(0, 255).to(torch.uint8)
+        images[r : r + len(x)] = x
         r += len(x)
     world = [(a, s, state_change(a, b)) for ep in episodes
              for s, a, b in zip(ep.subtasks, ep.states[:-1], ep.states[1:], strict=True)]

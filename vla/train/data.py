@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vla.data.dataset import DatasetError, DemoDataset
-from vla.model.inputs import resize
+from vla.model.inputs import frames_to_cache
 from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, TASK
 
 
@@ -75,11 +75,11 @@ class DemoCache:
         loader = torch.utils.data.DataLoader(ds.lerobot, batch_size=64, shuffle=False, num_workers=2)
         i = 0
         for batch in tqdm(loader, desc="decode dataset", unit="batch", disable=not progress):
-            frames = torch.stack([resize(batch[OBS_IMAGES_PREFIX + c], image_size) for c in ds.cameras], dim=1)
+            frames = torch.stack([frames_to_cache(batch[OBS_IMAGES_PREFIX + c], image_size) for c in ds.cameras], dim=1)
             if images is None:
                 images = torch.empty((N, *frames.shape[1:]), dtype=torch.uint8)
             b = frames.shape[0]
-            images[i : i + b] = (frames * 255).round().clamp(0, 255).to(torch.uint8)
+            images[i : i + b] = frames
             for j, text in enumerate(batch[instruction_key]):
                 text_index[i + j] = texts.setdefault(text, len(texts))
             i += b
@@ -99,6 +99,14 @@ class DemoCache:
         return DemoCache(self.images.to(device), self.state.to(device), self.actions.to(device),
                          self.chunk_index.to(device), self.texts, self.text_index, self.cameras,
                          None if self.aux is None else self.aux.to(device))
+
+    def aux_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of the grounding targets over the frames held."""
+        return self.aux.mean(0), self.aux.std(0)
+
+    def draw(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """`batch_size` frames drawn uniformly, with replacement (a stream's buffer draws otherwise)."""
+        return torch.randint(0, len(self), (batch_size,), generator=generator)
 
     def chunk(self, index: torch.Tensor) -> torch.Tensor:
         """(B, K, D) absolute action chunks of the given frames."""

@@ -20,7 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from sim import make_env, scripted_expert
+from vla.data.dataset import DatasetError
+from vla.data.record import DEFAULT_RECORD_SEED, check_detours, expert_episode, features_for
+from vla.model.inputs import frames_to_cache
 from vla.train.data import DemoCache, chunk_indices
 from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, PRIVILEGED, TASK
 
@@ -32,9 +37,6 @@ _ENVS: dict[str, Any] = {}  # per worker process: one env (and expert) per task
 def _rollout(job: tuple[str, int, str, float, bool]) -> tuple[str, int, dict[str, np.ndarray] | None]:
     """One expert episode in a worker: its frames as stacked arrays (without the images unless asked for),
     or None when it failed."""
-    from sim import make_env, scripted_expert
-    from vla.data.record import expert_episode
-
     task_id, seed, robot, detours, images = job
     if task_id not in _ENVS:
         env = make_env(task_id, robot=robot)
@@ -63,9 +65,6 @@ class SimDemos:
                  workers: int | None = None, progress: bool = True, detours: float = 0.0, images: bool = True):
         """`images=False` keeps the vectors only (state, privileged positions, actions, words): for learners
         that read no camera (the oracle MLP), so that many thousand episodes fit in memory."""
-        from sim import make_env, scripted_expert
-        from vla.data.record import DEFAULT_RECORD_SEED, check_detours, features_for
-
         if episodes < 1:
             raise ValueError(f"episodes={episodes}; expected at least 1 per task")
         self.seed = DEFAULT_RECORD_SEED if seed is None else seed
@@ -93,8 +92,6 @@ class SimDemos:
     def _roll(self, task_ids: list[str], episodes: int, robot: str, workers: int,
               progress: bool) -> list[dict[str, np.ndarray]]:
         """The first `episodes` successes of each task from seed `self.seed` up, in (task, seed) order."""
-        from tqdm import tqdm
-
         kept: dict[str, dict[int, dict]] = {t: {} for t in task_ids}
         tried = {t: self.seed for t in task_ids}  # next seed not yet tried
         bar = tqdm(total=episodes * len(task_ids), desc="roll out", unit="ep", disable=not progress)
@@ -118,6 +115,7 @@ class SimDemos:
                         bar.update(int(len(kept[task_id]) <= episodes))
         bar.close()
         self.roll_seconds = time.perf_counter() - start
+        self.next_seed = tried  # per task: the first seed not tried (a stream goes on from there)
         return [kept[t][s] for t in task_ids for s in sorted(kept[t])[:episodes]]
 
     @property
@@ -144,28 +142,25 @@ class SimDemos:
 
     def _images(self, image_size: int) -> torch.Tensor:
         """(N, C, 3, S, S) uint8, resized as the dataset path resizes."""
-        from vla.model.inputs import resize
-
         images = []
         for e in self.episodes:
             per_camera = []
             for c in self.cameras:
-                x = torch.from_numpy(e[OBS_IMAGES_PREFIX + c]).permute(0, 3, 1, 2)
-                if x.shape[-1] != image_size or x.shape[-2] != image_size:
-                    x = (resize(x.float() / 255, image_size) * 255).round().clamp(0, 255).to(torch.uint8)
-                per_camera.append(x)
+                per_camera.append(frames_to_cache(torch.from_numpy(e[OBS_IMAGES_PREFIX + c]).permute(0, 3, 1, 2),
+                                                  image_size))
             images.append(torch.stack(per_camera, 1))
         return torch.cat(images)
 
-    def _build_cache(self, chunk_size: int, image_size: int, state_keys: tuple[str, ...],
-                     aux_keys: tuple[str, ...]) -> DemoCache:
-        from vla.data.dataset import DatasetError
-
+    def _check_keys(self, state_keys, aux_keys) -> None:
         for what, keys in (("reads its state from", state_keys), ("is trained to predict", aux_keys)):
             missing = [k for k in keys if k not in self.features]
             if missing:
                 raise DatasetError(f"the policy {what} {list(keys)}; the rollouts lack {missing} "
                                    f"(they have {sorted(self.features)})")
+
+    def _build_cache(self, chunk_size: int, image_size: int, state_keys: tuple[str, ...],
+                     aux_keys: tuple[str, ...]) -> DemoCache:
+        self._check_keys(state_keys, aux_keys)
 
         def stacked(keys) -> torch.Tensor:
             return torch.cat([torch.from_numpy(np.concatenate([e[k] for e in self.episodes]).astype(np.float32))
