@@ -1,6 +1,7 @@
 """The vla_ros package stands alone (issue 19): copied by itself into a workspace it builds complete,
-finds its robot configs in its installed share folder, declares every ROS dependency, describes
-every launch argument, and refuses bad start-up parameters with one clear line.
+finds its robot configs and parameter defaults in the vla package installed beside it (issue 31: one
+copy of each), declares every ROS dependency, describes every launch argument, and refuses bad
+start-up parameters with one clear line.
 
 The build uses colcon when one is found ($COLCON, on PATH, or beside this interpreter); otherwise
 it runs the package's setup.py the way colcon's ament_python build does (egg_info, build, install
@@ -53,16 +54,15 @@ def _build_alone(tmp: Path) -> tuple[Path, str]:
     return prefix, "setup.py, as colcon's ament_python build runs it (no colcon found)"
 
 
-def test_the_package_copied_alone_builds_with_its_launch_config_and_robot_files(tmp_path):
+def test_the_package_copied_alone_builds_with_its_launch_files_and_runs_on_the_vla_packages_configs(tmp_path):
     prefix, how = _build_alone(tmp_path)
     print(f"built with {how} into {prefix}")
     share = prefix / "share" / "vla_ros"
-    expected = {f"launch/{name}.launch.xml" for name in LAUNCH_FILES} | {
-        f"config/{name}_node.yaml" for name in ("policy", "sim", "recorder")} | {"config/robots/panda.yaml",
-                                                                                 "package.xml"}
+    expected = {f"launch/{name}.launch.xml" for name in LAUNCH_FILES} | {"package.xml"}
     for rel in sorted(expected):
         assert (share / rel).is_file(), f"{rel} not installed; share has {sorted(map(str, share.rglob('*')))}"
         assert (share / rel).read_bytes() == (PACKAGE_SRC / rel).read_bytes(), rel
+    assert not (share / "config").exists(), "the parameter files and robot configs are the vla package's only"
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "vla_ros").is_file()
     for exe in ("policy_node", "sim_node", "recorder_node", "policy_server"):
         assert (prefix / "lib" / "vla_ros" / exe).is_file(), f"{exe} is not where ros2 run and launch look"
@@ -72,28 +72,18 @@ def test_the_package_copied_alone_builds_with_its_launch_config_and_robot_files(
     for name in LAUNCH_FILES:
         include = ET.parse(REPO / "launch" / f"{name}.launch.xml").getroot().find("include").get("file")
         assert (share / include.replace("$(find-pkg-share vla_ros)/", "")).is_file(), include
-    # robot_config:=panda is found in the installed share folder (the installed code, the vla package beside it).
+    # The installed code, from any folder, finds robot_config:=panda and its defaults in the vla package beside it.
     env = {**os.environ, "AMENT_PREFIX_PATH": str(prefix), "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
-    code = "from vla_ros.parameters import robot_config; import vla_ros; print(vla_ros.__file__); " \
-           "print(robot_config('panda').source)"
+    code = ("import vla_ros; from vla_ros.parameters import PARAMETER_DIR, defaults, robot_config; "
+            "from vla_ros.policy_node import PARAMETERS; print(vla_ros.__file__); print(robot_config('panda').source); "
+            "print(PARAMETER_DIR); print(defaults('policy_node', PARAMETERS)['controller_type'])")
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    module, source = result.stdout.split()[-2:]
-    assert Path(module).is_relative_to(site) and Path(source) == share / "config" / "robots" / "panda.yaml"
-
-
-def test_the_packages_configs_equal_their_top_level_copies():
-    """The package's parameter files are the source (configs/ros mirrors them for the vla wheel); the
-    robot configs' source is configs/robots (the package installs a copy so that it stands alone)."""
-    pairs = [(PACKAGE_SRC / "config" / p.name, p) for p in (REPO / "configs" / "ros").glob("*.yaml")]
-    pairs += [(PACKAGE_SRC / "config" / "robots" / p.name, p) for p in (REPO / "configs" / "robots").glob("*.yaml")]
-    assert {a.name for a, _ in pairs} >= {"policy_node.yaml", "sim_node.yaml", "recorder_node.yaml", "panda.yaml"}
-    for package_copy, top in pairs:
-        assert package_copy.is_file() and package_copy.read_bytes() == top.read_bytes(), (
-            f"{package_copy} differs from {top}: edit one and copy it over the other")
-    assert {p.name for p in (PACKAGE_SRC / "config").glob("*.yaml")} == {
-        p.name for p in (REPO / "configs" / "ros").glob("*.yaml")}
+    module, source, parameters, controller = result.stdout.split()[-4:]
+    assert Path(module).is_relative_to(site)
+    assert Path(source) == REPO / "configs" / "robots" / "panda.yaml"
+    assert Path(parameters) == REPO / "configs" / "ros" and controller == "trajectory"
 
 
 def _ros_imports() -> set[str]:
@@ -164,7 +154,7 @@ def test_the_policy_is_found_from_any_folder_and_a_missing_one_stops_with_a_clea
     ("policy_node", ["controller_type:=trajectori"], "controller_type must be one of ('trajectory', 'forward'), "
                                                      "got 'trajectori'"),
     ("policy_node", ["server_timeout_s:=0.0"], "server_timeout_s must be positive, got 0.0"),
-    ("policy_node", ["robot_config:=pandaa"], "robot_config 'pandaa' is in neither"),
+    ("policy_node", ["robot_config:=pandaa"], "robot_config 'pandaa' is none of the vla package's robot configs"),
     ("sim_node", ["controller_type:=fwd"], "controller_type='fwd'"),
     ("sim_node", ["seeds:=1-x"], "seeds='1-x'"),
     # A robot whose actions are not joint positions cannot be driven with JointTrajectory: refused at start-up.

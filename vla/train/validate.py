@@ -72,7 +72,7 @@ def open_loop_error(model: VLAModel, heldout: str | Path, decoding: str | None =
     """Mean absolute error of the predicted chunk against the held-out demonstrations' actions.
 
     `arm_mrad_first` / `arm_mrad_executed`: all action dimensions but the last (the gripper, as
-    `RobotConfig.action_names` in vla/robot.py orders them), over the first action / the first
+    `RobotConfig.action_names` in vla/robot/spaces.py orders them), over the first action / the first
     `n_action_steps` actions, in thousandths of the action's unit (milliradians for radian joints,
     thousandths of a command for Meta-World's hand deltas); `gripper_executed`: the gripper
     dimension over the executed actions, in its own units.

@@ -8,13 +8,13 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
-    # Everything installed comes from inside this package, so a copy of it alone builds complete.
+    # Everything installed comes from inside this package, so a copy of it alone builds complete. The nodes'
+    # parameter defaults and the robot configs are the vla package's (configs/ros, configs/robots): the nodes
+    # read them from the installed vla package, so there is no second copy here (docs/ROBOT.md).
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.xml")),
-        ("share/" + package_name + "/config", glob("config/*.yaml")),
-        ("share/" + package_name + "/config/robots", glob("config/robots/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

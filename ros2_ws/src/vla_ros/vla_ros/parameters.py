@@ -1,8 +1,11 @@
 """What the nodes share about start-up: declared parameters, the refusal to start, robot configs, topic names.
 
 Every parameter is declared with a description (`ros2 param describe`) and, when it is fixed at
-start-up, read-only, so a change at run time is refused by rclpy itself. A bad start-up value
-raises StartupError, which `spin` turns into one clear line and a non-zero exit.
+start-up, read-only, so a change at run time is refused by rclpy itself. Its default comes from the
+node's parameter file in the vla package (PARAMETER_DIR: `configs/ros/<node>.yaml` in a checkout,
+`vla/_configs/ros/` in the installed wheel), the one copy of those defaults; a parameter file given
+with `--params-file` or a `-p` overrides them as usual. A bad start-up value raises StartupError,
+which `spin` turns into one clear line and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -10,27 +13,54 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rcl_interfaces.msg import ParameterDescriptor
 
-from vla.robot import ConfigError, RobotConfig, available_robots, load_robot_config
+from vla.robot import CONFIG_DIR, ROBOT_DIR, RobotConfig, available_robots, load_robot_config
 
 PACKAGE = "vla_ros"
+PARAMETER_DIR = CONFIG_DIR / "ros"  # <node>.yaml: the nodes' defaults, shipped with the vla package
 
 
 class StartupError(ValueError):
     """A start-up parameter is invalid: the node does not start, and says which and why."""
 
 
-# name -> (default, description, read_only)
-Spec = dict[str, tuple[Any, str, bool]]
+# name -> (type, description, read_only); the default is the node's parameter file's (`defaults`)
+Spec = dict[str, tuple[type, str, bool]]
 
 
-def declare(node, spec: Spec, dynamic: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Declare `spec` on `node` with descriptors; the start-up values by name (public rclpy API only)."""
-    for name, (default, description, read_only) in spec.items():
+def defaults(node_file: str, spec: Spec) -> dict[str, Any]:
+    """The default of each parameter in `spec`, from PARAMETER_DIR/<node_file>.yaml (a ROS parameter file).
+
+    The file must give every parameter of `spec`, nothing else, each of the spec's type (0.0 for a float:
+    rclpy fixes a parameter's type from its default)."""
+    path = PARAMETER_DIR / f"{node_file}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+        (values,) = [entry["ros__parameters"] for entry in data.values()]
+        missing, unknown = sorted(set(spec) - set(values)), sorted(set(values) - set(spec))
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise StartupError(f"parameter file {path}: {type(exc).__name__}: {exc}; expected one '/**/<node>: "
+                           "ros__parameters: {...}' mapping (is the vla package installed whole?)") from None
+    if missing or unknown:
+        raise StartupError(f"parameter file {path}: no default for {missing}, unknown parameters {unknown}; "
+                           f"expected exactly {sorted(spec)}")
+    for name, (kind, _, _) in spec.items():
+        if type(values[name]) is not kind:  # exact: a bool is no int here, an int no float
+            raise StartupError(f"parameter file {path}: {name}={values[name]!r} is a {type(values[name]).__name__}; "
+                               f"expected a {kind.__name__}")
+    return values
+
+
+def declare(node, spec: Spec, node_file: str, dynamic: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Declare `spec` on `node` with descriptors and the defaults of its parameter file `node_file`; the
+    start-up values by name (public rclpy API only)."""
+    values = defaults(node_file, spec)
+    for name, (_, description, read_only) in spec.items():
         descriptor = ParameterDescriptor(description=description, read_only=read_only,
                                          dynamic_typing=name in dynamic)
-        node.declare_parameter(name, default, descriptor)
+        node.declare_parameter(name, values[name], descriptor)
     return {p.name: p.value for p in node.get_parameters(list(spec))}
 
 
@@ -47,7 +77,7 @@ def share_dir() -> Path | None:
 
 
 def robot_config(name_or_path: str) -> RobotConfig:
-    """A robot config by path, or by name: `<share>/config/robots/<name>.yaml` first, then the vla package's.
+    """A robot config by path, or by name: the vla package's `configs/robots/<name>.yaml` (ROBOT_DIR).
 
     Only a robot these nodes can drive: its actions are joint positions measured by its state (they go out
     as JointTrajectory / joint position commands and come back as JointState) and it names a controller.
@@ -62,16 +92,10 @@ def _load(name_or_path: str) -> RobotConfig:
             raise StartupError(f"robot_config {name_or_path!r}: no such file (a path is taken relative to "
                                f"{Path.cwd()}); give an absolute path or a robot name like 'panda'")
         return load_robot_config(path)
-    share = share_dir()
-    installed = share / "config" / "robots" / f"{name_or_path}.yaml" if share else None
-    if installed is not None and installed.is_file():
-        return load_robot_config(installed)
-    try:
-        return load_robot_config(name_or_path)
-    except ConfigError as exc:
-        where = f"{installed.parent} or " if installed is not None else ""
-        raise StartupError(f"robot_config {name_or_path!r} is in neither {where}the vla package's robot configs "
-                           f"({', '.join(available_robots())}); give a YAML path or one of those names") from exc
+    if name_or_path not in available_robots():
+        raise StartupError(f"robot_config {name_or_path!r} is none of the vla package's robot configs "
+                           f"({', '.join(available_robots())}, in {ROBOT_DIR}); give a YAML path or one of those names")
+    return load_robot_config(name_or_path)
 
 
 def _joint_position_robot(name_or_path: str, robot: RobotConfig) -> RobotConfig:

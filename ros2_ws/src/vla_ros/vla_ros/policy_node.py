@@ -65,26 +65,27 @@ from vla_ros.spin import spin
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ANY_PUBLISHER = QoSProfile(depth=10)  # reliable, volatile: matches a plain `ros2 topic pub` and latched publishers
 
+# Each parameter's default is in the vla package's configs/ros/policy_node.yaml (parameters.PARAMETER_DIR).
 PARAMETERS: Spec = {
-    "robot_config": ("panda", "robot name (config/robots/<name>.yaml in this package's share) or a YAML path", True),
-    "policy_server": ("tcp://127.0.0.1:5555", "ZeroMQ address of the policy server (vla serve --bind); each robot "
-                      "needs its own server and address", True),
-    "server_key": ("", "the server's public CURVE key file (empty: no encryption, loopback only)", True),
-    "controller_type": ("trajectory", f"command message type: one of {CONTROLLER_TYPES}", True),
-    "command_topic": ("", "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
+    "robot_config": (str, "robot name (the vla package's configs/robots/<name>.yaml) or a YAML path", True),
+    "policy_server": (str, "ZeroMQ address of the policy server (vla serve --bind); each robot needs its own "
+                           "server and address", True),
+    "server_key": (str, "the server's public CURVE key file (empty: no encryption, loopback only)", True),
+    "controller_type": (str, f"command message type: one of {CONTROLLER_TYPES}", True),
+    "command_topic": (str, "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
                       True),
-    "instruction": ("", "the task in words; the instruction topic replaces it (settable at run time)", False),
-    "instruction_topic": ("vla/instruction", "instruction topic (std_msgs/String, latched)", True),
-    "dry_run": (False, "run everything but publish nothing to the arm (settable at run time)", False),
-    "safety_mode": ("clamp", "what the loop's safety filter does with an unsafe chunk: clamp or reject", True),
-    "refill_threshold": (2, "ask for the next chunk when this many actions are left", True),
-    "blend": (2, "actions cross-faded at each chunk hand-over", True),
-    "observation_timeout_s": (0.5, "hold when a camera or the joint states are older than this, seconds", True),
-    "inference_timeout_s": (1.0, "hold when the policy server has not answered for this long, seconds", True),
-    "server_timeout_s": (0.5, "how long the policy server may stay silent (not even answering health) before it "
-                               "counts as lost, seconds; a slow inference is waited for", True),
-    "lockstep": (False, "tick once per observation of a lockstep sim instead of on the timer, waiting for each "
-                        "chunk (needs use_sim_time; for tests and evaluation, not for a robot)", True),
+    "instruction": (str, "the task in words; the instruction topic replaces it (settable at run time)", False),
+    "instruction_topic": (str, "instruction topic (std_msgs/String, latched)", True),
+    "dry_run": (bool, "run everything but publish nothing to the arm (settable at run time)", False),
+    "safety_mode": (str, "what the loop's safety filter does with an unsafe chunk: clamp or reject", True),
+    "refill_threshold": (int, "ask for the next chunk when this many actions are left", True),
+    "blend": (int, "actions cross-faded at each chunk hand-over", True),
+    "observation_timeout_s": (float, "hold when a camera or the joint states are older than this, seconds", True),
+    "inference_timeout_s": (float, "hold when the policy server has not answered for this long, seconds", True),
+    "server_timeout_s": (float, "how long the policy server may stay silent (not even answering health) before it "
+                                "counts as lost, seconds; a slow inference is waited for", True),
+    "lockstep": (bool, "tick once per observation of a lockstep sim instead of on the timer, waiting for each "
+                       "chunk (needs use_sim_time; for tests and evaluation, not for a robot)", True),
 }
 
 
@@ -94,7 +95,7 @@ LOCKSTEP_SILENT_S = 10.0  # the sim node's default lockstep_timeout_s
 class PolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__("policy", **kwargs)  # kwargs: e.g. context, parameter_overrides (tests)
-        p = declare(self, PARAMETERS)
+        p = declare(self, PARAMETERS, "policy_node")
         reason = self._validate(self.get_parameters(list(PARAMETERS)))
         if reason:
             raise StartupError(reason)

@@ -33,19 +33,19 @@ from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
+# Each parameter's default is in the vla package's configs/ros/recorder_node.yaml (parameters.PARAMETER_DIR).
 PARAMETERS: Spec = {
-    "robot_config": ("panda", "robot name (config/robots/<name>.yaml in this package's share) or a YAML path", True),
-    "out": ("", "dataset directory (required)", True),
-    "repo_id": ("", "LeRobot repo id written into the dataset (empty: from the directory name)", True),
-    "fps": (0.0, "dataset frame rate (0: the robot's control rate)", True),
-    "tolerance_s": (0.05, "nearest-in-time tolerance for every stream, seconds", True),
-    "task": ("", "task text used when no instruction is published", True),
-    "instruction_topic": ("vla/instruction", "instruction topic (std_msgs/String, latched)", True),
-    "controller_type": ("trajectory", f"command message type recorded as the action: one of {CONTROLLER_TYPES}",
-                        True),
-    "command_topic": ("", "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
+    "robot_config": (str, "robot name (the vla package's configs/robots/<name>.yaml) or a YAML path", True),
+    "out": (str, "dataset directory (required)", True),
+    "repo_id": (str, "LeRobot repo id written into the dataset (empty: from the directory name)", True),
+    "fps": (float, "dataset frame rate (0: the robot's control rate)", True),
+    "tolerance_s": (float, "nearest-in-time tolerance for every stream, seconds", True),
+    "task": (str, "task text used when no instruction is published", True),
+    "instruction_topic": (str, "instruction topic (std_msgs/String, latched)", True),
+    "controller_type": (str, f"command message type recorded as the action: one of {CONTROLLER_TYPES}", True),
+    "command_topic": (str, "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
                       True),
-    "storage": ("video", "how images are stored: video or images", True),
+    "storage": (str, "how images are stored: video or images", True),
 }
 
 
@@ -59,7 +59,7 @@ def _seconds(msg, node: Node) -> float:
 class RecorderNode(Node):
     def __init__(self):
         super().__init__("recorder")
-        p = declare(self, PARAMETERS)
+        p = declare(self, PARAMETERS, "recorder_node")
         if not p["out"]:
             raise StartupError("parameter 'out' (the dataset directory) is required")
         if p["controller_type"] not in CONTROLLER_TYPES:

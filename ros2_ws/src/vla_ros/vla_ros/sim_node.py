@@ -50,29 +50,30 @@ from vla_ros.spin import spin
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 OUTCOMES = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)  # a late subscriber sees them all
 
+# Each parameter's default is in the vla package's configs/ros/sim_node.yaml (parameters.PARAMETER_DIR).
 PARAMETERS: Spec = {
-    "robot_config": ("panda", "robot name (config/robots/<name>.yaml in this package's share) or a YAML path", True),
-    "task": ("touch", "task id of the first episode (vla tasks lists them)", True),
-    "seed": (0, "seed of the first episode (when `seeds` is empty)", True),
-    "seeds": ("", "seeds to run back to back, e.g. '0-4,7' (empty: one free-running episode from `seed`)", True),
-    "max_steps": (0, "steps after which an episode ends as a failure (0: the task's own limit)", True),
-    "exit_when_done": (False, "with `seeds`: exit after the summary (else the arm rests and the sim goes on "
-                              "publishing)", True),
-    "wait_for_policy": (False, "start the first episode only when a policy node is connected (vla/policy_ready)",
+    "robot_config": (str, "robot name (the vla package's configs/robots/<name>.yaml) or a YAML path", True),
+    "task": (str, "task id of the first episode (vla tasks lists them)", True),
+    "seed": (int, "seed of the first episode (when `seeds` is empty)", True),
+    "seeds": (str, "seeds to run back to back, e.g. '0-4,7' (empty: one free-running episode from `seed`)", True),
+    "max_steps": (int, "steps after which an episode ends as a failure (0: the task's own limit)", True),
+    "exit_when_done": (bool, "with `seeds`: exit after the summary (else the arm rests and the sim goes on "
+                             "publishing)", True),
+    "wait_for_policy": (bool, "start the first episode only when a policy node is connected (vla/policy_ready)",
                         True),
-    "policy_timeout_s": (120.0, "with wait_for_policy: exit with status 1 when no policy is ready after this many "
+    "policy_timeout_s": (float, "with wait_for_policy: exit with status 1 when no policy is ready after this many "
                                 "seconds", True),
-    "speed": (1.0, "simulated seconds per wall-clock second (1.0: real time), 0.05..100", True),
-    "publish_clock": (False, "publish simulated time on /clock (for nodes started with use_sim_time)", True),
-    "controller_type": ("trajectory", f"command message type the sim obeys: one of {CONTROLLER_TYPES}", True),
-    "command_topic": ("", "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
+    "speed": (float, "simulated seconds per wall-clock second (1.0: real time), 0.05..100", True),
+    "publish_clock": (bool, "publish simulated time on /clock (for nodes started with use_sim_time)", True),
+    "controller_type": (str, f"command message type the sim obeys: one of {CONTROLLER_TYPES}", True),
+    "command_topic": (str, "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
                       True),
-    "image_size": (0, "square camera image size (0: the robot config's camera sizes)", True),
-    "expert": (False, "the scripted expert drives the arm through the command topic, as a teleoperator", True),
-    "lockstep": (False, "step one tick only when the command answering the last observation has arrived "
-                        "(publishes /clock; for tests and evaluation, not for a robot)", True),
-    "lockstep_timeout_s": (10.0, "lockstep: wall-clock seconds to wait for a tick's command before stepping "
-                                 "with the last target (reported)", True),
+    "image_size": (int, "square camera image size (0: the robot config's camera sizes)", True),
+    "expert": (bool, "the scripted expert drives the arm through the command topic, as a teleoperator", True),
+    "lockstep": (bool, "step one tick only when the command answering the last observation has arrived "
+                       "(publishes /clock; for tests and evaluation, not for a robot)", True),
+    "lockstep_timeout_s": (float, "lockstep: wall-clock seconds to wait for a tick's command before stepping "
+                                  "with the last target (reported)", True),
 }
 REPUBLISH_S = 1.0  # lockstep, before the first command: how often the waiting observation is sent again
 
@@ -99,7 +100,7 @@ class SimNode(Node):
         from sim.tabletop.tasks import get_task
 
         self._Env = TabletopEnv
-        p = declare(self, PARAMETERS, dynamic=("seeds",))
+        p = declare(self, PARAMETERS, "sim_node", dynamic=("seeds",))
         if self.get_parameter("use_sim_time").value:
             raise StartupError("use_sim_time=true: the sim node is the clock source; set publish_clock:=true instead")
         self.robot = robot_config(p["robot_config"])
