@@ -1,4 +1,4 @@
-"""The benchmarks' child publishers (`python -m vla.bench.ros_publishers`) publish what the benches read."""
+"""The benchmarks' child publishers (`python -m vla.cli.bench.ros_publishers`) publish what the benches read."""
 
 import subprocess
 import sys
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]  # benchmark tooling: child pro
 
 
 def _publish(tmp, domain, *args):
-    return subprocess.Popen([sys.executable, "-m", "vla.bench.ros_publishers", *args], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "vla.cli.bench.ros_publishers", *args], cwd=REPO,
                             env=ros_env(tmp, domain), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import tempfile
@@ -58,18 +57,3 @@ def bench_data(tasks: list[str], episodes: int, image_size: int | None = None, c
             }
     report["loader"] = {"chunk_size": chunk_size, "batch_size": batch_size, "batches": batches}
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`vla bench data` flags."""
-    parser.add_argument("--tasks", default="single", help="ids (comma-separated), single, multi or all")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes recorded per task")
-    parser.add_argument("--image-size", type=int, default=None, help="square camera images (default: robot config)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from sim import resolve_tasks
-    from vla.evaluate import write_report
-
-    write_report(bench_data(resolve_tasks(args.tasks), args.episodes, args.image_size), args.report)
-    return 0

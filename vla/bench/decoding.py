@@ -3,7 +3,6 @@ each decoding mode it has (parallel; autoregressive for bins per value), same ba
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import time
@@ -87,16 +86,3 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
                                                                              f"{torch.get_num_threads()} threads)",
         "parameters": sum(p.numel() for p in (trained or model).parameters()),
     }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`vla bench decoding` flags."""
-    parser.add_argument("--policy", default=None, help="policy directory (default: a fresh tiny model)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed chunks per mode")
-
-
-def run(args: argparse.Namespace) -> int:
-    from vla.evaluate import write_report
-
-    write_report(bench_decoding(args.policy, args.repeats), args.report)
-    return 0

@@ -11,7 +11,6 @@ figure is never a GPU figure.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import platform
 import statistics
@@ -146,26 +145,3 @@ def bench_gpu(policy: str | Path, repeats: int = 50, device: str | None = None, 
             on_update(report)
         _bench_model(build(), device_t, repeats, compile_ok, ar_repeats, row)
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`vla bench gpu` flags."""
-    from vla.loading import SHIPPED_POLICY
-
-    parser.add_argument("--policy", default=str(SHIPPED_POLICY), help="VLA policy directory (default: the shipped one)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed steps per configuration")
-    parser.add_argument("--ar-repeats", type=int, default=None,
-                        help="timed steps for autoregressive decoding (default: --repeats; it is ~20x slower)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from vla.evaluate import write_report
-
-    def update(report: dict[str, Any]) -> None:  # each figure is on disk as soon as it exists
-        write_report(report, args.report, quiet=True)
-        latency = report.get("latency", {})
-        done = sum(len(rows) for rows in latency.values())
-        print(f"bench gpu: {report['device']}: {done} latency rows", flush=True)
-
-    write_report(bench_gpu(args.policy, args.repeats, ar_repeats=args.ar_repeats, on_update=update), args.report)
-    return 0

@@ -8,8 +8,6 @@ blend setting, on the same seeds: the largest and the mean joint step at hand-ov
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 
@@ -45,19 +43,3 @@ def bench_handover(policy_dir: str, task: str = "pick", episodes: int = 10, refi
         }
     env.close()
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`vla bench handover` flags."""
-    from vla.loading import SHIPPED_POLICY
-
-    parser.add_argument("--policy", default=str(SHIPPED_POLICY), help="VLA policy directory (default: the shipped one)")
-    parser.add_argument("--task", default="place_in_bowl", help="the task the policy drives")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes per blend setting")
-
-
-def run(args: argparse.Namespace) -> int:
-    from vla.evaluate import write_report
-
-    write_report(bench_handover(args.policy, args.task, args.episodes), args.report)
-    return 0

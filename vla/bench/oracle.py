@@ -12,8 +12,6 @@ enough to show it. A diagnostic, not a product policy: no robot has this state.
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from vla.train.data import chunk_indices
+from vla.train.stream import SimStream, StreamBuffer
 from vla.types import ACTION, OBS_ENV_STATE, OBS_STATE, TASK
 
 
@@ -109,9 +108,14 @@ class OracleMLP(nn.Module):
 
 
 def train_oracle(data: OracleData, chunk_size: int, steps: int, batch_size: int, seed: int,
-                 lr: float = 1e-3, aux: np.ndarray | None = None) -> tuple[OracleMLP, dict[str, Any]]:
+                 lr: float = 1e-3, aux: np.ndarray | None = None,
+                 stream: StreamBuffer | None = None) -> tuple[OracleMLP, dict[str, Any]]:
     """`aux` (frames, A): an auxiliary target per frame, regressed beside the chunk (L1 on
-    standardized values, its mean added to the chunk's) and never fed back; the policy reads the chunk only."""
+    standardized values, its mean added to the chunk's) and never fed back; the policy reads the chunk only.
+    `stream`: draw the batches from a stream's buffer (state keys: the state, then the object positions)
+    instead of `data`, which then only sets the model's normalization and vocabulary."""
+    if stream is not None and aux is not None:
+        raise ValueError("train_oracle: an auxiliary target is per frame of `data`; a stream has none")
     torch.manual_seed(seed)
     model = OracleMLP(data, chunk_size, aux_dim=0 if aux is None else aux.shape[1])
     x = torch.tensor(data.inputs())
@@ -123,10 +127,24 @@ def train_oracle(data: OracleData, chunk_size: int, steps: int, batch_size: int,
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     generator = torch.Generator().manual_seed(seed)
+    bags: dict[str, torch.Tensor] = {}
+
+    def streamed() -> tuple[torch.Tensor, torch.Tensor]:
+        i = stream.draw(batch_size, generator)
+        state = stream.state[i]
+        texts = [stream.texts[t] for t in stream.text_index[i].tolist()]
+        words = torch.stack([bags.setdefault(t, torch.from_numpy(data.bag(t))) for t in texts])
+        relative = stream.chunk(i)[..., :chunk_size, :] - state[:, None, : data.action_dim]
+        return torch.cat([state, words], 1), (relative.reshape(batch_size, -1) - model.y_mean) / model.y_std
+
     start, losses = time.perf_counter(), []
     for _ in range(steps):
-        i = torch.randint(0, data.frames, (batch_size,), generator=generator)
-        error = (model.outputs(x[i]) - y[i]).abs()
+        if stream is None:
+            i = torch.randint(0, data.frames, (batch_size,), generator=generator)
+            xi, yi = x[i], y[i]
+        else:
+            xi, yi = streamed()
+        error = (model.outputs(xi) - yi).abs()
         loss = error[:, :n].mean() + (error[:, n:].mean() if aux is not None else 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -166,8 +184,15 @@ def bench_oracle(dataset, task_ids: list[str], train_steps: int, batch_size: int
     from sim import make_env
     from vla.evaluate import evaluate
 
-    data = OracleData(dataset, chunk_size)
-    model, trained = train_oracle(data, chunk_size, train_steps, batch_size, seed)
+    data = OracleData(dataset, chunk_size)  # a stream's warm-up episodes: normalization and words
+    stream = dataset.cache(chunk_size, None, (OBS_STATE, OBS_ENV_STATE)) if isinstance(dataset, SimStream) else None
+    try:
+        model, trained = train_oracle(data, chunk_size, train_steps, batch_size, seed, stream=stream)
+    finally:
+        if stream is not None:
+            stream.close()
+    if stream is not None:
+        trained["stream"] = stream.report
     report = evaluate("oracle-mlp", task_ids, make_env, lambda env: OraclePolicy(model, data, env, n_action_steps),
                       episodes, seed=0, progress=progress)
     return {"dataset": getattr(dataset, "source", str(dataset)), "episodes_in_dataset": data.episodes,
@@ -176,41 +201,3 @@ def bench_oracle(dataset, task_ids: list[str], train_steps: int, batch_size: int
             "n_action_steps": n_action_steps, **trained,
             "successes": {t: r["successes"] for t, r in report["tasks"].items()},
             "overall": report["overall"], "eval_wall_time_s": report["wall_time_s"]}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`vla bench oracle-mlp` flags."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--dataset", help="a LeRobot dataset recorded with `vla record`")
-    source.add_argument("--sim-episodes", type=int, default=None,
-                        help="instead: this many expert episodes per task rolled out in memory (as vla record keeps)")
-    parser.add_argument("--tasks", default="single")
-    parser.add_argument("--train-steps", type=int, default=4000)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--episodes", type=int, default=20, help="closed-loop episodes per task (seeds 0..N-1)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed")
-    parser.add_argument("--chunk-size", type=int, default=20)
-    parser.add_argument("--n-action-steps", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="--sim-episodes: processes rolling out the expert (default: one per core)")
-    parser.add_argument("--quiet", action="store_true")
-
-
-def run(args: argparse.Namespace) -> int:
-    from sim import resolve_tasks
-    from vla.evaluate import write_report
-
-    if not args.dataset and not args.sim_episodes:
-        raise ValueError("vla bench oracle-mlp needs --dataset DIR or --sim-episodes N")
-    dataset = args.dataset
-    if args.sim_episodes:
-        from vla.train.rollouts import SimDemos
-
-        dataset = SimDemos(resolve_tasks(args.tasks), args.sim_episodes, progress=not args.quiet,
-                           workers=args.workers, images=False)  # the oracle reads no camera
-    report = bench_oracle(dataset, resolve_tasks(args.tasks), args.train_steps, args.batch_size,
-                          args.episodes, args.seed, args.chunk_size, args.n_action_steps, progress=not args.quiet)
-    if args.report:
-        write_report(report, args.report, quiet=True)
-    print(json.dumps(report, indent=2))
-    return 0

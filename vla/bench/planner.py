@@ -16,7 +16,6 @@ the true final state against a plan with one step left out, and latencies.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 from collections.abc import Callable
@@ -217,36 +216,3 @@ def bench_planner(planner_dir: str, executor: str, make_env: Callable, make_poli
         report[arm] = run_arm(arm, tasks, episodes, seed, make_env, make_policy, planner, progress)
     report["wall_time_s"] = round(time.perf_counter() - started, 1)
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`vla bench planner` flags."""
-    from vla.loading import POLICY_KINDS, SHIPPED_POLICY
-
-    parser.add_argument("--planner", default=None,
-                        help="the planner checkpoint, from `vla train --objective planner` (required)")
-    parser.add_argument("--policy", default=str(SHIPPED_POLICY),
-                        help=f"the executor: {POLICY_KINDS} (default: the shipped VLA)")
-    parser.add_argument("--tasks", default="multi", help="ids (comma-separated), single, multi or all")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes per task per arm")
-    parser.add_argument("--seed", type=int, default=0, help="first episode seed")
-    parser.add_argument("--candidates", type=int, default=4, help="System-2 candidate plans")
-    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms (default: all)")
-    parser.add_argument("--heldout-episodes", type=int, default=20,
-                        help="held-out episodes per task for plan/world/describe/critic accuracy")
-    parser.add_argument("--image-size", type=int, default=None, help="square camera images (default: robot config)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from sim import make_env, resolve_tasks
-    from vla.evaluate import write_report
-    from vla.loading import policy_factory
-
-    if not args.planner:
-        raise ValueError("vla bench planner needs --planner DIR (a checkpoint from `vla train --objective planner`)")
-    write_report(bench_planner(
-        args.planner, args.policy, lambda t: make_env(t, image_size=args.image_size), policy_factory(args.policy),
-        resolve_tasks(args.tasks), args.episodes, seed=args.seed, candidates=args.candidates,
-        arms=args.arms.split(","), heldout_episodes=args.heldout_episodes,
-    ), args.report)
-    return 0

@@ -3,7 +3,6 @@ sustained rate with two cameras at 30 Hz. Also the synthetic bag writer the test
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -142,7 +141,7 @@ def bench_ros_recording(seconds: float = 20.0, size: int = 128) -> dict:
                 return future.result()
 
             call("/recorder/start")
-            arm = subprocess.Popen([sys.executable, "-m", "vla.bench.ros_publishers", "arm",
+            arm = subprocess.Popen([sys.executable, "-m", "vla.cli.bench.ros_publishers", "arm",
                                     "--seconds", str(seconds + 1), "--size", str(size)], env=env)
             arm.wait()
             started = time.perf_counter()
@@ -159,21 +158,3 @@ def bench_ros_recording(seconds: float = 20.0, size: int = 128) -> dict:
             "frames_written": frames, "frames_per_s_of_recording": round(frames / seconds, 1),
             "dropped": result.get("dropped"), "write_seconds": round(write_s, 2),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
-
-
-DEFAULT_SECONDS = {"rosbag": 30.0, "ros-record": 20.0}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`vla bench rosbag` and `vla bench ros-record` flags."""
-    parser.add_argument("--duration", type=float, default=None,
-                        help="seconds: of the bag (rosbag, default 30), of the recording (ros-record, default 20)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from vla.evaluate import write_report
-
-    seconds = args.duration or DEFAULT_SECONDS[args.benchmark]
-    report = bench_rosbag(seconds) if args.benchmark == "rosbag" else bench_ros_recording(seconds)
-    write_report(report, args.report)
-    return 0

@@ -11,7 +11,6 @@ the robot config's gap bound (max_velocity x command_gap_s). The eval arm is `vl
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -97,44 +96,28 @@ def eval_episodes(policy: str, task: str, episodes: int, seed: int, robot: str =
             "failed_seeds": [f["seed"] for f in report["failures"]]}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", default="policies/tiny_sim_single", help="policy folder")
-    parser.add_argument("--robot", default="panda", help="robot config name or YAML path (a joint-position robot)")
-    parser.add_argument("--tasks", default="pick", help="single-step task ids, comma-separated (or single)")
-    parser.add_argument("--episodes", type=int, default=13, help="seeds per task")
-    parser.add_argument("--seed", type=int, default=0, help="the first seed")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per task for the ROS run")
-    parser.add_argument("--refill-threshold", type=int, default=None,
-                        help="the policy node's refill_threshold (default: sim_bringup's, 2; `vla eval` runs 0)")
-    parser.add_argument("--blend", type=int, default=None,
-                        help="the policy node's blend (default: sim_bringup's, 2; `vla eval` runs 0)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from sim import resolve_tasks
-    from vla.evaluate import write_report
-
-    if args.episodes < 1:
-        raise ValueError(f"--episodes {args.episodes}; expected at least 1")
-    robot = load_robot_config(args.robot)
-    if not robot.joint_actions:
-        raise ValueError(f"--robot {args.robot}: the ROS graph drives joint-position robots; {robot.name!r} is not one")
-    bound = robot.max_command_gap[: len(robot.joints)].astype(np.float64)
-    policy = str(Path(args.policy).resolve()) if Path(args.policy).is_dir() else args.policy
-    seeds = list(range(args.seed, args.seed + args.episodes))
-    report = {"policy": args.policy, "robot": robot.name, "seeds": [seeds[0], seeds[-1]], "tasks": {},
+def bench_ros_eval(policy: str, tasks: list[str], episodes: int, seed: int = 0, robot: str = "panda",
+                   timeout_s: float = 900.0, refill_threshold: int | None = None,
+                   blend: int | None = None) -> dict:
+    """Seeds seed..seed+episodes-1 of each task through the ROS graph and through `vla eval`; successes and
+    the command gap against the robot config's bound. `refill_threshold`, `blend`: the policy node's (None:
+    sim_bringup's)."""
+    config = load_robot_config(robot)
+    bound = config.max_command_gap[: len(config.joints)].astype(np.float64)
+    resolved = str(Path(policy).resolve()) if Path(policy).is_dir() else policy
+    seeds = list(range(seed, seed + episodes))
+    report = {"policy": policy, "robot": config.name, "seeds": [seeds[0], seeds[-1]], "tasks": {},
               "command_gap_bound_rad": round(float(bound.min()), 4),
               "command_gap_bound_per_joint_rad": [round(float(b), 4) for b in bound],
               "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
-    loop = {k: str(v) for k, v in (("refill_threshold", args.refill_threshold), ("blend", args.blend))
-            if v is not None}
+    loop = {k: str(v) for k, v in (("refill_threshold", refill_threshold), ("blend", blend)) if v is not None}
     report["ros_loop"] = loop or "sim_bringup's defaults"
     worst = 0.0
-    for i, task in enumerate(resolve_tasks(args.tasks)):
+    for i, task in enumerate(tasks):
         with tempfile.TemporaryDirectory() as tmp:
-            ros = ros_episodes(policy, task, seeds, Path(tmp), 100 + (os.getpid() + i) % 100, args.timeout, loop,
-                               args.robot)
-        ev = eval_episodes(policy, task, args.episodes, args.seed, args.robot)
+            ros = ros_episodes(resolved, task, seeds, Path(tmp), 100 + (os.getpid() + i) % 100, timeout_s, loop,
+                               robot)
+        ev = eval_episodes(resolved, task, episodes, seed, robot)
         gap = np.asarray(ros["max_command_gap_per_joint_rad"])
         worst = max(worst, float(np.nanmax(gap)))
         report["tasks"][task] = {"ros": ros, "eval": ev, "within_1": abs(ros["successes"] - ev["successes"]) <= 1,
@@ -146,5 +129,4 @@ def run(args: argparse.Namespace) -> int:
     report["eval"] = {"successes": sum(t["eval"]["successes"] for t in report["tasks"].values()),
                       "episodes": sum(t["eval"]["episodes"] for t in report["tasks"].values())}
     report["max_command_gap_rad"] = round(worst, 4)
-    write_report(report, args.report)
-    return 0
+    return report

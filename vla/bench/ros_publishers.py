@@ -1,5 +1,5 @@
 """The ROS 2 publishers the benchmarks start in a child process, so that sending and receiving
-do not share one interpreter: `python -m vla.bench.ros_publishers arm|cameras ...`.
+do not share one interpreter: `python -m vla.cli.bench.ros_publishers arm|cameras ...` runs them.
 
 `arm`: a 30 Hz arm with the robot config's cameras, /joint_states and commands (for `vla bench
 ros-record`). `cameras`: two cameras stamped with the wall clock (for `vla bench serving`).
@@ -7,7 +7,6 @@ ros-record`). `cameras`: two cameras stamped with the wall clock (for `vla bench
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -74,25 +73,3 @@ def publish_cameras(seconds: float, size: int, hz: float) -> None:
     finally:
         node.destroy_node()
         rclpy.shutdown()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m vla.bench.ros_publishers", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="what", required=True)
-    arm = sub.add_parser("arm", help="cameras, joint states and commands at 30 Hz")
-    arm.add_argument("--seconds", type=float, required=True)
-    arm.add_argument("--size", type=int, default=128, help="image height and width")
-    arm.add_argument("--robot", default="panda", help="configs/robots/<name>.yaml")
-    cams = sub.add_parser("cameras", help="two wall-clock-stamped cameras")
-    cams.add_argument("--seconds", type=float, required=True)
-    cams.add_argument("--size", type=int, default=128, help="image height and width")
-    cams.add_argument("--hz", type=float, default=30.0)
-    args = parser.parse_args(argv)
-    if args.what == "arm":
-        publish_arm(args.seconds, args.size, args.robot)
-    else:
-        publish_cameras(args.seconds, args.size, args.hz)
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,6 @@ counting ticks that started later than half a period after their deadline.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import subprocess
@@ -43,7 +42,7 @@ def _ros_transport(size: int, hz: float, seconds: float) -> dict:
 
     env = {**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": str(60 + os.getpid() % 100)}
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
-    child = subprocess.Popen([sys.executable, "-m", "vla.bench.ros_publishers", "cameras",
+    child = subprocess.Popen([sys.executable, "-m", "vla.cli.bench.ros_publishers", "cameras",
                               "--seconds", str(seconds + 3), "--size", str(size), "--hz", str(hz)], env=env)
     rclpy.init()
     node = rclpy.create_node("bench_receiver")
@@ -129,18 +128,3 @@ def bench_serving(policy_dir: str | Path, duration: float = 300.0, calls: int = 
         server.terminate()
         server.wait(timeout=10)
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`vla bench serving` flags."""
-    from vla.loading import SHIPPED_POLICY
-
-    parser.add_argument("--policy", default=str(SHIPPED_POLICY), help="VLA policy directory (default: the shipped one)")
-    parser.add_argument("--duration", type=float, default=300.0, help="seconds of the 20 Hz control loop")
-
-
-def run(args: argparse.Namespace) -> int:
-    from vla.evaluate import write_report
-
-    write_report(bench_serving(args.policy, duration=args.duration), args.report)
-    return 0

@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from vla.loading import SHIPPED_POLICY, add_planner_arguments, add_policy_arguments
+from vla.cli.policy_args import add_planner_arguments, add_policy_arguments, policy_from_args
+from vla.loading import SHIPPED_POLICY
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -25,7 +26,6 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from sim import make_env, resolve_tasks
     from vla.evaluate import evaluate, open_loop_report, write_report
-    from vla.loading import policy_from_args
 
     if getattr(args, "heldout", None):  # open loop on held-out demonstrations (vla eval only): no simulator
         write_report(open_loop_report(args.policy, args.heldout, args.decoding, robot=args.robot,

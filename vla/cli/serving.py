@@ -7,11 +7,10 @@ import json
 import signal
 import sys
 
-from vla.loading import add_policy_arguments
+from vla.cli.policy_args import add_policy_arguments, served_policy
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from vla.loading import served_policy
     from vla.serving.server import PolicyServer
 
     # Ctrl-C and SIGTERM (ros2 launch, systemd, docker stop) are the normal way to stop a server:

@@ -1,7 +1,7 @@
 """`vla train`: its flags and what it runs, for both objectives (the action head and the planner).
 
-`vla.cli` imports this module only when `vla train` is parsed (torch is imported by `run_train`):
-`add_train_arguments(parser)` declares the flags, `run_train(args) -> int` runs it.
+`vla.cli` imports this module only when `vla train` is parsed (torch is imported by `run`):
+`add_arguments(parser)` declares the flags, `run(args) -> int` runs it.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 
-from vla.loading import DECODINGS, duration
+from vla.cli.policy_args import duration
+from vla.loading import DECODINGS
 
 
-def add_train_arguments(tr: argparse.ArgumentParser) -> None:
+def add_arguments(tr: argparse.ArgumentParser) -> None:
     """The flags of `vla train`."""
     source = tr.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="LeRobot v3.0 dataset directory (or hub repo id)")
@@ -25,6 +26,7 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--sim-detours", type=float, default=0.0,
                     help="with --sim-tasks: the share of episodes that are recovery demonstrations (the arm "
                          "driven off course first; the expert shows the way back), as `vla record --detours`")
+    add_stream_arguments(tr)
     tr.add_argument("--out", required=True, help="policy directory (checkpoints under OUT/checkpoints)")
     tr.add_argument("--model", default="tiny", help="configs/models/<name>.yaml, a YAML path, or a local HF VLM dir")
     tr.add_argument("--steps", type=int, default=5000)
@@ -45,6 +47,9 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
                     help="override the model config's action positions: one per value (K x D) or per step (K)")
     tr.add_argument("--gripper", choices=["quantile", "physical"], default=None,
                     help="override how the gripper is binned: like a joint, or absolute over its whole range")
+    tr.add_argument("--vision-stem", choices=["patch", "conv"], default=None,
+                    help="override the tiny vision tower's stem: one patch projection, or 3x3 stride-2 convolutions "
+                         "down to the same patch grid")
     tr.add_argument("--aux-targets", default=None,
                     help="comma-separated per-frame features regressed during training only, never decoded "
                          "(e.g. observation.environment_state: object positions as grounding targets)")
@@ -68,6 +73,32 @@ def add_train_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--quiet", action="store_true")
 
 
+def add_stream_arguments(parser: argparse.ArgumentParser, needs: str = "--sim-tasks") -> None:
+    """The flags of a streamed sim source (`vla train --sim-tasks ... --stream`, `vla bench oracle-mlp`);
+    `needs`: the flag that asks for sim episodes in that command."""
+    parser.add_argument("--stream", action="store_true",
+                        help=f"with {needs}: keep rolling out the expert on new seeds while training and train "
+                             "on the newest frames (--sim-episodes per task roll out first: statistics, "
+                             "vocabulary, the first frames); a resumed run streams its seeds afresh")
+    parser.add_argument("--stream-buffer", type=int, default=20_000, metavar="FRAMES",
+                        help="--stream: frames held; training waits for the workers below half of it")
+    parser.add_argument("--stream-reuse", type=int, default=4, metavar="N",
+                        help="--stream: times each streamed frame is drawn before its slot takes a new one")
+    parser.add_argument("--stream-workers", type=int, default=1, help="--stream: rollout processes")
+
+
+def sim_source(args: argparse.Namespace, task_ids: list[str], episodes: int, images: bool = True):
+    """The in-memory source the flags ask for: `SimStream` with --stream, else `SimDemos`."""
+    from vla.train.rollouts import SimDemos
+    from vla.train.stream import SimStream
+
+    if args.stream:
+        return SimStream(task_ids, episodes, workers=args.sim_workers, progress=not args.quiet, images=images,
+                         capacity=args.stream_buffer, reuse=args.stream_reuse, stream_workers=args.stream_workers)
+    return SimDemos(task_ids, episodes, workers=args.sim_workers, progress=not args.quiet, images=images,
+                    detours=getattr(args, "sim_detours", 0.0))
+
+
 def planner_training_error(args: argparse.Namespace) -> str | None:
     """Why `vla train --objective planner` cannot run with these flags (None when it can)."""
     ignored = [flag for flag, given in (
@@ -75,7 +106,8 @@ def planner_training_error(args: argparse.Namespace) -> str | None:
         ("--n-action-steps", args.n_action_steps), ("--decoding", args.decoding),
         ("--parallel-fraction", args.parallel_fraction != 0.5), ("--label-sigma", args.label_sigma),
         ("--action-head", args.action_head), ("--action-tokens", args.action_tokens), ("--gripper", args.gripper),
-        ("--state-keys", args.state_keys), ("--aux-targets", args.aux_targets), ("--sim-tasks", args.sim_tasks),
+        ("--vision-stem", args.vision_stem), ("--state-keys", args.state_keys), ("--aux-targets", args.aux_targets),
+        ("--sim-tasks", args.sim_tasks), ("--stream", args.stream),
     ) if given]
     if ignored:
         return (f"{', '.join(ignored)} apply to the action objective only; "
@@ -86,7 +118,7 @@ def planner_training_error(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run_train(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Train the objective asked for and print its summary; 2 when planner flags do not fit.
 
     Under `accelerate launch` only the main process gets a summary (the others get `{}`), so only
@@ -98,6 +130,10 @@ def run_train(args: argparse.Namespace) -> int:
     if args.sim_detours and not args.sim_tasks:
         print("vla train: --sim-detours applies to episodes rolled out with --sim-tasks; record a dataset with "
               "`vla record --detours` instead", file=sys.stderr)
+        return 2
+    if args.stream and (not args.sim_tasks or args.sim_detours):
+        print("vla train: --stream streams expert episodes of --sim-tasks (without --sim-detours); a recorded "
+              "--dataset is read as it is", file=sys.stderr)
         return 2
     if args.objective == "action" and args.init and args.model != "tiny":
         print(f"vla train: --init {args.init} fine-tunes that policy with its own model; drop --model {args.model}",
@@ -120,15 +156,14 @@ def run_train(args: argparse.Namespace) -> int:
         overrides = {k: v for k, v in (("chunk_size", args.chunk_size), ("n_action_steps", args.n_action_steps),
                                        ("decoding", args.decoding), ("action_head", args.action_head),
                                        ("action_tokens", args.action_tokens), ("gripper", args.gripper),
+                                       ("vision_stem", args.vision_stem),
                                        ("state_keys", args.state_keys and args.state_keys.split(",")),
                                        ("aux_targets", args.aux_targets and args.aux_targets.split(","))) if v}
         dataset = args.dataset
         if args.sim_tasks:
             from sim import resolve_tasks
-            from vla.train.rollouts import SimDemos
 
-            dataset = SimDemos(resolve_tasks(args.sim_tasks), args.sim_episodes, workers=args.sim_workers,
-                               progress=not args.quiet, detours=args.sim_detours)
+            dataset = sim_source(args, resolve_tasks(args.sim_tasks), args.sim_episodes)
         summary = train(dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
                         model_overrides=overrides, init=args.init)
         keys = ("steps", "wall_time_s", "frames", "parameters")

@@ -36,6 +36,7 @@ from vla.train.loop import (
     train_loop,
 )
 from vla.train.rollouts import SimDemos
+from vla.train.stream import StreamBuffer
 from vla.types import ACTION, OBS_STATE
 
 # Kept importable from here: the CLI, benchmarks and tests know them by this module.
@@ -95,8 +96,9 @@ def build_model(dataset: DemoDataset, cache: DemoCache, config: VLAConfig) -> VL
     texts = cache.texts + list(dataset.tasks)
     model = new_model(config, texts, action_low, action_high, state_low, state_high)
     if model.aux_head is not None:  # standardize the grounding targets with the data's own spread
-        model.aux_head.mean.copy_(cache.aux.mean(0))
-        model.aux_head.std.copy_(cache.aux.std(0).clamp_min(1e-3))
+        mean, std = cache.aux_stats()
+        model.aux_head.mean.copy_(mean)
+        model.aux_head.std.copy_(std.clamp_min(1e-3))
     return model
 
 
@@ -124,7 +126,7 @@ def action_step(cache: DemoCache, cfg: TrainConfig) -> StepFn:
         if device not in held:
             held[device] = cache.on(device)
         data = held[device]
-        index = torch.randint(0, len(cache), (cfg.batch_size,), generator=generator)
+        index = cache.draw(cfg.batch_size, generator)
         at = index.to(data.images.device)
         images = data.images[at].to(device, non_blocking=True).float().div_(255)
         if cfg.augment:
@@ -187,10 +189,16 @@ def train(dataset: str | Path | SimDemos, out: str | Path, model: str = "tiny", 
     vla = VLAModel.from_pretrained(start) if start is not None else build_model(demo, cache, policy_cfg)
     if cfg.lora:
         _apply_lora(vla, cfg.lora_rank)
+    info = {"dataset": demo.source if isinstance(demo, SimDemos) else str(dataset),
+            "model": str(init) if init is not None else model,
+            "policy_config": vla.config.to_dict(), "frames": len(cache), "episodes": demo.num_episodes}
+    if isinstance(cache, StreamBuffer):
+        info["stream"] = cache.report  # filled in as training streams: read when train_info.json is written
     objective = Objective(
         tag="train", model=vla, step=action_step(cache, cfg), save=partial(save_policy, lora=cfg.lora),
-        metrics=["loss", "acc_parallel", "acc_autoregressive", "aux_l1"], shown=("loss", "acc_parallel"),
-        info={"dataset": demo.source if isinstance(demo, SimDemos) else str(dataset),
-              "model": str(init) if init is not None else model,
-              "policy_config": vla.config.to_dict(), "frames": len(cache), "episodes": demo.num_episodes})
-    return train_loop(objective, cfg, out, ckpt, progress)
+        metrics=["loss", "acc_parallel", "acc_autoregressive", "aux_l1"], shown=("loss", "acc_parallel"), info=info)
+    try:
+        return train_loop(objective, cfg, out, ckpt, progress)
+    finally:
+        if isinstance(cache, StreamBuffer):
+            cache.close()

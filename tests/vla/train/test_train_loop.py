@@ -180,7 +180,7 @@ def test_time_budget_and_precision_are_checked_when_the_config_is_made():
         TrainConfig(time_budget_s=0)
     with pytest.raises(ValueError, match="mixed_precision='fp16'"):
         TrainConfig(mixed_precision="fp16")
-    from vla.loading import duration
+    from vla.cli.policy_args import duration
 
     assert [duration(t) for t in ("2.5h", "40m", "90s", "12")] == [9000, 2400, 90, 12]
     import argparse
