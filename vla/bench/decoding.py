@@ -5,29 +5,13 @@ from __future__ import annotations
 
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vla.bench.timing import time_calls
 from vla.model.vla import Batch, VLAModel
-
-
-def time_calls(fn, repeats: int, warmup: int = 1, device: torch.device | None = None) -> list[float]:
-    """Milliseconds of each of `repeats` calls after `warmup` untimed ones (allocations, kernels,
-    compilation); on CUDA the device is idle when each timing starts."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
 
 LAYOUTS = (  # (action_head, action_tokens): every way the action positions can be laid out and decoded
     ("bins", "per_dim"), ("bins", "per_step"), ("continuous", "per_step"))

@@ -13,29 +13,19 @@ from __future__ import annotations
 
 import copy
 import platform
-import statistics
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vla.bench.decoding import time_calls
+from vla.bench.reuse import SIM_RATES, time_reuse
+from vla.bench.timing import latency_summary, random_model, time_calls
 from vla.model.config import VLAConfig, load_model_config
 from vla.model.vla import VLAModel
 
 SIZES = ("smolvlm-256m", "smolvlm-2b")
 VOCAB = 49280  # SmolVLM's vocabulary, for realistic embedding sizes in the memory figures
-
-
-def random_model(name: str, cameras=("scene", "wrist"), state_dim: int = 8, action_dim: int = 8) -> VLAModel:
-    """A VLA of a named size with random weights (tokenizer built from a few instructions)."""
-    from vla.model.vla import new_model
-
-    cfg = load_model_config(name, cameras=list(cameras), state_dim=state_dim, action_dim=action_dim)
-    ones = np.ones(action_dim)
-    return new_model(cfg, ["pick up the red cube", "push the blue cube to the left"], -ones, ones,
-                     -np.ones(state_dim), np.ones(state_dim)).eval()
 
 
 def memory(cfg: VLAConfig, dtype_bytes: int = 2, vocab: int = VOCAB) -> dict[str, float]:
@@ -70,12 +60,6 @@ def _timed(fn, repeats: int, device: torch.device) -> list[float]:
     return time_calls(fn, repeats, warmup=3, device=device)  # 3: compilation and CUDA-graph capture
 
 
-def latency_summary(times: list[float]) -> dict[str, float]:
-    med = statistics.median(times)
-    return {"median_ms": round(med, 3), "p99_ms": round(float(np.percentile(times, 99)), 3),
-            "achievable_hz": round(1000.0 / med, 1)}
-
-
 def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok: bool, ar_repeats: int | None = None,
                  on_row=None) -> dict[str, Any]:
     """Latency rows for one model; `on_row(rows)` is called after each, so a run cut short keeps them."""
@@ -104,7 +88,6 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
             rows[f"{name}/peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             torch.cuda.reset_peak_memory_stats()
     # Dense vs token reuse at the change rates measured in the sim (`vla bench reuse`).
-    from vla.bench.reuse import SIM_RATES, time_reuse
 
     def event_rows(reuse: dict[str, Any]) -> None:
         rows.update({f"event/{k}": v for k, v in reuse.items()})

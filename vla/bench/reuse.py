@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.bench.decoding import time_calls
+from vla.bench.timing import latency_summary, random_model, time_calls
 from vla.model.vla import VLAModel
 
 # Patches re-encoded per inference in the sim, as fractions (`vla bench sparsity`, docs/BENCHMARKS.md):
@@ -32,7 +32,6 @@ def time_reuse(model: VLAModel, device: torch.device, repeats: int, rates: tuple
                seed: int = 0, on_row=None) -> dict[str, Any]:
     """Rows `dense` and `reuse@<rate>` (latency of one inference, and patches re-encoded per step);
     `on_row(rows)` after each, so a run cut short keeps what it measured."""
-    from vla.bench.gpu import latency_summary
     from vla.policy import VLAPolicy
     from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
 
@@ -77,8 +76,6 @@ def time_reuse(model: VLAModel, device: torch.device, repeats: int, rates: tuple
 
 def bench_reuse(size: str, rates: tuple[float, ...], repeats: int = 5, device: str | None = None,
                 on_update=None) -> dict[str, Any]:
-    from vla.bench.gpu import random_model
-
     on_update = on_update or (lambda report: None)
     device_t = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     name = torch.cuda.get_device_name(device_t) if device_t.type == "cuda" else \
