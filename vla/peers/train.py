@@ -1,22 +1,32 @@
 """Train LeRobot's ACT or Diffusion Policy on a LeRobot dataset, with LeRobot's own classes.
 
 The policy, its processors (normalization from the dataset's statistics), its optimizer and
-scheduler presets and its loss are LeRobot's. What is ours is only the sample feed: frames are
-decoded once into memory (`vla.train.data.DemoCache`, the same feed the VLA trains from) and
-batches are cut from it, because on a CPU-only machine decoding video per sample would cost
-more than the model's step. Sizes are set for a 2-core CPU (see `peer_config`).
+scheduler presets and its loss are LeRobot's. The loop is the one every objective runs through
+(vla.train.loop): the same time budget, clipping, checkpoints and `resume`, metrics.csv and
+train_info.json as our VLA's. What is ours besides is the sample feed: frames are decoded once
+into memory (`vla.train.data.DemoCache`, the same feed the VLA trains from) and batches are cut
+from it, because on a CPU-only machine decoding video per sample would cost more than the
+model's step. Sizes are set for a 2-core CPU (see `peer_config`).
+
+LeRobot is imported inside the functions: `vla bench peers`, `chunk` and `recipe` import this
+module (through vla.bench.peers), and LeRobot's import alone takes seconds.
 """
 
 from __future__ import annotations
 
-import json
-import time
+from collections import deque
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_model
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from vla.data import open_dataset
+from vla.train.data import DemoCache
+from vla.train.loop import Objective, TrainConfig, resume_point, train_loop
 from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, PRIVILEGED, TASK
 
 PEERS = ("act", "diffusion")
@@ -74,97 +84,103 @@ def _horizon(cfg) -> int:
     return int(getattr(cfg, "chunk_size", None) or cfg.horizon)
 
 
-clock = time.perf_counter  # the training clock (a test may set a simulated one)
-# A time-budgeted run times steps BUDGET_WARMUP .. BUDGET_WARMUP + BUDGET_PROBE, then fixes its total.
-BUDGET_WARMUP, BUDGET_PROBE = 5, 20
+WEIGHTS = "model.safetensors"  # what LeRobot's save_pretrained writes (huggingface_hub's SAFETENSORS_SINGLE_FILE)
 
 
 def train_peer(kind: str, dataset: str | Path, out: str | Path, steps: int, batch_size: int = 32, seed: int = 0,
-               cache=None, progress: bool = True, device: str | None = None,
-               time_budget_s: float | None = None) -> dict[str, Any]:
-    """Train one LeRobot policy; the checkpoint folder is what `LeRobotPolicy.from_pretrained` loads.
+               cache: DemoCache | None = None, progress: bool = True, time_budget_s: float | None = None,
+               resume: bool = False) -> dict[str, Any]:
+    """Train one LeRobot policy through the shared loop; OUT is what `LeRobotPolicy.from_pretrained`
+    loads, OUT/checkpoints/ what `resume=True` continues. Returns the summary in OUT/train_info.json.
 
-    `time_budget_s`: train this long instead of `steps` (as `vla train --time-budget`): the steps that
-    fit are counted after the first ones, and LeRobot's scheduler (Diffusion Policy's cosine) is built
-    for that total and brought to the step reached."""
-    from lerobot.policies.factory import make_policy, make_pre_post_processors
-    from tqdm import tqdm
-
-    from vla.train.data import DemoCache
-    from vla.train.loop import budgeted_steps
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    `time_budget_s`: train this long instead of `steps` (as `vla train --time-budget`): the loop counts
+    the steps that fit, and LeRobot's scheduler (Diffusion Policy's cosine) is rebuilt to end there."""
     out = Path(out)
+    ckpt = resume_point(out, resume)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the loop's device on one process (accelerate's)
     demo = open_dataset(dataset)
-    cfg = peer_config(kind, device, image_size=demo.image_shape(demo.cameras[0])[0] if demo.cameras else 128)
-    cfg.input_features = peer_inputs(demo)
-    torch.manual_seed(seed)
-    policy = make_policy(cfg, ds_meta=demo.lerobot.meta)  # raises if the dataset lacks what it needs
-    pre, post = make_pre_post_processors(cfg, dataset_stats=demo.lerobot.meta.stats)
-    K = _horizon(cfg)
+    config = peer_config(kind, device, image_size=demo.image_shape(demo.cameras[0])[0] if demo.cameras else 128)
+    config.input_features = peer_inputs(demo)
+    cfg = _loop_config(config, steps, batch_size, seed, time_budget_s)
+    policy, pre, post = _policy(config, demo, seed, ckpt)
+    K = _horizon(config)
     if cache is None or cache.chunk_index.shape[1] < K:
         cache = DemoCache.from_dataset(demo, K, cfg_size(demo), progress=progress)
-    optim = cfg.get_optimizer_preset()
-    optimizer = optim.build(policy.get_optim_params())
-    sched = cfg.get_scheduler_preset()
-    if time_budget_s is not None:
-        if time_budget_s <= 0:
-            raise ValueError(f"time_budget_s={time_budget_s}; expected a positive number of seconds")
-        steps = BUDGET_WARMUP + BUDGET_PROBE + 1  # until the probe has timed its steps
-    scheduler = sched.build(optimizer, steps) if sched is not None else None
-    generator = torch.Generator().manual_seed(seed)
-    n_obs = int(getattr(cfg, "n_obs_steps", 1)) if kind == "diffusion" else 0
-    policy.train()
-    started = clock()
-    losses = []
-    bar = tqdm(total=steps, desc=f"train {kind}", disable=not progress)
-    step, counting = 0, time_budget_s is not None
-    while step < steps:
-        if counting and step == BUDGET_WARMUP:
-            probe_start = clock()
-        if counting and step == BUDGET_WARMUP + BUDGET_PROBE:
-            now = clock()
-            left = time_budget_s - (now - started) - 0.02 * time_budget_s  # the save, stragglers
-            steps = budgeted_steps(step, BUDGET_PROBE, now - probe_start, left, step + 1)
-            counting, bar.total = False, steps
-            if sched is not None:  # LeRobot's schedule over the true total, at the step reached
-                scheduler = sched.build(optimizer, steps)
-                for _ in range(step):
-                    scheduler.step()
+    info = {"type": kind, "dataset": str(dataset), "fps": float(demo.fps), "frames": len(cache)}
+    return train_loop(peer_objective(policy, pre, post, cache, batch_size, info), cfg, out, ckpt, progress)
+
+
+def _loop_config(config, steps: int, batch_size: int, seed: int, time_budget_s: float | None) -> TrainConfig:
+    """The loop's config for a peer. Of its optimizer settings the loop reads only the gradient clip
+    for a peer (the optimizer and schedule are built from LeRobot's presets, `peer_objective`), so
+    the clip is the preset's; lr, weight decay and warm-up are the presets' too, so that
+    train_info.json says what ran. One checkpoint per `steps`, as the VLA's recipe in the
+    benchmarks: Diffusion Policy's, with its Adam state, is about 0.5 GB."""
+    optim, sched = config.get_optimizer_preset(), config.get_scheduler_preset()
+    return TrainConfig(steps=steps, batch_size=batch_size, seed=seed, time_budget_s=time_budget_s, lr=optim.lr,
+                       weight_decay=optim.weight_decay, grad_clip=optim.grad_clip_norm,
+                       warmup_steps=(sched.num_warmup_steps or 0) if sched is not None else 0,
+                       checkpoint_every=max(steps, 1))
+
+
+def _policy(config, demo, seed: int, ckpt: Path | None):
+    """(policy, preprocessor, postprocessor) for `config` on `demo`: new weights, or `ckpt`'s."""
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+
+    torch.manual_seed(seed)  # the initial weights; the loop then seeds the training streams
+    policy = make_policy(config, ds_meta=demo.lerobot.meta)  # raises if the dataset lacks what it needs
+    if ckpt is not None:  # the weights the run had reached (the processors' statistics are the dataset's)
+        load_model(policy, ckpt / WEIGHTS)
+    pre, post = make_pre_post_processors(config, dataset_stats=demo.lerobot.meta.stats)
+    return policy, pre, post
+
+
+def peer_objective(policy, pre, post, cache: DemoCache, batch_size: int, info: dict[str, Any]) -> Objective:
+    """The loop's objective for a LeRobot policy: LeRobot's loss on batches cut from `cache`, its
+    optimizer and scheduler presets, and its own save_pretrained folder (policy and processors).
+    `info["final_loss"]` follows the mean loss of the last 50 steps (train_info.json reads it)."""
+    config = policy.config
+    optim, sched = config.get_optimizer_preset(), config.get_scheduler_preset()
+    K = _horizon(config)
+    n_obs = int(config.n_obs_steps) if config.type == "diffusion" else 0
+    recent: deque[float] = deque(maxlen=50)
+    info.update(optimizer={"type": optim.type, **asdict(optim)}, final_loss=None,
+                scheduler={"type": sched.type, **asdict(sched)} if sched is not None else None)
+
+    def step(model, generator: torch.Generator, rng) -> tuple[torch.Tensor, dict[str, float]]:
         index = torch.randint(0, len(cache), (batch_size,), generator=generator)
-        images = cache.images[index].float().div_(255)
-        batch: dict[str, Any] = {OBS_STATE: cache.state[index]}
-        for c, cam in enumerate(cache.cameras):
-            batch[OBS_IMAGES_PREFIX + cam] = images[:, c]
-        if n_obs:  # Diffusion Policy takes (B, n_obs_steps, ...) observations
-            batch = {k: v[:, None].expand(-1, n_obs, *v.shape[1:]) for k, v in batch.items()}
-        batch[ACTION] = cache.chunk(index)[:, :K]
-        # The feed repeats an episode's last action past its end; LeRobot's own loader marks those
-        # steps as padding: ACT leaves them out of its loss and its VAE encoder's attention (Diffusion
-        # Policy only with `do_mask_loss_for_padding`, off in LeRobot's recipe and ours).
-        batch["action_is_pad"] = cache.pad_mask(index)[:, :K]
-        batch[TASK] = [cache.texts[i] for i in cache.text_index[index]]
-        batch = pre(batch)
-        loss, _ = policy.forward(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), optim.grad_clip_norm)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        losses.append(loss.item())
-        step += 1
-        bar.update()
-    bar.close()
-    wall = clock() - started
-    out.mkdir(parents=True, exist_ok=True)
-    policy.save_pretrained(out)
-    pre.save_pretrained(out)
-    post.save_pretrained(out)
-    summary = {"type": kind, "dataset": str(dataset), "steps": step, "batch_size": batch_size, "seed": seed,
-               "time_budget_s": time_budget_s,
-               "wall_time_s": round(wall, 1), "parameters": sum(p.numel() for p in policy.parameters()),
-               "final_loss": round(float(sum(losses[-50:]) / max(1, len(losses[-50:]))), 5),
-               "fps": float(demo.fps), "frames": len(cache)}
-    (out / "train_info.json").write_text(json.dumps(summary, indent=2))
-    return summary
+        loss, _ = model.forward(pre(_batch(cache, index, K, n_obs)))
+        recent.append(loss.item())
+        info["final_loss"] = round(sum(recent) / len(recent), 5)
+        return loss, {"loss": recent[-1]}
+
+    def save(model, path: Path) -> None:
+        model.save_pretrained(path)
+        pre.save_pretrained(path)
+        post.save_pretrained(path)
+
+    def schedule(optimizer: Optimizer, cfg: TrainConfig, steps: int) -> LRScheduler:
+        # LeRobot's scheduler is built for a total (Diffusion Policy's cosine ends at it), so the
+        # loop rebuilds it when a time budget fixes the total; ACT has none: a constant rate.
+        built = sched.build(optimizer, steps) if sched is not None else None
+        return built if built is not None else LambdaLR(optimizer, lambda _: 1.0)
+
+    return Objective(tag=config.type, model=policy, step=step, save=save, metrics=["loss"], info=info,
+                     optimizer=lambda model, cfg: optim.build(model.get_optim_params()), schedule=schedule)
+
+
+def _batch(cache: DemoCache, index: torch.Tensor, K: int, n_obs: int) -> dict[str, Any]:
+    """The frames `index` as LeRobot's loader gives them, before its preprocessor."""
+    images = cache.images[index].float().div_(255)
+    batch: dict[str, Any] = {OBS_STATE: cache.state[index]}
+    for c, cam in enumerate(cache.cameras):
+        batch[OBS_IMAGES_PREFIX + cam] = images[:, c]
+    if n_obs:  # Diffusion Policy takes (B, n_obs_steps, ...) observations
+        batch = {k: v[:, None].expand(-1, n_obs, *v.shape[1:]) for k, v in batch.items()}
+    batch[ACTION] = cache.chunk(index)[:, :K]
+    # The feed repeats an episode's last action past its end; LeRobot's own loader marks those
+    # steps as padding: ACT leaves them out of its loss and its VAE encoder's attention (Diffusion
+    # Policy only with `do_mask_loss_for_padding`, off in LeRobot's recipe and ours).
+    batch["action_is_pad"] = cache.pad_mask(index)[:, :K]
+    batch[TASK] = [cache.texts[i] for i in cache.text_index[index]]
+    return batch

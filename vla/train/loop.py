@@ -1,19 +1,21 @@
-"""The one training loop every objective runs through (`vla train`, `vla train --objective planner`).
+"""The one training loop every objective runs through (`vla train`, `vla train --objective planner`,
+LeRobot's ACT and Diffusion Policy in `vla bench peers`).
 
 An objective hands the loop its model, a step function (sample a batch, return the loss and
-metrics) and a way to save a loadable folder; the loop owns everything else, so both objectives
-resume, schedule, clip, checkpoint and log alike:
+metrics) and a way to save a loadable folder; the loop owns everything else, so every objective
+resumes, schedules, clips, checkpoints, logs and keeps a time budget alike:
 
-- AdamW with weight decay on weight matrices only (ndim >= 2): pulling a norm's gain or a bias
-  toward zero only fights the normalisation and the init, it regularises nothing;
-- linear warm-up, then cosine decay to 5% of the peak learning rate;
+- the objective's optimizer and LR schedule, by default AdamW with decay on weight matrices only
+  and warm-up + cosine (vla.train.optim); the peers bring LeRobot's presets (vla.peers.train);
+- a time budget (`TrainConfig.time_budget_s`), probed here for every objective: the steps that
+  fit are counted after the first ones, and the schedule is rebuilt to end where the budget ends;
 - `accelerate`: device placement, several GPUs under
   `accelerate launch --multi_gpu --num_processes N -m vla.cli train ...`; fp32 with TF32 matmuls
   on CUDA by default (bf16 autocast breaks inside transformers' SmolVLM: its merge writes bf16
   image features into fp32 text embeddings; seen on an H100), `mixed_precision="bf16"` to ask;
 - checkpoints in OUT/checkpoints/step_<N>/: the objective's folder plus training_state.pt
-  (optimizer, schedule, step and every process's random streams), so a resumed run repeats the
-  uninterrupted one exactly (on one process; see `restore`);
+  (optimizer, schedule and its total, step and every process's random streams), so a resumed run
+  repeats the uninterrupted one exactly (on one process; see `restore`);
 - metrics in OUT/metrics.csv (and TensorBoard when installed); at the end the newest checkpoint,
   minus the optimizer state, is copied to OUT and OUT/train_info.json summarises the run.
 """
@@ -34,10 +36,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from vla.train.optim import OptimizerFn, ScheduleFn, adamw, load_optimizer_state, warmup_cosine_schedule
 
 STATE_FILE = "training_state.pt"
 CHECKPOINTS = "checkpoints"
-FINAL_LR_FRACTION = 0.05  # the cosine ends here, not at 0: the last steps still learn
 BUDGET_WARMUP, BUDGET_PROBE = 10, 40  # a time-budgeted run times steps 10-50, then fixes its total
 clock = time.perf_counter  # the loop's clock for budgets and wall time (tests run it on simulated time)
 
@@ -53,13 +58,13 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 5e-4
     warmup_steps: int = 300
-    weight_decay: float = 0.01  # on weight matrices only (see `param_groups`)
+    weight_decay: float = 0.01  # on weight matrices only (see vla.train.optim.param_groups)
     grad_clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 50
     # Train for this many seconds instead of `steps` steps: after BUDGET_PROBE timed steps the total
-    # is fixed at as many as fit (the cosine ends there) and saved, so a resumed run keeps it.
+    # is fixed at as many as fit (the schedule ends there) and saved, so a resumed run keeps it.
     time_budget_s: float | None = None
     mixed_precision: str = "no"  # accelerate's ("no" | "bf16"); see the module docstring
     lora: bool = False
@@ -85,12 +90,19 @@ class Objective:
     """What one kind of training gives the loop; the loop does the rest."""
 
     tag: str  # names the progress bar and the TensorBoard scalars
-    model: nn.Module  # trained in place: every parameter that requires grad
+    model: nn.Module  # trained in place: the parameters `optimizer` is given
     step: StepFn
     save: Callable[[nn.Module, Path], object]  # writes a complete, loadable folder (no optimizer state)
     metrics: list[str]  # the keys `step` returns, in metrics.csv's column order
-    info: dict[str, Any]  # what train_info.json says about the data and the model
+    info: dict[str, Any]  # what train_info.json says about the data and the model (read when it is written)
     shown: tuple[str, ...] = ("loss",)  # metrics on the progress bar
+    optimizer: OptimizerFn = adamw
+    # Built for the run's total; a time-budgeted run rebuilds it once its probe has fixed the total.
+    schedule: ScheduleFn = warmup_cosine_schedule
+    # Told of each checkpoint as it is written (e.g. to score it by rollouts on the spare core) ...
+    on_checkpoint: Callable[[Path], object] | None = None
+    # ... and asked, given the newest, which checkpoint OUT ships (None: the newest).
+    choose: Callable[[Path], Path] | None = None
 
 
 def latest_checkpoint(out: Path) -> Path | None:
@@ -110,60 +122,45 @@ def resume_point(out: Path, resume: bool) -> Path | None:
     return ckpt
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups of the trainable parameters: [weight matrices (ndim >= 2) with
-    `weight_decay`, everything else (norms, biases, other 1-D parameters) with none]."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+class Schedule:
+    """The LR scheduler over the run's total steps. A time-budgeted run starts from a provisional
+    total (cfg.steps) and `fix`es the real one after its probe; checkpoints save the total and
+    whether it is fixed, so a resumed run ends where the uninterrupted one would have."""
+
+    def __init__(self, build: ScheduleFn, optimizer: Optimizer, cfg: TrainConfig, total: int, fixed: bool):
+        self.build, self.cfg, self.total, self.fixed = build, cfg, total, fixed
+        self.scheduler = build(optimizer, cfg, total)
+
+    def fix(self, total: int, step: int) -> None:
+        """Rebuild the scheduler for `total` steps and bring it to `step`, the optimizer steps taken:
+        from here on it gives the learning rates of a schedule built for `total` from the start."""
+        self.total, self.fixed = total, True
+        self.scheduler = self.build(self.scheduler.optimizer, self.cfg, total)
+        for _ in range(step):  # replayed, not set: right for any step-based scheduler, not only LambdaLR
+            self.scheduler.step()
+
+    def state(self) -> dict[str, Any]:
+        return {"scheduler": self.scheduler.state_dict(), "total_steps": self.total, "total_fixed": self.fixed}
 
 
-class WarmupCosine:
-    """LR multiplier per step: linear warm-up over `warmup_steps`, then cosine down to
-    FINAL_LR_FRACTION at `steps`. An object, so the scheduler's state_dict saves `steps` (a
-    time-budgeted run fixes it after its first steps) and a resumed run ends where it would have."""
-
-    def __init__(self, warmup_steps: int, steps: int, fixed: bool = True):
-        self.warmup_steps, self.steps = warmup_steps, steps
-        self.fixed = fixed  # False until a time-budgeted run has counted its steps
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
-        return FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def warmup_cosine(warmup_steps: int, steps: int) -> Callable[[int], float]:
-    return WarmupCosine(warmup_steps, steps)
+def planned_steps(cfg: TrainConfig, state: dict[str, Any] | None) -> tuple[int, bool]:
+    """(total steps, whether final) of a run starting from a checkpoint's `state` (None: fresh).
+    Without a budget, cfg.steps (a run resumed with more --steps ends there); with one, the total
+    its probe fixed, or cfg.steps until it has."""
+    if cfg.time_budget_s is None:
+        return cfg.steps, True
+    if state is None:
+        return cfg.steps, False
+    if "total_steps" in state:
+        return int(state["total_steps"]), bool(state["total_fixed"])
+    old = state["scheduler"]["lr_lambdas"][0]  # saved before the loop kept the total: the old schedule's own
+    return int(old["steps"]), bool(old.get("fixed", True))
 
 
 def budgeted_steps(done: int, timed_steps: int, timed_s: float, left_s: float, floor: int) -> int:
     """The run's total steps when `left_s` seconds remain after `done` steps, the last
     `timed_steps` of which took `timed_s`: as many as fit, never fewer than `floor`."""
     return max(floor, done + int(left_s / (timed_s / timed_steps)))
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], model: nn.Module) -> None:
-    """Load a saved optimizer state. One saved before the decay split (one group over all of
-    `model`'s trainable parameters) is split as `param_groups` splits it, so those runs resume."""
-    if len(saved["param_groups"]) == 1 and len(optimizer.param_groups) == 2:
-        saved = _split_single_group(saved, model, optimizer.param_groups)
-    optimizer.load_state_dict(saved)
-
-
-def _split_single_group(saved: dict[str, Any], model: nn.Module, groups: list[dict[str, Any]]) -> dict[str, Any]:
-    (old,) = saved["param_groups"]
-    trainable = [p for p in model.parameters() if p.requires_grad]  # the order the single group had
-    if len(old["params"]) != len(trainable):
-        raise ValueError(f"the saved optimizer state holds {len(old['params'])} parameters; this model trains "
-                         f"{len(trainable)}: resume with the model (and --lora setting) the run started with")
-    new_index = {id(p): j for j, p in enumerate(groups[0]["params"] + groups[1]["params"])}
-    moved = {i: new_index[id(p)] for i, p in zip(old["params"], trainable, strict=True)}
-    n_decay = len(groups[0]["params"])
-    return {"state": {moved[i]: s for i, s in saved["state"].items()},
-            "param_groups": [{**old, "params": list(range(n_decay)), "weight_decay": groups[0]["weight_decay"]},
-                             {**old, "params": list(range(n_decay, len(trainable))), "weight_decay": 0.0}]}
 
 
 @dataclass
@@ -195,16 +192,17 @@ class Streams:
         return streams
 
 
-def restore(ckpt: Path | None, optimizer: torch.optim.Optimizer, scheduler, model: nn.Module, seed: int,
+def restore(state: dict[str, Any] | None, optimizer: Optimizer, scheduler: LRScheduler, model: nn.Module, seed: int,
             rank: int, processes: int) -> tuple[int, Streams]:
-    """(step to start from, random streams) for a fresh run or one resumed from `ckpt`.
+    """(step to start from, random streams) for a fresh run or one resumed from a checkpoint's `state`.
 
-    Each process gets its own streams. A checkpoint holds every process's, so resuming with the
-    same number of processes continues them exactly; one from an older version or another
-    process count reseeds them from the step instead (as earlier versions did)."""
-    if ckpt is None:
+    The scheduler, built for the run's total, takes its position from the checkpoint after the
+    optimizer's state (building it set the learning rate of step 0). Each process gets its own
+    streams. A checkpoint holds every process's, so resuming with the same number of processes
+    continues them exactly; one from an older version or another process count reseeds them
+    from the step instead (as earlier versions did)."""
+    if state is None:
         return 0, Streams.seeded(seed * 1000 + rank)
-    state = torch.load(ckpt / STATE_FILE, weights_only=True)  # tensors and numbers only: no code runs
     load_optimizer_state(optimizer, state["optimizer"], model)
     scheduler.load_state_dict(state["scheduler"])
     step = int(state["step"])
@@ -214,7 +212,7 @@ def restore(ckpt: Path | None, optimizer: torch.optim.Optimizer, scheduler, mode
     return step, Streams.seeded(seed * 1000 + step + rank)
 
 
-def save_checkpoint(objective: Objective, optimizer: torch.optim.Optimizer, scheduler, step: int, out: Path,
+def save_checkpoint(objective: Objective, optimizer: Optimizer, schedule: Schedule, step: int, out: Path,
                     rng: list[dict[str, Any]]) -> Path:
     """OUT/checkpoints/step_<N>/: the objective's folder plus training_state.pt, written
     aside and renamed, so a checkpoint appears whole or not at all."""
@@ -222,8 +220,7 @@ def save_checkpoint(objective: Objective, optimizer: torch.optim.Optimizer, sche
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     objective.save(objective.model, tmp)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step, "rng": rng},
-               tmp / STATE_FILE)
+    torch.save({"optimizer": optimizer.state_dict(), **schedule.state(), "step": step, "rng": rng}, tmp / STATE_FILE)
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
@@ -252,13 +249,12 @@ def train_loop(objective: Objective, cfg: TrainConfig, out: Path, resume_from: P
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights and accumulation, TF32 tensor cores
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision if torch.cuda.is_available() else "no")
-    optimizer = torch.optim.AdamW(param_groups(objective.model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
-    schedule = WarmupCosine(cfg.warmup_steps, cfg.steps, fixed=cfg.time_budget_s is None)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    start_step, streams = restore(resume_from, optimizer, scheduler, objective.model, cfg.seed,
+    # tensors and numbers only: no code runs
+    state = torch.load(resume_from / STATE_FILE, weights_only=True) if resume_from is not None else None
+    optimizer = objective.optimizer(objective.model, cfg)
+    schedule = Schedule(objective.schedule, optimizer, cfg, *planned_steps(cfg, state))
+    start_step, streams = restore(state, optimizer, schedule.scheduler, objective.model, cfg.seed,
                                   accelerator.process_index, accelerator.num_processes)
-    if cfg.time_budget_s is None:  # a run resumed with more --steps ends there (a budget's total is kept)
-        schedule.steps, schedule.fixed = cfg.steps, True
     # The scheduler stays out of prepare(): accelerate would step it once per process at every
     # optimizer step, running the schedule N times too fast on N GPUs.
     stepper, optimizer = accelerator.prepare(_Stepper(objective.model, objective.step), optimizer)
@@ -267,7 +263,7 @@ def train_loop(objective: Objective, cfg: TrainConfig, out: Path, resume_from: P
                      batch_size=cfg.batch_size, tag=objective.tag, enabled=accelerator.is_main_process)
     started = clock()
     try:
-        steps = _steps(objective, cfg, out, accelerator, stepper, optimizer, scheduler, streams, start_step, log,
+        steps = _steps(objective, cfg, out, accelerator, stepper, optimizer, schedule, streams, start_step, log,
                        progress, started)
     finally:
         log.close()
@@ -277,14 +273,14 @@ def train_loop(objective: Objective, cfg: TrainConfig, out: Path, resume_from: P
     return _finish(objective, replace(cfg, steps=steps), out, start_step, clock() - started)
 
 
-def _steps(objective: Objective, cfg: TrainConfig, out: Path, accelerator, stepper: nn.Module, optimizer, scheduler,
-           streams: Streams, start_step: int, log: MetricsLog, progress: bool, started: float) -> int:
+def _steps(objective: Objective, cfg: TrainConfig, out: Path, accelerator, stepper: nn.Module, optimizer,
+           schedule: Schedule, streams: Streams, start_step: int, log: MetricsLog, progress: bool,
+           started: float) -> int:
     """Run the steps; returns the total (cfg.steps, or what a time budget fixed)."""
     from accelerate.utils import broadcast_object_list, gather_object
     from tqdm import tqdm
 
-    schedule: WarmupCosine = scheduler.lr_lambdas[0]  # a resumed budgeted run restored its fixed total
-    fixed, steps = schedule.fixed, schedule.steps
+    fixed, steps = schedule.fixed, schedule.total  # a resumed budgeted run restored its fixed total
     probe_from = probe_start = None
 
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -303,39 +299,46 @@ def _steps(objective: Objective, cfg: TrainConfig, out: Path, accelerator, stepp
             total = budgeted_steps(step, BUDGET_PROBE, now - probe_start, left, step + 1)
             # every process must stop at the same step: take the main process's count
             steps = int(broadcast_object_list([total])[0])
-            schedule.steps, schedule.fixed, fixed, bar.total = steps, True, True, steps
+            schedule.fix(steps, step)  # the steps so far followed the provisional total's schedule
+            fixed, bar.total = True, steps
         with accelerator.autocast():
             loss, metrics = stepper(streams.generator, streams.rng)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
-        scheduler.step()
+        schedule.scheduler.step()
         log.add(metrics)
         done = step = step + 1
         bar.update()
         if done % cfg.log_every == 0 or done == steps:
-            row = log.write(done, scheduler.get_last_lr()[0])
+            row = log.write(done, schedule.scheduler.get_last_lr()[0])
             bar.set_postfix({k: f"{row[k]:.3f}" for k in objective.shown})
         if done % cfg.checkpoint_every == 0 or done == steps:
             rng = gather_object([streams.state()])  # every process's streams, in rank order
             if accelerator.is_main_process:
-                save_checkpoint(objective, optimizer, scheduler, done, out, rng)
+                saved = save_checkpoint(objective, optimizer, schedule, done, out, rng)
+                if objective.on_checkpoint is not None:
+                    objective.on_checkpoint(saved)
     bar.close()
     return steps
 
 
 def _finish(objective: Objective, cfg: TrainConfig, out: Path, start_step: int, wall_time_s: float) -> dict[str, Any]:
-    """Copy the newest checkpoint, minus optimizer state, to OUT (the policy) and write train_info.json."""
+    """Copy the chosen checkpoint (the newest unless the objective chooses), minus optimizer state, to OUT
+    (the policy) and write train_info.json."""
     final = latest_checkpoint(out)
     if final is None:
         raise FileNotFoundError(f"no checkpoint under {out / CHECKPOINTS} after training to step {cfg.steps}")
+    if objective.choose is not None:
+        final = objective.choose(final)
     for item in final.iterdir():
         if item.name != STATE_FILE:
             shutil.copy2(item, out / item.name)
     summary = {**objective.info, "steps": cfg.steps, "resumed_from_step": start_step,
                "wall_time_s": round(wall_time_s, 1), "train_config": asdict(cfg),
-               "parameters": sum(p.numel() for p in objective.model.parameters()), "machine": machine()}
+               "parameters": sum(p.numel() for p in objective.model.parameters()), "machine": machine(),
+               "shipped_checkpoint": final.name}
     (out / "train_info.json").write_text(json.dumps(summary, indent=2))
     return summary
 

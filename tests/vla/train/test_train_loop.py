@@ -1,5 +1,6 @@
-"""The shared training loop on a toy objective: parameter groups, schedule, exact resume, and
-resuming a run whose optimizer state predates the decay split."""
+"""The shared training loop on a toy objective: parameter groups, schedule, exact resume, a time
+budget, an objective's own optimizer and schedule, and resuming a run whose optimizer state
+predates the decay split."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import json
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,17 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tests.vla.helpers import assert_same_checkpoint
-from vla.train.loop import (
-    Objective,
-    TrainConfig,
-    latest_checkpoint,
-    load_optimizer_state,
-    machine,
-    param_groups,
-    resume_point,
-    train_loop,
-    warmup_cosine,
-)
+from vla.train.loop import Objective, TrainConfig, latest_checkpoint, machine, resume_point, train_loop
+from vla.train.optim import load_optimizer_state, param_groups, warmup_cosine
 
 
 class Toy(nn.Module):
@@ -173,6 +166,54 @@ def test_a_time_budget_fixes_the_steps_that_fit_and_a_resume_keeps_them(tmp_path
     resumed = run(out, 1.0, resume=True)  # 10x slower steps: a fresh count would stop far earlier
     assert resumed["steps"] == 98 and resumed["resumed_from_step"] == 60
     assert_same_checkpoint(straight, latest_checkpoint(out), "toy.safetensors")
+
+
+def test_an_objective_brings_its_own_optimizer_and_a_budget_rebuilds_its_schedule(tmp_path, monkeypatch):
+    """As LeRobot's peers do: SGD and a linear decay to 0 built for the total. Under a time budget the
+    loop rebuilds the schedule for the total its probe fixed, so it reaches 0 at the last step; a run
+    resumed from a checkpoint saved before the loop kept the total (the old schedule held it) keeps it."""
+    import vla.train.loop as loop
+
+    now = [0.0]
+    monkeypatch.setattr(loop, "clock", lambda: now[0])
+    built = []
+
+    def linear(optimizer, cfg, steps):
+        built.append(steps)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / steps)
+
+    def sgd(model, cfg):
+        return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=0.9)
+
+    def step(model, generator, rng):
+        now[0] += 0.1
+        return toy_step(model, generator, rng)
+
+    def run(out, resume=False):
+        ckpt = resume_point(out, resume)
+        torch.manual_seed(0)
+        model = Toy()
+        if ckpt is not None:
+            model.load_state_dict(load_file(str(ckpt / "toy.safetensors")))
+        objective = replace(toy_objective(model), step=step, optimizer=sgd, schedule=linear)
+        return train_loop(objective, cfg, out, ckpt, progress=False)
+
+    cfg = TrainConfig(steps=10**6, lr=1e-2, checkpoint_every=60, log_every=1, time_budget_s=10.0)
+    out = tmp_path / "run"
+    assert run(out)["steps"] == 98 and built == [10**6, 98]  # the provisional total, then the budget's
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    # from the probe's end on, the learning rates (to metrics.csv's 6 decimals) of the schedule built for 98 steps
+    assert [float(r["lr"]) for r in rows[50:]] == pytest.approx([1e-2 * (1 - s / 98) for s in range(51, 99)], abs=1e-6)
+    state = torch.load(latest_checkpoint(out) / "training_state.pt", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["momentum"] == 0.9 and state["total_steps"] == 98
+    shutil.rmtree(latest_checkpoint(out))  # died after step 60, with a checkpoint in the old format:
+    old = latest_checkpoint(out) / "training_state.pt"
+    state = torch.load(old, weights_only=True)
+    del state["total_steps"], state["total_fixed"]
+    state["scheduler"]["lr_lambdas"] = [{"warmup_steps": 0, "steps": 98, "fixed": True}]
+    torch.save(state, old)
+    assert run(out, resume=True)["steps"] == 98 and built[-1] == 98
+    assert float(list(csv.DictReader((out / "metrics.csv").open()))[-1]["lr"]) == pytest.approx(0.0)
 
 
 def test_time_budget_and_precision_are_checked_when_the_config_is_made():
