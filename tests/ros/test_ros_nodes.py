@@ -85,12 +85,12 @@ def test_server_loss_holds_the_arm_and_the_loop_resumes(ros):
         # (tests/vla/control/test_control.py); here, on a machine of any load, that it does.
         assert wait_for(holding_for_the_server, 30)
         n = len(commands.msgs)
-        assert wait_for(lambda: len(commands.msgs) >= n + 3, 10)
+        assert wait_for(lambda: len(commands.msgs) >= n + 3, 60)  # the bound on waiting, not a timing check
         held = _positions(commands.msgs[n:])
         assert np.allclose(held, held[0]), "the arm holds one position"
         server = ServerThread(GentlePolicy(), address)  # it comes back
         n = len(status.msgs)
-        assert wait_for(lambda: any(not json.loads(s.data)["holding"] for s in status.msgs[n:]), 10)
+        assert wait_for(lambda: any(not json.loads(s.data)["holding"] for s in status.msgs[n:]), 60)
         moving = _positions(commands.msgs[-5:])
         assert not np.allclose(moving, moving[0])
     finally:
