@@ -1,6 +1,6 @@
 """`vla train`: its flags and what it runs, for both objectives (the action head and the planner).
 
-`vla.cli` imports this module only when `vla train` is parsed (torch is imported by `run`):
+`vla.cli` imports this module, and with it torch and the trainers, only when `vla train` is parsed:
 `add_arguments(parser)` declares the flags, `run(args) -> int` runs it.
 """
 
@@ -10,8 +10,14 @@ import argparse
 import json
 import sys
 
+from sim import resolve_tasks
 from vla.cli.policy_args import duration
+from vla.evaluate.select import CheckpointSelector
 from vla.loading import DECODINGS
+from vla.planner.train import train_planner
+from vla.train.rollouts import SimDemos
+from vla.train.stream import SimStream
+from vla.train.trainer import TrainConfig, train
 
 
 def add_arguments(tr: argparse.ArgumentParser) -> None:
@@ -27,6 +33,12 @@ def add_arguments(tr: argparse.ArgumentParser) -> None:
                     help="with --sim-tasks: the share of episodes that are recovery demonstrations (the arm "
                          "driven off course first; the expert shows the way back), as `vla record --detours`")
     add_stream_arguments(tr)
+    tr.add_argument("--select-episodes", type=int, default=0, metavar="N",
+                    help="score every checkpoint on N closed-loop episodes per task while training goes on (a "
+                         "worker on the spare core; seeds from 500,000, never an evaluation seed) and ship the "
+                         "best in OUT (0: the newest)")
+    tr.add_argument("--select-tasks", default=None,
+                    help="--select-episodes: the sim tasks to score on (default: --sim-tasks)")
     tr.add_argument("--out", required=True, help="policy directory (checkpoints under OUT/checkpoints)")
     tr.add_argument("--model", default="tiny", help="configs/models/<name>.yaml, a YAML path, or a local HF VLM dir")
     tr.add_argument("--steps", type=int, default=5000)
@@ -89,9 +101,6 @@ def add_stream_arguments(parser: argparse.ArgumentParser, needs: str = "--sim-ta
 
 def sim_source(args: argparse.Namespace, task_ids: list[str], episodes: int, images: bool = True):
     """The in-memory source the flags ask for: `SimStream` with --stream, else `SimDemos`."""
-    from vla.train.rollouts import SimDemos
-    from vla.train.stream import SimStream
-
     if args.stream:
         return SimStream(task_ids, episodes, workers=args.sim_workers, progress=not args.quiet, images=images,
                          capacity=args.stream_buffer, reuse=args.stream_reuse, stream_workers=args.stream_workers)
@@ -107,7 +116,7 @@ def planner_training_error(args: argparse.Namespace) -> str | None:
         ("--parallel-fraction", args.parallel_fraction != 0.5), ("--label-sigma", args.label_sigma),
         ("--action-head", args.action_head), ("--action-tokens", args.action_tokens), ("--gripper", args.gripper),
         ("--vision-stem", args.vision_stem), ("--state-keys", args.state_keys), ("--aux-targets", args.aux_targets),
-        ("--sim-tasks", args.sim_tasks), ("--stream", args.stream),
+        ("--sim-tasks", args.sim_tasks), ("--stream", args.stream), ("--select-episodes", args.select_episodes),
     ) if given]
     if ignored:
         return (f"{', '.join(ignored)} apply to the action objective only; "
@@ -124,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     Under `accelerate launch` only the main process gets a summary (the others get `{}`), so only
     it prints one.
     """
-    if args.objective == "planner" and (error := planner_training_error(args)):  # before torch is imported
+    if args.objective == "planner" and (error := planner_training_error(args)):  # before any work
         print(f"vla train --objective planner: {error}", file=sys.stderr)
         return 2
     if args.sim_detours and not args.sim_tasks:
@@ -135,11 +144,14 @@ def run(args: argparse.Namespace) -> int:
         print("vla train: --stream streams expert episodes of --sim-tasks (without --sim-detours); a recorded "
               "--dataset is read as it is", file=sys.stderr)
         return 2
+    if args.select_episodes < 0 or (args.select_episodes and not (args.select_tasks or args.sim_tasks)):
+        print("vla train: --select-episodes N (N >= 0) scores checkpoints on sim tasks: give --select-tasks "
+              "(or train on --sim-tasks)", file=sys.stderr)
+        return 2
     if args.objective == "action" and args.init and args.model != "tiny":
         print(f"vla train: --init {args.init} fine-tunes that policy with its own model; drop --model {args.model}",
               file=sys.stderr)
         return 2
-    from vla.train.trainer import TrainConfig, train
 
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, lora=args.lora,
                       checkpoint_every=args.checkpoint_every, instruction_key=args.instruction_key,
@@ -148,8 +160,6 @@ def run(args: argparse.Namespace) -> int:
                       time_budget_s=args.time_budget,
                       parallel_fraction=args.parallel_fraction, label_sigma=args.label_sigma)
     if args.objective == "planner":
-        from vla.planner.train import train_planner
-
         summary = train_planner(args.dataset, args.out, args.init, cfg, resume=args.resume, progress=not args.quiet)
         keys = ("steps", "wall_time_s", "episodes", "parameters")
     else:
@@ -161,11 +171,12 @@ def run(args: argparse.Namespace) -> int:
                                        ("aux_targets", args.aux_targets and args.aux_targets.split(","))) if v}
         dataset = args.dataset
         if args.sim_tasks:
-            from sim import resolve_tasks
-
             dataset = sim_source(args, resolve_tasks(args.sim_tasks), args.sim_episodes)
+        selector = None
+        if args.select_episodes:
+            selector = CheckpointSelector(resolve_tasks(args.select_tasks or args.sim_tasks), args.select_episodes)
         summary = train(dataset, args.out, args.model, cfg, resume=args.resume, progress=not args.quiet,
-                        model_overrides=overrides, init=args.init)
+                        model_overrides=overrides, init=args.init, selector=selector)
         keys = ("steps", "wall_time_s", "frames", "parameters")
     if summary:
         print(json.dumps({k: summary[k] for k in keys}, indent=2))

@@ -149,11 +149,13 @@ def save_policy(model: VLAModel, path: Path, lora: bool = False) -> None:
 
 def train(dataset: str | Path | SimDemos, out: str | Path, model: str = "tiny", cfg: TrainConfig | None = None,
           resume: bool = False, progress: bool = True, model_overrides: dict | None = None,
-          init: str | Path | None = None) -> dict[str, Any]:
+          init: str | Path | None = None, selector=None) -> dict[str, Any]:
     """Train and save a policy to `out`; returns a summary (also written to OUT/train_info.json).
 
     `dataset` is a LeRobot dataset (a directory or repo id), or expert episodes rolled out in memory
-    (`vla.train.rollouts.SimDemos`). `init`: a policy to fine-tune (its config, head and action
+    (`vla.train.rollouts.SimDemos`, or streamed: `vla.train.stream.SimStream`). `selector`: scores each
+    checkpoint as it is written and chooses the one OUT ships (`vla.evaluate.select.CheckpointSelector`;
+    None: the newest). `init`: a policy to fine-tune (its config, head and action
     statistics are kept; a fresh optimizer and schedule) instead of a new model."""
     cfg = cfg or TrainConfig()
     out = Path(out)
@@ -194,11 +196,17 @@ def train(dataset: str | Path | SimDemos, out: str | Path, model: str = "tiny", 
             "policy_config": vla.config.to_dict(), "frames": len(cache), "episodes": demo.num_episodes}
     if isinstance(cache, StreamBuffer):
         info["stream"] = cache.report  # filled in as training streams: read when train_info.json is written
+    if selector is not None:
+        info["selection"] = selector.report  # filled in as checkpoints are scored
     objective = Objective(
         tag="train", model=vla, step=action_step(cache, cfg), save=partial(save_policy, lora=cfg.lora),
-        metrics=["loss", "acc_parallel", "acc_autoregressive", "aux_l1"], shown=("loss", "acc_parallel"), info=info)
+        metrics=["loss", "acc_parallel", "acc_autoregressive", "aux_l1"], shown=("loss", "acc_parallel"), info=info,
+        on_checkpoint=None if selector is None else selector.submit,
+        choose=None if selector is None else selector.best)
     try:
         return train_loop(objective, cfg, out, ckpt, progress)
     finally:
         if isinstance(cache, StreamBuffer):
             cache.close()
+        if selector is not None:
+            selector.close()

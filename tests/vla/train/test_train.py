@@ -22,7 +22,9 @@ def test_trains_on_other_cameras_and_dims_and_the_policy_runs(so101_like, tmp_pa
     assert summary["steps"] == 6 and summary["episodes"] == 3 and summary["frames"] == 24
     shipped = json.loads((SHIPPED_POLICY / "train_info.json").read_text())  # the fields README and vla.policy read
     newer = {"time_budget_s", "mixed_precision"}  # TrainConfig fields added after the shipped policy trained
-    assert set(summary) == set(shipped) and set(summary["train_config"]) == set(shipped["train_config"]) | newer
+    added = {"shipped_checkpoint"}  # train_info fields added after the shipped policy trained
+    assert set(summary) == set(shipped) | added and set(summary["train_config"]) == set(shipped["train_config"]) | newer
+    assert summary["shipped_checkpoint"] == "step_0000006"  # no selection: the newest
     assert json.loads((out / "train_info.json").read_text()) == summary
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_0000003", "step_0000006"]
     rows = list(csv.DictReader((out / "metrics.csv").open()))
