@@ -18,6 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vla.planner.policy import PlannedPolicy
+from vla.robot import load_robot_config
+
 SHIPPED_POLICY = Path(__file__).resolve().parent.parent / "policies" / "tiny_sim_single"
 POLICY_KINDS = "'scripted', 'scripted-skills', a LeRobot checkpoint directory or a VLA checkpoint directory"
 DECODINGS = ("parallel", "autoregressive")
@@ -29,7 +32,7 @@ def load_sparsity(config: str | Path | None = None, trigger_threshold: float | N
                   token_budget: int | None = None, robot: str | None = None) -> tuple[Any, tuple[str, ...]]:
     """(event-sparsity config, the robot's cameras not on the arm): what `policy_factory` takes as `sparsity`.
     `config`: a YAML (default: configs/sparsity/default.yaml); `robot`: a robot config (default: vla.robot's)."""
-    from vla.robot import load_robot_config
+    # deferred: torch; every `vla` command imports vla.loading (`vla client` stays torch-free)
     from vla.sparsity.policy import load_sparsity_config
 
     sparsity = load_sparsity_config(config, trigger_threshold=trigger_threshold, token_budget=token_budget)
@@ -44,12 +47,14 @@ def policy_factory(name: str, decoding: str | None = None, sparsity=None,
         raise ValueError("--n-action-steps applies to dense VLA policies (the event-sparse schedule is its "
                          "sparsity config's max_open_loop)")
     if name == "scripted-skills":
+        # deferred: sim is the optional sim extra; `vla serve` and `vla client` run without it
         from sim.tabletop.experts import SkillExpert
 
         return SkillExpert
     if name == "scripted":
         if sparsity is not None:
             raise ValueError("--sparse applies to VLA policies, not to the scripted expert")
+        # deferred: sim is the optional sim extra; `vla serve` and `vla client` run without it
         from sim import scripted_expert
 
         return scripted_expert
@@ -58,12 +63,14 @@ def policy_factory(name: str, decoding: str | None = None, sparsity=None,
     if (Path(name) / "planner.json").is_file():  # its action head is not what it was trained for: it would score 0
         raise ValueError(f"{name} is a planner checkpoint (it has planner.json): give it as --planner {name}, with an "
                          "action policy as --policy (e.g. --policy policies/tiny_sim_single)")
+    # deferred: torch; vla.loading is imported by every `vla` command
     from vla.peers.lerobot_policy import is_lerobot_checkpoint
 
     if is_lerobot_checkpoint(name):
         if sparsity is not None or decoding is not None or n_action_steps is not None:
             raise ValueError("--sparse, --decoding and --n-action-steps apply to VLA policies, not to LeRobot "
                              "checkpoints")
+        # deferred: torch, as above
         from vla.peers import LeRobotPolicy
 
         peer = LeRobotPolicy.from_pretrained(name)
@@ -72,12 +79,14 @@ def policy_factory(name: str, decoding: str | None = None, sparsity=None,
 
 
 def _vla_factory(name: str, decoding: str | None, sparsity, n_action_steps: int | None = None) -> PolicyFactory:
+    # deferred: torch; vla.loading is imported by every `vla` command
     from vla.policy import VLAPolicy
 
     # The event-sparse path runs the eager fp32 model; the static GPU path is for dense policies.
     policy = VLAPolicy.from_pretrained(name, decoding=decoding, n_action_steps=n_action_steps,
                                        fast=False if sparsity is not None else None)
     if sparsity is not None:
+        # deferred: torch, as above
         from vla.sparsity.policy import SparseVLAPolicy
 
         config, world_cameras = sparsity
@@ -89,8 +98,8 @@ def _vla_factory(name: str, decoding: str | None, sparsity, n_action_steps: int 
 def planned(factory: PolicyFactory, planner: str, system: str = "system1", candidates: int = 4, seed: int = 0,
             replan: bool = True) -> PolicyFactory:
     """The policy factory wrapped in the loop of the planner checkpoint `planner`."""
+    # deferred: torch; vla.loading is imported by every `vla` command
     from vla.planner.planner import Planner
-    from vla.planner.policy import PlannedPolicy
 
     loaded = Planner.from_pretrained(planner, system=system, candidates=candidates, seed=seed)
     return lambda env: PlannedPolicy(loaded, factory(env), replan=replan)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vla.model.fast import FastVLA
 from vla.model.inputs import Batch, observation_batch
 from vla.model.vla import VLAModel, trains_decoding
 from vla.types import Observation
@@ -35,8 +36,6 @@ class VLAPolicy:
         # On a GPU the static, compiled, half-precision path (vla.model.fast) runs each step.
         self.fast = None
         if fast or (fast is None and model.device.type == "cuda"):
-            from vla.model.fast import FastVLA
-
             self.fast = FastVLA(model, model.device)
             self.metadata["engine"] = self.fast.describe()
 

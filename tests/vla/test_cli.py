@@ -142,12 +142,11 @@ def test_every_command_module_owns_its_flags():
 
 @pytest.mark.parametrize("objective", ["action", "planner"])
 def test_train_prints_nothing_on_processes_that_get_no_summary(objective, monkeypatch, capsys):
-    import vla.planner.train
-    import vla.train.trainer
+    import vla.cli.train
 
     # under `accelerate launch`, every process but the main one gets {}
-    monkeypatch.setattr(vla.train.trainer, "train", lambda *a, **kw: {})
-    monkeypatch.setattr(vla.planner.train, "train_planner", lambda *a, **kw: {})
+    monkeypatch.setattr(vla.cli.train, "train", lambda *a, **kw: {})
+    monkeypatch.setattr(vla.cli.train, "train_planner", lambda *a, **kw: {})
     assert main(["train", "--objective", objective, "--init", "p", "--dataset", "d", "--out", "o"]) == 0
     assert capsys.readouterr().out == ""
 

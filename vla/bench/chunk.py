@@ -16,7 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sim
 from vla.bench.peers import machine, score, vla_train_config
+from vla.policy import VLAPolicy
 from vla.train.trainer import train
 from vla.train.validate import open_loop_error
 
@@ -24,9 +26,6 @@ from vla.train.validate import open_loop_error
 def bench_chunk(dataset: str | Path, heldout: str | Path, chunks: list[int], steps: int, episodes: int,
                 tasks: list[str], out: str | Path = "out/chunk", batch_size: int = 32, seed: int = 0,
                 progress: bool = True) -> dict[str, Any]:
-    import sim
-    from vla.policy import VLAPolicy
-
     out = Path(out)
     if any(k < 2 for k in chunks):
         raise ValueError(f"chunk lengths {chunks}: each must be >= 2 (half of it is executed)")

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import platform
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vla.bench.timing import time_calls
-from vla.model.vla import Batch, VLAModel
+from vla.model.config import load_model_config
+from vla.model.vla import Batch, VLAModel, new_model
 
 LAYOUTS = (  # (action_head, action_tokens): every way the action positions can be laid out and decoded
     ("bins", "per_dim"), ("bins", "per_step"), ("continuous", "per_step"))
@@ -21,11 +23,6 @@ def bench_decoding(policy: str | Path | None = None, repeats: int = 20, device: 
     """Latency of producing one action chunk (batch 1) for each action layout on one backbone, in each
     decoding mode the layout has: the policy's own layout with its weights, the others (or all, with no
     policy) built fresh from the same config. The time per position does not depend on the weights."""
-    from dataclasses import replace
-
-    from vla.model.config import load_model_config
-    from vla.model.vla import new_model
-
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     trained = VLAModel.from_pretrained(policy, device=device) if policy else None
     base = trained.config if trained else load_model_config("tiny", cameras=["scene", "wrist"], state_dim=8,

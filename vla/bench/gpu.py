@@ -18,10 +18,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import AutoModelForImageTextToText
 
 from vla.bench.reuse import SIM_RATES, time_reuse
 from vla.bench.timing import latency_summary, random_model, time_calls
+from vla.model.backbone import backbone_config
 from vla.model.config import VLAConfig, load_model_config
+from vla.model.fast import FastVLA
 from vla.model.vla import VLAModel
 
 SIZES = ("smolvlm-256m", "smolvlm-2b")
@@ -30,10 +33,6 @@ VOCAB = 49280  # SmolVLM's vocabulary, for realistic embedding sizes in the memo
 
 def memory(cfg: VLAConfig, dtype_bytes: int = 2, vocab: int = VOCAB) -> dict[str, float]:
     """Weights and KV cache in MiB for a config, counted on the meta device (nothing allocated)."""
-    from transformers import AutoModelForImageTextToText
-
-    from vla.model.backbone import backbone_config
-
     hf_cfg = backbone_config(cfg, vocab, 0, 1, 2, 3)
     with torch.device("meta"):
         hf = AutoModelForImageTextToText.from_config(hf_cfg)
@@ -64,8 +63,6 @@ def _bench_model(model: VLAModel, device: torch.device, repeats: int, compile_ok
                  on_row=None) -> dict[str, Any]:
     """Latency rows for one model; `on_row(rows)` is called after each, so a run cut short keeps them."""
     on_row = on_row or (lambda rows: None)
-    from vla.model.fast import FastVLA
-
     frames, state, task = _frames(model), np.zeros(model.config.state_dim, np.float32), "pick up the red cube"
     obs = {f"observation.images.{c}": f for c, f in zip(model.config.cameras, frames, strict=True)}
     obs.update({"observation.state": state, "task": task})

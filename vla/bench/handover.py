@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim import make_env
+from vla.evaluate import rollout
+from vla.policy import VLAPolicy
+
 
 def bench_handover(policy_dir: str, task: str = "pick", episodes: int = 10, refill_threshold: int = 2,
                    blends: tuple[int, ...] = (0, 2)) -> dict:
-    from sim import make_env
-    from vla.evaluate import rollout
-    from vla.policy import VLAPolicy
-
     policy = VLAPolicy.from_pretrained(policy_dir)
     env = make_env(task)
     report: dict = {"policy": policy_dir, "task": task, "episodes": episodes, "refill_threshold": refill_threshold}

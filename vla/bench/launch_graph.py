@@ -189,6 +189,7 @@ def wait_for(predicate, timeout: float, poll: float = 0.05) -> bool:
 
 def call_trigger(node, service: str, timeout: float = 120.0):
     """Call a std_srvs/Trigger service from the test's node (spun elsewhere); its reply."""
+    # deferred: std_srvs is the optional ros extra; tests/helpers.py imports this module without it
     from std_srvs.srv import Trigger
 
     client = node.create_client(Trigger, service)

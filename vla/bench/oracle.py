@@ -21,7 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from sim import make_env
+from vla.data import open_dataset
+from vla.data.dataset import DatasetError
+from vla.evaluate import evaluate
 from vla.train.data import chunk_indices
+from vla.train.rollouts import SimDemos
 from vla.train.stream import SimStream, StreamBuffer
 from vla.types import ACTION, OBS_ENV_STATE, OBS_STATE, TASK
 
@@ -35,8 +40,6 @@ class OracleData:
 
     def __init__(self, dataset, chunk_size: int):
         """`dataset`: a LeRobot dataset recorded with `vla record`, or `SimDemos` rolled out in memory."""
-        from vla.train.rollouts import SimDemos
-
         if isinstance(dataset, SimDemos):
             self.state, self.env, actions = (np.concatenate([e[k] for e in dataset.episodes]).astype(np.float32)
                                              for k in (OBS_STATE, OBS_ENV_STATE, ACTION))
@@ -55,9 +58,6 @@ class OracleData:
 
     @staticmethod
     def _read(dataset: str | Path):
-        from vla.data import open_dataset
-        from vla.data.dataset import DatasetError
-
         ds = open_dataset(dataset)
         if OBS_ENV_STATE not in ds.features:
             raise DatasetError(f"{dataset} has no {OBS_ENV_STATE} (privileged object positions); "
@@ -181,9 +181,6 @@ class OraclePolicy:
 def bench_oracle(dataset, task_ids: list[str], train_steps: int, batch_size: int, episodes: int,
                  seed: int, chunk_size: int, n_action_steps: int, progress: bool = True) -> dict[str, Any]:
     """Train on `dataset` (a recorded dataset's path, or `SimDemos`) and score on seeds 0..episodes-1."""
-    from sim import make_env
-    from vla.evaluate import evaluate
-
     data = OracleData(dataset, chunk_size)  # a stream's warm-up episodes: normalization and words
     stream = dataset.cache(chunk_size, None, (OBS_STATE, OBS_ENV_STATE)) if isinstance(dataset, SimStream) else None
     try:

@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
+import sim
 from vla.evaluate import evaluate, wilson_interval
+from vla.peers import LeRobotPolicy
+from vla.peers.train import train_peer
+from vla.policy import VLAPolicy
+from vla.train.trainer import TrainConfig, train
 
 
 class _Timed:
@@ -44,8 +49,6 @@ def machine() -> str:
 def vla_train_config(steps: int, batch_size: int, seed: int, time_budget_s: float | None = None):
     """The VLA's recipe in the benchmarks: the shipped policy's learning rate, short warm-up, one checkpoint
     (`time_budget_s`: train that long instead of `steps`)."""
-    from vla.train.trainer import TrainConfig
-
     return TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=6e-4,
                        warmup_steps=min(300, max(1, steps // 10)), checkpoint_every=max(steps, 1),
                        time_budget_s=time_budget_s)
@@ -74,13 +77,9 @@ def score(name: str, policy, tasks: list[str], make_env, episodes: int, seed: in
 def _train(name: str, dataset: Path, out: Path, steps: int, batch_size: int, seed: int, progress: bool,
            time_budget_s: float | None = None) -> dict:
     if name == "vla":
-        from vla.train.trainer import train
-
         summary = train(dataset, out, "tiny", vla_train_config(steps, batch_size, seed, time_budget_s),
                         progress=progress)
     else:
-        from vla.peers.train import train_peer
-
         summary = train_peer(name, dataset, out, steps, batch_size, seed, progress=progress,
                              time_budget_s=time_budget_s)
     return {"steps": summary["steps"], "wall_time_s": summary["wall_time_s"], "parameters": summary["parameters"]}
@@ -88,11 +87,7 @@ def _train(name: str, dataset: Path, out: Path, steps: int, batch_size: int, see
 
 def _load(name: str, out: Path):
     if name == "vla":
-        from vla.policy import VLAPolicy
-
         return VLAPolicy.from_pretrained(out)
-    from vla.peers import LeRobotPolicy
-
     return LeRobotPolicy.from_pretrained(out)
 
 
@@ -105,8 +100,6 @@ def bench_peers(dataset: str | Path, steps: int, episodes: int, tasks: list[str]
                 time_budget_s: float | None = None) -> dict[str, Any]:
     """Train each of `policies` on `dataset` (`steps` optimizer steps, or for `time_budget_s` seconds
     each) and score it on `tasks`; the report holds each policy's steps, wall time and success."""
-    import sim
-
     dataset, out = Path(dataset), Path(out)
     taken = [str(out / name) for name in policies if (out / name).exists()]
     if taken:  # never mix a new run with old checkpoints

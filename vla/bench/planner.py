@@ -23,8 +23,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from vla.evaluate import rollout, summarize
+from sim.tabletop.experts import ScriptedExpert
+from sim.tabletop.tasks import free_spot
+from vla.evaluate import EpisodeResult, rollout, summarize
 from vla.planner.plan import Plan, PlanFormatError, PlanStep, apply_change, state_change
 from vla.planner.planner import Planner
 from vla.planner.policy import PlannedPolicy
@@ -36,8 +39,6 @@ PERTURB_AFTER = 12  # ticks after the first subtask is done: the plan has moved 
 def _planned_episode(env, policy, seed: int, perturb: bool) -> dict[str, Any]:
     """One episode through `rollout`; with `perturb`, the first subtask's cube is moved elsewhere
     `PERTURB_AFTER` ticks after that subtask is first done."""
-    from sim.tabletop.tasks import free_spot
-
     rng = np.random.default_rng(seed)
     state: dict[str, Any] = {"done_at": None, "perturbed": False}  # done_at: the tick it was first done
 
@@ -60,10 +61,6 @@ def _planned_episode(env, policy, seed: int, perturb: bool) -> dict[str, Any]:
 
 def run_arm(arm: str, tasks: list[str], episodes: int, seed: int, make_env: Callable, make_policy: Callable,
             planner: Planner | None, progress: bool = True) -> dict[str, Any]:
-    from tqdm import tqdm
-
-    from vla.evaluate import EpisodeResult
-
     out: dict[str, Any] = {"tasks": {}}
     everything, replans, plan_s, describe_s = [], [], [], []
     bar = tqdm(total=episodes * len(tasks), desc=arm, unit="ep", disable=not progress)
@@ -102,8 +99,6 @@ def run_arm(arm: str, tasks: list[str], episodes: int, seed: int, make_env: Call
 def _truth(env, seed: int, settle: int = 3) -> tuple[dict, str, list[dict], list[str], Plan]:
     """The expert's episode on `seed`: first observation, instruction, observations and
     descriptions at each subtask start and at the end, and the true plan."""
-    from sim.tabletop.experts import ScriptedExpert
-
     expert = ScriptedExpert(env)
     obs, info = env.reset(seed=seed)
     expert.reset()
@@ -132,8 +127,6 @@ def _truth(env, seed: int, settle: int = 3) -> tuple[dict, str, list[dict], list
 
 def heldout(planner: Planner, tasks: list[str], episodes: int, seed: int, make_env: Callable,
             progress: bool = True) -> dict[str, Any]:
-    from tqdm import tqdm
-
     planner.system = "system1"
     per_task = {}
     lat_plan, lat_plan2, lat_desc = [], [], []

@@ -37,9 +37,15 @@ still leaves its figures; arms can run as separate processes (one per core) into
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import sim
+from vla.bench.peers import machine, score
+from vla.policy import VLAPolicy
+from vla.train.trainer import TrainConfig, train
+from vla.train.validate import open_loop_error
 from vla.types import OBS_ENV_STATE, OBS_NAMED, OBS_STATE
 
 ARMS: dict[str, dict[str, dict[str, Any]]] = {
@@ -56,10 +62,6 @@ ARMS: dict[str, dict[str, dict[str, Any]]] = {
 
 def recipe_config(steps: int, batch_size: int, seed: int, **changes: Any):
     """The shipped policy's recipe at a budget of `steps`; `changes` override TrainConfig fields."""
-    from dataclasses import replace
-
-    from vla.train.trainer import TrainConfig
-
     base = TrainConfig(steps=steps, batch_size=batch_size, seed=seed, lr=6e-4, parallel_fraction=1.0,
                        warmup_steps=min(300, max(1, steps // 10)), checkpoint_every=max(steps, 1))
     return replace(base, **changes)
@@ -68,12 +70,6 @@ def recipe_config(steps: int, batch_size: int, seed: int, **changes: Any):
 def bench_recipe(dataset: str | Path, heldout: str | Path, arms: list[str], steps: int, episodes: int,
                  tasks: list[str], out: str | Path = "out/recipe", batch_size: int = 32, seed: int = 0,
                  report_path: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    import sim
-    from vla.bench.peers import machine, score
-    from vla.policy import VLAPolicy
-    from vla.train.trainer import train
-    from vla.train.validate import open_loop_error
-
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown}; known: {sorted(ARMS)}")

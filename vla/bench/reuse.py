@@ -22,6 +22,8 @@ import torch
 
 from vla.bench.timing import latency_summary, random_model, time_calls
 from vla.model.vla import VLAModel
+from vla.policy import VLAPolicy
+from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
 
 # Patches re-encoded per inference in the sim, as fractions (`vla bench sparsity`, docs/BENCHMARKS.md):
 # token reuse alone, inferring at every step, and the default event trigger, inferring when it fires.
@@ -32,9 +34,6 @@ def time_reuse(model: VLAModel, device: torch.device, repeats: int, rates: tuple
                seed: int = 0, on_row=None) -> dict[str, Any]:
     """Rows `dense` and `reuse@<rate>` (latency of one inference, and patches re-encoded per step);
     `on_row(rows)` after each, so a run cut short keeps what it measured."""
-    from vla.policy import VLAPolicy
-    from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig
-
     on_row = on_row or (lambda rows: None)
     cameras, size = list(model.config.cameras), model.vision_size
     rng = np.random.default_rng(seed)

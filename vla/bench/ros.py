@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from vla.data.rosbag import convert_rosbag
 from vla.robot import RobotConfig, load_robot_config
 
 
@@ -42,6 +44,7 @@ def write_demo_bag(path: str | Path, robot: RobotConfig, episodes=(("touch the r
     """A rosbag2 as a teleoperated arm would leave it: cameras (`demo_frame`, as rgb8 or bgr8 Images or PNG
     CompressedImages), /joint_states (50 Hz) and commands (10 Hz, the state + 0.01) with joints in reverse
     config order, and an instruction at each episode start."""
+    # deferred: rosbags is the optional ros extra, needed only to write a bag
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -71,8 +74,6 @@ def write_demo_bag(path: str | Path, robot: RobotConfig, episodes=(("touch the r
 
         def image_msg(t, img):
             if compressed:
-                from PIL import Image
-
                 buf = io.BytesIO()
                 Image.fromarray(img).save(buf, format="PNG")
                 return T["sensor_msgs/msg/CompressedImage"](header=header(t), format="png",
@@ -105,8 +106,6 @@ def write_demo_bag(path: str | Path, robot: RobotConfig, episodes=(("touch the r
 
 def bench_rosbag(seconds: float = 30.0, size: int = 128) -> dict:
     """Write a bag with two size x size cameras at 30 Hz, then time its conversion."""
-    from vla.data.rosbag import convert_rosbag
-
     robot = load_robot_config("panda")
     with tempfile.TemporaryDirectory() as tmp:
         bag = Path(tmp) / "bag"
@@ -118,6 +117,7 @@ def bench_rosbag(seconds: float = 30.0, size: int = 128) -> dict:
 
 def bench_ros_recording(seconds: float = 20.0, size: int = 128) -> dict:
     """The recorder node records a 30 Hz arm with two cameras for `seconds`; frames written and dropped."""
+    # deferred: ROS 2 (rclpy and its messages) is the optional ros extra; `vla bench rosbag` runs without it
     import rclpy
     from std_srvs.srv import Trigger
 

@@ -20,6 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sim import make_env
+from vla.bench.launch_graph import REPO, LaunchGraph, free_address, ros_env
+from vla.evaluate import evaluate
+from vla.loading import policy_factory
 from vla.robot import load_robot_config
 
 
@@ -27,11 +31,10 @@ def ros_episodes(policy: str, task: str, seeds: list[int], tmp: Path, domain: in
                  loop: dict[str, str] | None = None, robot: str = "panda") -> dict:
     """Run `seeds` of `task` through the sim_bringup graph (`loop`: launch arguments of the policy node's
     loop, e.g. refill_threshold and blend; the launch file's defaults otherwise); outcomes and the gaps."""
+    # deferred: ROS 2 (rclpy and its messages) is the optional ros extra, needed only by the ROS arm of the comparison
     import rclpy
     from rclpy.qos import DurabilityPolicy, QoSProfile
     from std_msgs.msg import String
-
-    from vla.bench.launch_graph import REPO, LaunchGraph, free_address, ros_env
 
     config = load_robot_config(robot)
     arm = np.arange(len(config.joints))  # the arm's joints, not the gripper (a joint robot: action == state)
@@ -86,10 +89,6 @@ def ros_episodes(policy: str, task: str, seeds: list[int], tmp: Path, domain: in
 
 
 def eval_episodes(policy: str, task: str, episodes: int, seed: int, robot: str = "panda") -> dict:
-    from sim import make_env
-    from vla.evaluate import evaluate
-    from vla.loading import policy_factory
-
     report = evaluate(policy, [task], lambda t: make_env(t, robot=robot), policy_factory(policy), episodes=episodes,
                       seed=seed, progress=False)
     return {"successes": report["tasks"][task]["successes"], "episodes": episodes,

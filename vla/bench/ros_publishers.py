@@ -11,15 +11,16 @@ import time
 
 import numpy as np
 
+from vla.robot import load_robot_config
+
 
 def publish_arm(seconds: float, size: int, robot_name: str = "panda") -> None:
     """Publish the robot's cameras, joint states and commands at 30 Hz for `seconds`."""
+    # deferred: ROS 2 (rclpy and its messages) is the optional ros extra; the module imports without it
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-
-    from vla.robot import load_robot_config
 
     robot = load_robot_config(robot_name)
     rclpy.init()
@@ -52,6 +53,7 @@ def publish_arm(seconds: float, size: int, robot_name: str = "panda") -> None:
 def publish_cameras(seconds: float, size: int, hz: float) -> None:
     """Publish two size x size cameras on /bench/cam0 and /bench/cam1 at `hz`, stamped with `time.time()`
     so that a receiver on the same machine can measure the latency."""
+    # deferred: ROS 2 (rclpy and its messages) is the optional ros extra; the module imports without it
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image

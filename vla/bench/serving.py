@@ -20,6 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vla.control import ControlLoop, SafetyFilter
+from vla.policy import VLAPolicy
+from vla.robot import load_robot_config
+from vla.serving.client import PolicyClient, RemotePolicy
+
 
 def _stats(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms)
@@ -36,6 +41,7 @@ def _observation(meta: dict, size: int) -> dict:
 
 def _ros_transport(size: int, hz: float, seconds: float) -> dict:
     """Publish two cameras at `hz` from a child process; receive here; latency from the header stamps."""
+    # deferred: ROS 2 (rclpy and its messages) is the optional ros extra; the ZeroMQ figures need none of it
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
@@ -65,11 +71,6 @@ def _ros_transport(size: int, hz: float, seconds: float) -> dict:
 
 def bench_serving(policy_dir: str | Path, duration: float = 300.0, calls: int = 200, image_size: int = 128,
                   control_hz: float = 20.0, camera_hz: float = 30.0) -> dict:
-    from vla.control import ControlLoop, SafetyFilter
-    from vla.policy import VLAPolicy
-    from vla.robot import load_robot_config
-    from vla.serving.client import PolicyClient, RemotePolicy
-
     policy = VLAPolicy.from_pretrained(policy_dir)
     obs = _observation(policy.metadata, image_size)
     for _ in range(5):

@@ -22,12 +22,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
+import sim
+from sim.tabletop.tasks import free_spot
+from vla.control import SafetyFilter
 from vla.evaluate import EpisodeResult, rollout, summarize
-from vla.model.vla import VLAModel
+from vla.model.vla import Batch, VLAModel
 from vla.policy import VLAPolicy
 from vla.robot import load_robot_config
 from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig, load_sparsity_config
+from vla.types import OBS_STATE
 
 
 class _TimedDense(VLAPolicy):
@@ -60,10 +66,6 @@ class _TimedDense(VLAPolicy):
 
 def _flops(model: VLAModel) -> dict[str, float]:
     """FLOPs of one dense step: total, vision-tower layers, patch embedding."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from vla.model.vla import Batch
-
     cfg = model.config
     S = model.vision_size
     batch = Batch(torch.rand(1, len(cfg.cameras), 3, S, S), ["pick up the red cube"], torch.zeros(1, cfg.state_dim))
@@ -83,10 +85,6 @@ def _score_episodes(name: str, policy, tasks: list[str], episodes: int, seed: in
               hook=None, after_episode=None) -> tuple[list[EpisodeResult], dict[str, Any]]:
     """Closed-loop episodes (seeds seed, seed+1, ... per task) through `rollout`; `hook(seed)` makes
     each episode's `intervene`, `after_episode()` runs after each. The results and the per-task summaries."""
-    from tqdm import tqdm
-
-    import sim
-
     results, per_task = [], {}
     bar = tqdm(total=episodes * len(tasks), desc=name, unit="ep", disable=not progress)
     for task_id in tasks:
@@ -136,10 +134,6 @@ def _arm(name: str, policy, tasks: list[str], episodes: int, seed: int, flops: d
 def _still(policy, tasks: list[str], seed: int, steps: int) -> dict[str, Any]:
     """The policy asked for an action at every control step of a scene where nothing moves: the arm is
     held where it started (`SafetyFilter.hold_action`) and the policy's actions are not executed."""
-    import sim
-    from vla.control import SafetyFilter
-    from vla.types import OBS_STATE
-
     first = len(policy.step_stats)
     for task_id in tasks:
         env = sim.make_env(task_id)
@@ -162,8 +156,6 @@ def _perturbed(name: str, policy, tasks: list[str], episodes: int, seed: int, af
     inference that sees it. `replan`: the policy re-plans at that step, as a trigger that always
     sees the move would make it (queued actions dropped); with `move` False nothing moves, and the
     arm measures what re-planning off the schedule costs by itself."""
-    from sim.tabletop.tasks import free_spot
-
     moved: dict[str, int] = {}  # this episode's index into step_stats of the first step after the move
     reactions, fractions = [], []
 
@@ -290,6 +282,7 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
 
 
 def _plot(points: list[dict], dense_success: float, path: Path) -> None:
+    # deferred: matplotlib is a dev extra, for the plot only; the Agg backend is chosen before pyplot loads
     import matplotlib
 
     matplotlib.use("Agg")

@@ -18,6 +18,7 @@ from vla.cli.lazy import LazyParser
 from vla.cli.rollouts import add_eval_parsers, cmd_tasks
 from vla.cli.serving import add_serving_parsers
 from vla.loading import SHIPPED_POLICY  # noqa: F401 - re-exported: `from vla.cli import SHIPPED_POLICY`
+from vla.robot import ConfigError
 
 # name -> (module, one-line help). The module declares the flags in `add_arguments(parser)` and runs the
 # command in `run(args) -> int`.
@@ -41,8 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vla.robot import ConfigError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -10,6 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
+from vla.data import open_dataset
+from vla.data.info import dataset_info, first_frames_grid, format_info
+from vla.data.rosbag import convert_rosbag
+from vla.robot import load_robot_config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`vla dataset info` and `vla dataset from-rosbag` with their flags."""
@@ -39,9 +44,6 @@ def run(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print what a dataset holds (text or JSON) and write a PNG of its episodes' first frames."""
-    from vla.data import open_dataset
-    from vla.data.info import dataset_info, first_frames_grid, format_info
-
     ds = open_dataset(args.dataset, need_camera=False)
     info = dataset_info(ds)
     if ds.cameras:
@@ -53,9 +55,6 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_from_rosbag(args: argparse.Namespace) -> int:
     """Convert a rosbag2 into a new LeRobot dataset; refuses an --out that holds anything."""
-    from vla.data.rosbag import convert_rosbag
-    from vla.robot import load_robot_config
-
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose another --out")

@@ -10,7 +10,8 @@ import argparse
 import json
 import sys
 
-from vla.data.record import DEFAULT_RECORD_SEED
+from sim import resolve_tasks
+from vla.data.record import DEFAULT_RECORD_SEED, RecordingInterrupted, record
 
 
 def add_arguments(rec: argparse.ArgumentParser) -> None:
@@ -37,9 +38,6 @@ def add_arguments(rec: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Record scripted-expert demonstrations; 130 (with the summary so far) when interrupted."""
-    from sim import resolve_tasks
-    from vla.data.record import RecordingInterrupted, record
-
     try:
         summary = record(
             resolve_tasks(args.tasks), args.episodes, args.out, seed=args.seed, repo_id=args.repo_id,

@@ -12,6 +12,7 @@ from vla.loading import SHIPPED_POLICY
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    # deferred: sim is the optional sim extra (MuJoCo); every `vla` command parses this module
     from sim import GROUPS, MISSING, TASKS
 
     for task in TASKS.values():
@@ -24,6 +25,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    # deferred: sim and vla.evaluate need the sim extra (MuJoCo, tqdm); `vla client` on a robot does without
     from sim import make_env, resolve_tasks
     from vla.evaluate import evaluate, open_loop_report, write_report
 

@@ -8,11 +8,12 @@ import signal
 import sys
 
 from vla.cli.policy_args import add_policy_arguments, served_policy
+from vla.serving.client import PolicyClient, ServerError
+from vla.serving.keys import create_curve_keys
+from vla.serving.server import PolicyServer
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from vla.serving.server import PolicyServer
-
     # Ctrl-C and SIGTERM (ros2 launch, systemd, docker stop) are the normal way to stop a server:
     # finish (also while the policy loads) and exit 0, so a launch does not call it "process has died".
     stopping: list[str] = []
@@ -30,8 +31,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_client(args: argparse.Namespace) -> int:
-    from vla.serving.client import PolicyClient, ServerError
-
     client = PolicyClient(args.connect, timeout_s=args.timeout, retries=0, server_key=args.server_key)
     try:
         reply = client.request(args.kind)
@@ -48,8 +47,6 @@ def cmd_client(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from vla.serving.keys import create_curve_keys
-
     out = create_curve_keys(args.out, overwrite=args.overwrite)
     print(f"CURVE keys in {out}: give server.key (public) to clients; keep server.key_secret on the server")
     return 0

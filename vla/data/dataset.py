@@ -22,6 +22,7 @@ CONVERT_HINT = (
 
 def quiet_datasets() -> None:
     """Hide the `datasets` library's per-operation progress bars; ours say what matters."""
+    # deferred: `datasets` comes with lerobot (train extra); the ROS recorder node imports vla.data without it
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
@@ -136,6 +137,7 @@ class DemoDataset:
 
     def loader(self, batch_size: int = 32, shuffle: bool = True, num_workers: int = 0, seed: int = 0):
         """A torch DataLoader over this dataset; strings are collated into lists."""
+        # deferred: vla.data stays torch-free for the ROS recorder node (vla.data.sync)
         import torch
 
         generator = torch.Generator().manual_seed(seed)
@@ -159,6 +161,7 @@ def open_dataset(
     `chunk_size` K makes `action` a (K, D) chunk starting at the sample's frame, via LeRobot's
     delta timestamps; steps past the end of an episode are padded and flagged in `action_is_pad`.
     """
+    # deferred: lerobot is heavy and optional (train extra); vla.data is imported without it
     from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
 
     quiet_datasets()

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from vla.data.dataset import DemoDataset
 from vla.types import OBS_IMAGES_PREFIX
@@ -45,8 +46,6 @@ def format_info(info: dict[str, Any]) -> str:
 
 def first_frames_grid(ds: DemoDataset, path: str | Path, max_episodes: int = 4) -> Path:
     """A PNG with one row per episode (its first frame), one column per camera."""
-    from PIL import Image
-
     episodes = ds.lerobot.meta.episodes
     rows = []
     for ep in range(min(max_episodes, ds.num_episodes)):

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
+from sim import make_env, scripted_expert
 from vla.data.dataset import DEFAULT_VIDEO_BACKEND, DatasetError, check_local_dataset, quiet_datasets
 from vla.types import ACTION, NAMED_OBJECTS_NAMES, OBS_ENV_STATE, OBS_NAMED, OBS_STATE, TASK
 
@@ -208,10 +210,8 @@ def record(
     `robot`: a robot config name or path (None: the tasks' suite's robot); every task must share it.
     `detours`: the share of recovery demonstrations (`expert_episode`)."""
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder prints its configuration otherwise
+    # deferred: lerobot is heavy, and SVT_LOG must be set before it loads the encoder
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    from tqdm import tqdm
-
-    from sim import make_env, scripted_expert
 
     quiet_datasets()
     if storage not in ("video", "images"):

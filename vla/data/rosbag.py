@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from vla.data.sync import COMMAND, STATE, EpisodeWriter, Streams, synchronize
 from vla.robot import RobotConfig
@@ -32,8 +33,6 @@ def _stamp(msg, fallback_ns: int) -> float:
 
 def _image(msg, msgtype: str) -> np.ndarray:
     if msgtype.endswith("CompressedImage"):
-        from PIL import Image
-
         return np.asarray(Image.open(io.BytesIO(bytes(msg.data))).convert("RGB"))
     if msg.encoding not in ("rgb8", "bgr8"):
         raise ValueError(f"image encoding {msg.encoding!r}; expected rgb8 or bgr8")
@@ -76,6 +75,7 @@ def _split(times: list[float], rule: str, instructions: list[tuple[float, str]])
 def convert_rosbag(bag: str | Path, robot: RobotConfig, out: str | Path, episode_split: str = "auto",
                    task: str | None = None, fps: float | None = None, tolerance_s: float = 0.05,
                    instruction_topic: str = "/vla/instruction", use_videos: bool = True) -> dict[str, Any]:
+    # deferred: rosbags is the optional ros extra, needed only to read a bag
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 

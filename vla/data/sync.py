@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from vla.data.dataset import DEFAULT_VIDEO_BACKEND, quiet_datasets
 from vla.robot import RobotConfig
 from vla.types import ACTION, OBS_STATE, TASK, image_key
 
@@ -96,9 +97,8 @@ class EpisodeWriter:
         self.dataset = None
 
     def _create(self, frame: dict[str, Any]) -> None:
+        # deferred: lerobot is heavy and optional; the ROS recorder node imports this module at start-up
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
-        from vla.data.dataset import DEFAULT_VIDEO_BACKEND, quiet_datasets
 
         quiet_datasets()
         names = self.robot.joint_names

@@ -11,6 +11,7 @@ def open_loop_report(policy_dir: str | Path, heldout: str | Path, decoding: str 
     """The `vla eval --heldout` report: the policy's open-loop error on demonstrations it never saw (no simulator).
     `robot`: whose actions the dataset holds (None: the dataset's `robot_type`); `n_action_steps`: the
     executed span the error is taken over (None: the checkpoint's)."""
+    # deferred: torch; vla.evaluate stays torch-free (`vla eval` of the scripted expert, the ROS benchmarks)
     from vla.model.vla import VLAModel
     from vla.policy import check_decoding_trained
     from vla.train.validate import open_loop_error

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from vla.control import SafetyFilter
 from vla.evaluate.rollout import EpisodeResult, check_policy_fits, rollout, write_video
@@ -56,8 +57,6 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score a policy on each task over `episodes` seeded episodes (seeds seed, seed+1, ...)."""
-    from tqdm import tqdm
-
     if episodes < 1:
         raise ValueError(f"episodes={episodes}; expected at least 1")
     report: dict[str, Any] = {"policy": policy_name, "seed": seed, "tasks": {}}

@@ -94,6 +94,7 @@ def _video_frame(obs: dict[str, Any]) -> np.ndarray:
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    # deferred: imageio (with its FFmpeg plugin) is needed only to write videos
     import imageio.v2 as imageio
 
     path.parent.mkdir(parents=True, exist_ok=True)

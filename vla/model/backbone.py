@@ -15,7 +15,13 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoModelForImageTextToText, AutoTokenizer, PreTrainedTokenizerFast
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoTokenizer,
+    PaliGemmaConfig,
+    PreTrainedTokenizerFast,
+    SmolVLMConfig,
+)
 
 from vla.model.config import VLAConfig
 
@@ -91,8 +97,6 @@ def add_vla_tokens(tokenizer, bins: int, action_dim: int) -> tuple[int, list[int
 
 def backbone_config(config: VLAConfig, vocab: int, pad_id: int, bos_id: int, eos_id: int, image_id: int):
     """The Hugging Face config of a backbone of the configured family and size."""
-    from transformers import PaliGemmaConfig, SmolVLMConfig
-
     vision = {"image_size": config.image_size, **config.vision}
     text = {"vocab_size": vocab, "max_position_embeddings": 1024, "pad_token_id": pad_id,
             "bos_token_id": bos_id, "eos_token_id": eos_id, **config.text}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,8 +177,6 @@ def load_model_config(name_or_path: str | Path = "tiny", **overrides: Any) -> VL
 
 
 def _family_of(path: Path) -> str:
-    import json
-
     model_type = json.loads((path / "config.json").read_text()).get("model_type", "?")
     if model_type not in FAMILIES:
         raise ConfigError(

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import StaticCache
 
 from vla.model.inputs import Batch, observation_batch, pinned_frames
 from vla.model.vla import VLAModel
@@ -93,8 +94,6 @@ class StaticEngine:
     are compiled (CUDA graphs on CUDA)."""
 
     def __init__(self, model: VLAModel, dtype: torch.dtype, compile: bool = True):
-        from transformers import StaticCache
-
         cfg, device = model.config, model.device
         self.model, self.dtype = model, dtype
         core = model.hf.model

@@ -31,12 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_model
 from torch import nn
+from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedTokenizerFast
 
 from vla.model.action_tokenizer import ActionTokenizer
 from vla.model.backbone import (
     Layout,
     add_vla_tokens,
+    build_text_tokenizer,
     image_stats,
     install_vision_stem,
     layout_for,
@@ -350,8 +353,6 @@ class VLAModel(nn.Module):
     # --- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:
         """One folder: safetensors weights, JSON configs, tokenizer, action/state tokenizers."""
-        from safetensors.torch import save_model
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         save_model(self.backbone, str(path / WEIGHTS))
@@ -369,9 +370,6 @@ class VLAModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> VLAModel:
         """Restore a saved policy exactly. Reads JSON and safetensors only: nothing is unpickled."""
-        from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoModelForImageTextToText, PreTrainedTokenizerFast
-
         path = Path(path)
         missing = [f for f in (WEIGHTS, CONFIG, TOKENIZERS, "tokenizer.json") if not (path / f).is_file()]
         if missing:
@@ -442,8 +440,6 @@ def load_weights(module: nn.Module, state: dict[str, torch.Tensor], where: str) 
 def new_model(config: VLAConfig, texts: list[str], action_low: np.ndarray, action_high: np.ndarray,
               state_low: np.ndarray, state_high: np.ndarray) -> VLAModel:
     """A fresh VLA: the tiny backbone built from `config` (tokenizer trained on `texts`), or a local checkpoint."""
-    from vla.model.backbone import build_text_tokenizer
-
     if config.backbone_path:
         backbone, tokenizer = load_local_backbone(config.backbone_path)
     else:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from vla.data.dataset import DatasetError, DemoDataset
 from vla.data.record import SCENE_DESCRIPTION, SUBTASK, SUBTASK_INDEX
+from vla.model.inputs import frames_to_cache
 from vla.planner.plan import Plan, PlanStep, state_change
 from vla.types import OBS_IMAGES_PREFIX
 
@@ -85,10 +87,6 @@ def build_planner_data(ds: DemoDataset, image_size: int, cameras: list[str] | No
     """Decode the frames the examples need (every `every`-th frame, and `jitter` frames after each
     subtask start) into memory, resized to the vision tower's `image_size`, cameras stacked in
     `cameras` order (the model's; the dataset's by default)."""
-    from tqdm import tqdm
-
-    from vla.model.inputs import frames_to_cache
-
     cameras = list(cameras or ds.cameras)
     if sorted(cameras) != sorted(ds.cameras):
         raise DatasetError(f"the model takes cameras {cameras}; the dataset has {list(ds.cameras)}")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_model
 from torch import nn
 
 from vla.model.vla import CheckpointError, VLAModel, load_weights
@@ -182,8 +183,6 @@ class PlannerModel(nn.Module):
     # --- checkpoints --------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:
         """The VLA checkpoint folder plus planner.safetensors (critic) and planner.json."""
-        from safetensors.torch import save_model
-
         path = self.vla.save_pretrained(path)
         save_model(self.critic, str(path / PLANNER_WEIGHTS))
         (path / PLANNER_CONFIG).write_text(json.dumps(asdict(self.config), indent=2))
@@ -192,8 +191,6 @@ class PlannerModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> PlannerModel:
         """A planner checkpoint; a plain VLA checkpoint is refused with a clear message."""
-        from safetensors.torch import load_file
-
         path = Path(path)
         missing = [f for f in (PLANNER_WEIGHTS, PLANNER_CONFIG) if not (path / f).is_file()]
         if missing:

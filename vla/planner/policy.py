@@ -13,6 +13,7 @@ text; the actions are the wrapped policy's. numpy only: the planner is any objec
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,8 +68,6 @@ class PlannedPolicy:
         return self.plan.steps[min(self.index, len(self.plan.steps) - 1)].subtask
 
     def _make_plan(self, obs: Observation, kind: str, start: str | None = None) -> None:
-        import time
-
         t0 = time.perf_counter()
         result = self.planner.plan(obs, self.instruction, start=start)
         self.trace.plan_seconds.append(time.perf_counter() - t0)
@@ -87,8 +86,6 @@ class PlannedPolicy:
         self.trace.events.append(PlanEvent(self.tick, kind, result.plan.text()))
 
     def _check(self, obs: Observation) -> None:
-        import time
-
         t0 = time.perf_counter()
         seen = self.planner.describe(obs)
         self.trace.describe_seconds.append(time.perf_counter() - t0)

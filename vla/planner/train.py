@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from vla.data import open_dataset
 from vla.data.dataset import DemoDataset
+from vla.model.vla import VLAModel, load_weights
 from vla.planner.data import EpisodePlan, PlannerData, build_planner_data
 from vla.planner.model import (
     PLANNER_CONFIG,
@@ -149,8 +151,6 @@ def train_planner(dataset: str | Path, out: str | Path, init: str | Path, cfg: T
 def _planner_and_data(source: Path, demo: DemoDataset, progress: bool) -> tuple[PlannerModel, PlannerData]:
     """The planner to train from `source` (a planner checkpoint: resumed or trained further; a
     VLA checkpoint: a new critic and sequence lengths measured on the data), and its data."""
-    from vla.model.vla import VLAModel
-
     vla = VLAModel.from_pretrained(source)
     if sorted(vla.config.cameras) != sorted(demo.cameras):
         raise ValueError(f"{source} was trained with cameras {vla.config.cameras}; the dataset has {demo.cameras}")
@@ -159,9 +159,6 @@ def _planner_and_data(source: Path, demo: DemoDataset, progress: bool) -> tuple[
         model = PlannerModel(vla)
         model.config = measure_lengths(model, data)
         return model, data
-    from safetensors.torch import load_file
-
-    from vla.model.vla import load_weights
 
     model = PlannerModel(vla, PlannerConfig.from_dict(json.loads((source / PLANNER_CONFIG).read_text())))
     load_weights(model.critic, load_file(str(source / PLANNER_WEIGHTS)), str(source / PLANNER_WEIGHTS))

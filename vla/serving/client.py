@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import zmq
+import zmq.auth
 
 from vla.serving.codec import pack, unpack
 
@@ -166,8 +167,6 @@ class RemotePolicy:
 
 
 def _load_public_key(path: str | Path) -> bytes:
-    import zmq.auth
-
     path = Path(path)
     if path.is_dir():
         path = path / "server.key"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import zmq.auth
+
 NAMES = ("server", "client")
 
 
 def create_curve_keys(out: str | Path, overwrite: bool = False) -> Path:
     """Write server.key(_secret) and client.key(_secret) into `out`; the secrets readable by their owner only."""
-    import zmq.auth
-
     out = Path(out)
     existing = [out / f"{name}.key_secret" for name in NAMES if (out / f"{name}.key_secret").exists()]
     if existing and not overwrite:

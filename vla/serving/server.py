@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import zmq
+import zmq.auth
 
 from vla.serving.codec import PROTOCOL_VERSION, REQUEST_KINDS, ProtocolError, error, pack, unpack
 from vla.types import Policy
@@ -56,8 +57,6 @@ def is_loopback(address: str) -> bool:
 
 def load_server_keys(keys_dir: str | Path) -> tuple[bytes, bytes]:
     """(public, secret) from DIR/server.key_secret, made by `vla keys`."""
-    import zmq.auth
-
     path = Path(keys_dir) / "server.key_secret"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; create keys with `vla keys --out {keys_dir}`")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from vla.data.dataset import DatasetError, DemoDataset
 from vla.model.inputs import frames_to_cache
@@ -48,8 +49,6 @@ class DemoCache:
                      aux_keys: tuple[str, ...] | list[str] = ()) -> DemoCache:
         """Decode every frame once; all cameras are resized to the vision tower's square `image_size`.
         The state is `state_keys` concatenated, as the model reads it; `aux_keys` the grounding targets."""
-        from tqdm import tqdm
-
         for what, keys in (("reads its state from", state_keys), ("is trained to predict", aux_keys)):
             missing = [k for k in keys if k not in ds.features]
             if missing:
