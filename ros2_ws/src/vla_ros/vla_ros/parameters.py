@@ -29,6 +29,14 @@ class StartupError(ValueError):
 # name -> (type, description, read_only); the default is the node's parameter file's (`defaults`)
 Spec = dict[str, tuple[type, str, bool]]
 
+# The entries several nodes declare alike (each node adds its own `controller_type`).
+ROBOT_CONFIG: Spec = {
+    "robot_config": (str, "robot name (the vla package's configs/robots/<name>.yaml) or a YAML path", True)}
+COMMAND_TOPIC: Spec = {
+    "command_topic": (str, "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
+                      True)}
+INSTRUCTION_TOPIC: Spec = {"instruction_topic": (str, "instruction topic (std_msgs/String, latched)", True)}
+
 
 def defaults(node_file: str, spec: Spec) -> dict[str, Any]:
     """The default of each parameter in `spec`, from PARAMETER_DIR/<node_file>.yaml (a ROS parameter file).

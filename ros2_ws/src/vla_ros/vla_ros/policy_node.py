@@ -59,7 +59,16 @@ from vla_ros.conversions import (
     joint_state_to_array,
     msg_to_image,
 )
-from vla_ros.parameters import Spec, StartupError, declare, relative, robot_config
+from vla_ros.parameters import (
+    COMMAND_TOPIC,
+    INSTRUCTION_TOPIC,
+    ROBOT_CONFIG,
+    Spec,
+    StartupError,
+    declare,
+    relative,
+    robot_config,
+)
 from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -67,15 +76,14 @@ ANY_PUBLISHER = QoSProfile(depth=10)  # reliable, volatile: matches a plain `ros
 
 # Each parameter's default is in the vla package's configs/ros/policy_node.yaml (parameters.PARAMETER_DIR).
 PARAMETERS: Spec = {
-    "robot_config": (str, "robot name (the vla package's configs/robots/<name>.yaml) or a YAML path", True),
+    **ROBOT_CONFIG,
     "policy_server": (str, "ZeroMQ address of the policy server (vla serve --bind); each robot needs its own "
                            "server and address", True),
     "server_key": (str, "the server's public CURVE key file (empty: no encryption, loopback only)", True),
     "controller_type": (str, f"command message type: one of {CONTROLLER_TYPES}", True),
-    "command_topic": (str, "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
-                      True),
+    **COMMAND_TOPIC,
     "instruction": (str, "the task in words; the instruction topic replaces it (settable at run time)", False),
-    "instruction_topic": (str, "instruction topic (std_msgs/String, latched)", True),
+    **INSTRUCTION_TOPIC,
     "dry_run": (bool, "run everything but publish nothing to the arm (settable at run time)", False),
     "safety_mode": (str, "what the loop's safety filter does with an unsafe chunk: clamp or reject", True),
     "refill_threshold": (int, "ask for the next chunk when this many actions are left", True),

@@ -28,23 +28,31 @@ from vla_ros.conversions import (
     joint_state_to_array,
     msg_to_image,
 )
-from vla_ros.parameters import Spec, StartupError, declare, relative, robot_config
+from vla_ros.parameters import (
+    COMMAND_TOPIC,
+    INSTRUCTION_TOPIC,
+    ROBOT_CONFIG,
+    Spec,
+    StartupError,
+    declare,
+    relative,
+    robot_config,
+)
 from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 # Each parameter's default is in the vla package's configs/ros/recorder_node.yaml (parameters.PARAMETER_DIR).
 PARAMETERS: Spec = {
-    "robot_config": (str, "robot name (the vla package's configs/robots/<name>.yaml) or a YAML path", True),
+    **ROBOT_CONFIG,
     "out": (str, "dataset directory (required)", True),
     "repo_id": (str, "LeRobot repo id written into the dataset (empty: from the directory name)", True),
     "fps": (float, "dataset frame rate (0: the robot's control rate)", True),
     "tolerance_s": (float, "nearest-in-time tolerance for every stream, seconds", True),
     "task": (str, "task text used when no instruction is published", True),
-    "instruction_topic": (str, "instruction topic (std_msgs/String, latched)", True),
+    **INSTRUCTION_TOPIC,
     "controller_type": (str, f"command message type recorded as the action: one of {CONTROLLER_TYPES}", True),
-    "command_topic": (str, "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
-                      True),
+    **COMMAND_TOPIC,
     "storage": (str, "how images are stored: video or images", True),
 }
 

@@ -44,7 +44,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from vla_ros.conversions import CONTROLLER_TYPES, command_to_array, command_type, default_command_topic, image_to_msg
-from vla_ros.parameters import Spec, StartupError, declare, relative, robot_config
+from vla_ros.parameters import COMMAND_TOPIC, ROBOT_CONFIG, Spec, StartupError, declare, relative, robot_config
 from vla_ros.spin import spin
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -52,7 +52,7 @@ OUTCOMES = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)  #
 
 # Each parameter's default is in the vla package's configs/ros/sim_node.yaml (parameters.PARAMETER_DIR).
 PARAMETERS: Spec = {
-    "robot_config": (str, "robot name (the vla package's configs/robots/<name>.yaml) or a YAML path", True),
+    **ROBOT_CONFIG,
     "task": (str, "task id of the first episode (vla tasks lists them)", True),
     "seed": (int, "seed of the first episode (when `seeds` is empty)", True),
     "seeds": (str, "seeds to run back to back, e.g. '0-4,7' (empty: one free-running episode from `seed`)", True),
@@ -66,8 +66,7 @@ PARAMETERS: Spec = {
     "speed": (float, "simulated seconds per wall-clock second (1.0: real time), 0.05..100", True),
     "publish_clock": (bool, "publish simulated time on /clock (for nodes started with use_sim_time)", True),
     "controller_type": (str, f"command message type the sim obeys: one of {CONTROLLER_TYPES}", True),
-    "command_topic": (str, "command topic (empty: the robot config's topic, or forward_position_controller/commands)",
-                      True),
+    **COMMAND_TOPIC,
     "image_size": (int, "square camera image size (0: the robot config's camera sizes)", True),
     "expert": (bool, "the scripted expert drives the arm through the command topic, as a teleoperator", True),
     "lockstep": (bool, "step one tick only when the command answering the last observation has arrived "
