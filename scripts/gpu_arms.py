@@ -33,6 +33,10 @@ ARMS = {  # name: `vla train` switches (model config overrides)
     "per_step_named": {"action_tokens": "per_step", "gripper": "physical", "aux_targets": [OBS_NAMED]},
     "continuous_named": {"action_head": "continuous", "action_tokens": "per_step", "gripper": "physical",
                          "aux_targets": [OBS_NAMED]},
+    # Issue 29's first perception switch: 3x3 stride-2 convolutions down to the patch grid (docs/BENCHMARKS.md,
+    # "Perception that learns fast": lower loss per step and per CPU-second than the patch at 40 minutes).
+    "continuous_named_conv": {"action_head": "continuous", "action_tokens": "per_step", "gripper": "physical",
+                              "aux_targets": [OBS_NAMED], "vision_stem": "conv"},
 }
 
 

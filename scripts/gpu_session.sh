@@ -7,8 +7,8 @@
 # below with the venv's python instead.
 #   OUT=/path bash scripts/gpu_session.sh [total seconds, default 555] [bench cap seconds, default 210; 0 skips it]
 # ARMS, EPISODES (per task) and DETOURS (the share of recovery demonstrations) choose the training arms;
-# the defaults train the shipped recipe (continuous_named) alone on more demonstrations than the shipped
-# policy saw (300 per task).
+# the defaults train the shipped recipe (continuous_named) beside it with the convolutional stem
+# (continuous_named_conv), on more demonstrations than the shipped policy saw (300 per task).
 set -u
 START=$(date +%s)
 TOTAL=${1:-555}
@@ -32,6 +32,6 @@ if [ "$BENCH_CAP" -gt 0 ]; then
   echo "bench gpu: exit $? at $(( $(date +%s) - START )) s"; tail -3 "$OUT/bench_gpu.log"
 fi
 # 2. training arms until the deadline
-python3 scripts/gpu_arms.py --out "$OUT" --arms "${ARMS:-continuous_named}" --episodes "${EPISODES:-500}" \
+python3 scripts/gpu_arms.py --out "$OUT" --arms "${ARMS:-continuous_named,continuous_named_conv}" --episodes "${EPISODES:-500}" \
   --detours "${DETOURS:-0}" --deadline $(( START + TOTAL ))
 echo "session done at $(( $(date +%s) - START )) s"
