@@ -92,8 +92,10 @@ def add_stream_arguments(parser: argparse.ArgumentParser, needs: str = "--sim-ta
                         help=f"with {needs}: keep rolling out the expert on new seeds while training and train "
                              "on the newest frames (--sim-episodes per task roll out first: statistics, "
                              "vocabulary, the first frames); a resumed run streams its seeds afresh")
-    parser.add_argument("--stream-buffer", type=int, default=20_000, metavar="FRAMES",
-                        help="--stream: frames held; training waits for the workers below half of it")
+    parser.add_argument("--stream-buffer", type=int, default=60_000, metavar="FRAMES",
+                        help="--stream: frames held; training waits for the workers below half of it. Measured "
+                             "on the oracle (docs/BENCHMARKS.md): a buffer that holds most of the stream matches "
+                             "a fixed set, a small one falls behind. Two 128 px cameras: about 100 kB a frame")
     parser.add_argument("--stream-reuse", type=int, default=4, metavar="N",
                         help="--stream: times each streamed frame is drawn before its slot takes a new one")
     parser.add_argument("--stream-workers", type=int, default=1, help="--stream: rollout processes")

@@ -87,7 +87,7 @@ class SimStream(SimDemos):
     and the instructions a new model is built from, and the buffer's first frames."""
 
     def __init__(self, task_ids: list[str], episodes: int, robot: str | None = None, seed: int = STREAM_SEED,
-                 workers: int | None = None, progress: bool = True, images: bool = True, capacity: int = 20_000,
+                 workers: int | None = None, progress: bool = True, images: bool = True, capacity: int = 60_000,
                  reuse: int = 4, stream_workers: int = 1, stall_s: float = 300.0):
         if seed < EVALUATION_SEEDS.stop:
             raise ValueError(f"stream seed {seed}: streamed scenes must not be evaluation scenes (seeds below "
