@@ -121,11 +121,18 @@ class DemoCache:
 
     def relative_quantiles(self, low_q: float = 0.01, high_q: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension quantiles of (chunk action - current state): the range of relative targets."""
-        D = self.actions.shape[1]
-        rel = (self.actions[self.chunk_index] - self.state[:, None, :D]).reshape(-1, D)
-        if len(rel) > 2_000_000:
-            rel = rel[torch.randperm(len(rel), generator=torch.Generator().manual_seed(0))[:2_000_000]]
-        return (torch.quantile(rel, low_q, dim=0).numpy(), torch.quantile(rel, high_q, dim=0).numpy())
+        return relative_quantiles(self.actions[self.chunk_index], self.state, low_q, high_q)
+
+
+def relative_quantiles(chunks: torch.Tensor, state: torch.Tensor, low_q: float = 0.01,
+                       high_q: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension quantiles of (chunk action - current state) over (N, K, D) chunks and (N, S) states,
+    from at most 2 M of the values (torch.quantile's input limit, and plenty for two percentiles)."""
+    D = chunks.shape[2]
+    rel = (chunks - state[:, None, :D]).reshape(-1, D)
+    if len(rel) > 2_000_000:
+        rel = rel[torch.randperm(len(rel), generator=torch.Generator().manual_seed(0))[:2_000_000]]
+    return (torch.quantile(rel, low_q, dim=0).numpy(), torch.quantile(rel, high_q, dim=0).numpy())
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 6, jitter: float = 0.1) -> torch.Tensor:

@@ -51,6 +51,12 @@ def _rollout(job: tuple[str, int, str, float, bool]) -> tuple[str, int, dict[str
     return task_id, seed, arrays
 
 
+def episode_images(arrays: dict[str, np.ndarray], cameras: list[str], size: int) -> torch.Tensor:
+    """(T, C, 3, size, size) uint8 cache frames from one episode's (T, H, W, 3) camera frames."""
+    return torch.stack([frames_to_cache(torch.from_numpy(arrays[OBS_IMAGES_PREFIX + c]).permute(0, 3, 1, 2), size)
+                        for c in cameras], 1)
+
+
 def _stats(values: np.ndarray) -> dict[str, np.ndarray]:
     """The statistics LeRobot keeps for a 1-D feature (those training reads)."""
     q = np.quantile(values, [0.01, 0.99], axis=0)
@@ -142,14 +148,7 @@ class SimDemos:
 
     def _images(self, image_size: int) -> torch.Tensor:
         """(N, C, 3, S, S) uint8, resized as the dataset path resizes."""
-        images = []
-        for e in self.episodes:
-            per_camera = []
-            for c in self.cameras:
-                per_camera.append(frames_to_cache(torch.from_numpy(e[OBS_IMAGES_PREFIX + c]).permute(0, 3, 1, 2),
-                                                  image_size))
-            images.append(torch.stack(per_camera, 1))
-        return torch.cat(images)
+        return torch.cat([episode_images(e, self.cameras, image_size) for e in self.episodes])
 
     def _check_keys(self, state_keys, aux_keys) -> None:
         for what, keys in (("reads its state from", state_keys), ("is trained to predict", aux_keys)):

@@ -31,9 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vla.model.inputs import frames_to_cache
-from vla.train.data import chunk_indices
-from vla.train.rollouts import SimDemos, _rollout
+from vla.train.data import chunk_indices, relative_quantiles
+from vla.train.rollouts import SimDemos, _rollout, episode_images
 from vla.types import ACTION, OBS_IMAGES_PREFIX, TASK
 
 STREAM_SEED = 1_000_000  # streamed scenes start here
@@ -74,10 +73,11 @@ def _worker(out, stop, task_ids: list[str], robot: str | None, seeds: dict[str, 
 
 
 def _images(arrays: dict[str, np.ndarray], cameras: list[str], size: int) -> np.ndarray:
-    """(T, C, 3, size, size) uint8 from an episode's (T, H, W, 3) camera frames."""
-    per_camera = [frames_to_cache(torch.from_numpy(arrays.pop(OBS_IMAGES_PREFIX + c)).permute(0, 3, 1, 2), size)
-                  for c in cameras]
-    return torch.stack(per_camera, 1).numpy()
+    """The episode's frames at cache size, its full-size camera frames dropped (they travel no further)."""
+    images = episode_images(arrays, cameras, size).numpy()
+    for c in cameras:
+        del arrays[OBS_IMAGES_PREFIX + c]
+    return images
 
 
 class SimStream(SimDemos):
@@ -142,8 +142,8 @@ class StreamBuffer:
         chunk_size, image_size, state_keys, aux_keys = key
         self.stream, self.key, self.state_keys, self.aux_keys = stream, key, list(state_keys), list(aux_keys)
         n, K = stream.capacity, chunk_size
-        if n < 2 * 256:
-            raise ValueError(f"capacity={n} frames; expected at least 512 (a batch must fit in half the buffer)")
+        if n < 2:
+            raise ValueError(f"capacity={n} frames; expected a buffer of at least 2 frames")
         self.chunk_size, self.image_size, self.cameras = K, image_size, list(stream.cameras)
         dims = {k: stream.feature_dim(k) for k in (*state_keys, *aux_keys, ACTION)}
         self.images = (torch.zeros((n, len(self.cameras), 3, image_size, image_size), dtype=torch.uint8)
@@ -193,10 +193,7 @@ class StreamBuffer:
 
     def relative_quantiles(self, low_q: float = 0.01, high_q: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension quantiles of (chunk action - current state) over the frames held (the warm-up's)."""
-        live = self.live.nonzero()[:, 0]
-        D = self.chunks.shape[2]
-        rel = (self.chunks[live] - self.state[live, None, :D]).reshape(-1, D)
-        return torch.quantile(rel, low_q, dim=0).numpy(), torch.quantile(rel, high_q, dim=0).numpy()
+        return relative_quantiles(self.chunks[self.live], self.state[self.live], low_q, high_q)
 
     # -- the stream -------------------------------------------------------------------------------
     def insert(self, arrays: dict[str, np.ndarray], seed: int) -> bool:
@@ -313,7 +310,10 @@ class StreamBuffer:
         and leaves the buffer at `reuse`. Waits for the workers while fewer than half the slots are live."""
         if not self._processes:
             raise StreamError("the stream's workers are not running (closed, or never started)")
-        need = max(batch_size, self.stream.capacity // 2)
+        if batch_size > self.stream.capacity // 2:  # training waits below half the buffer: a batch must fit there
+            raise ValueError(f"batch of {batch_size} frames from a stream buffer of {self.stream.capacity}; expected "
+                             f"a buffer of at least {2 * batch_size} frames (--stream-buffer)")
+        need = self.stream.capacity // 2
         self._fill()
         while int(self.live.sum()) < need:
             if self._pending is None:

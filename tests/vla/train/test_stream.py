@@ -62,6 +62,8 @@ def test_the_warm_up_gives_statistics_and_the_first_frames():
         assert source.cache(5, None, (OBS_STATE,)) is buffer
         with pytest.raises(ValueError, match="already feeds a buffer"):
             source.cache(7, None, (OBS_STATE,))
+        with pytest.raises(ValueError, match="at least 4002 frames"):  # it would wait for a fill that never comes
+            buffer.draw(2001, torch.Generator().manual_seed(0))
     finally:
         source.close()
 
