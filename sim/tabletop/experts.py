@@ -26,7 +26,12 @@ FAST, SLOW = 0.04, 0.015  # TCP speed per control tick, m
 PAD_BELOW_TCP = 0.009  # the pads reach this far below the TCP
 DETOUR_TICKS = 20  # a recovery demonstration's detour lasts 4 to this many ticks
 DETOUR_CLEARANCE = 0.05  # and stops with the TCP this far above the wrong cube's centre (m)
+REACH = (0.25, 0.78)  # horizontal distance from the arm's base (m) at which the expert can grasp from above
 Action = np.ndarray
+
+
+class ExpertCannotAct(RuntimeError):
+    """The scene is in a state the expert cannot act from (a cube off the table or out of reach)."""
 
 
 def nearest_equivalent_yaw(yaw: float, reference: float = 0.0) -> float:
@@ -88,6 +93,23 @@ class ScriptedExpert:
         self.reset()  # the next action is planned from where the arm is now
         return obs, env.current_info()
 
+    def cannot_act(self) -> str | None:
+        """Why the expert cannot solve the episode from the scene as it is now (None: it can).
+
+        After a policy or a perturbation moved things: a cube the episode needs that fell off the table,
+        or lies where a grasp from above cannot reach (closer to the base than REACH[0] or farther than
+        REACH[1])."""
+        needed = dict.fromkeys(c for s in self.env.episode.subtasks for c in (s.target, s.dest) if c in COLORS)
+        for color in needed:
+            p = self.scene.cube_pos(color)
+            if p[2] < -CUBE_HALF:
+                return f"the {color} cube fell off the table (z = {p[2]:.2f} m)"
+            r = float(np.hypot(p[0], p[1]))
+            if not REACH[0] <= r <= REACH[1]:
+                return (f"the {color} cube is out of reach: {r:.2f} m from the arm's base; the expert grasps "
+                        f"from above between {REACH[0]} and {REACH[1]} m")
+        return None
+
     # --- episode and subtasks -----------------------------------------------------------------
     def _solve_episode(self) -> Iterator[Action]:
         for sub in self.env.episode.subtasks:
@@ -101,15 +123,15 @@ class ScriptedExpert:
         if sub.kind == "touch":
             yield from self._touch(sub.target)
         elif sub.kind == "pick":
-            if (yield from self._grasp(sub.target)):
+            if (yield from self._hold_or_grasp(sub.target)):
                 yield from self._move(self._pos + [0, 0, 0.02], self._yaw, self.closed, SLOW)
                 yield from self._hold(5)
         elif sub.kind == "place_in_bowl":
-            if (yield from self._grasp(sub.target)):
+            if (yield from self._hold_or_grasp(sub.target)):
                 slot, yaw = self._bowl_slot(sub.target)
                 yield from self._place(sub.target, slot, yaw)
         elif sub.kind == "stack":
-            if (yield from self._grasp(sub.target)):
+            if (yield from self._hold_or_grasp(sub.target)):
                 bottom = self.scene.cube_pos(sub.dest)
                 # Turn the held cube to line up with the one below.
                 yaw = nearest_equivalent_yaw(self.scene.cube_yaw(sub.dest), self._yaw)
@@ -125,6 +147,14 @@ class ScriptedExpert:
         yield from self._move([p[0], p[1], p[2] + CUBE_HALF + PAD_BELOW_TCP - 0.008], yaw, self.closed, SLOW)
         yield from self._hold(3)
         yield from self._move([p[0], p[1], p[2] + 0.1], yaw, self.closed, FAST)
+
+    def _hold_or_grasp(self, color: str):
+        """The grasp phase from the measured state: a cube already held (a policy grasped it before the
+        expert took over) is lifted to carry height, not let go and grasped again. Returns whether it is held."""
+        if not self.scene.is_held(color):
+            return (yield from self._grasp(color))
+        yield from self._move([self._pos[0], self._pos[1], SAFE_Z], self._yaw, self.closed, SLOW)
+        return self.scene.is_held(color)
 
     def _grasp(self, color: str):
         """Approach from above, close, lift to carry height. Returns whether the cube is held."""

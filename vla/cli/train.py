@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from sim import resolve_tasks
 from vla.cli.policy_args import duration
 from vla.evaluate.select import CheckpointSelector
+from vla.evaluate.takeover import PolicyDetour
 from vla.loading import DECODINGS
 from vla.planner.train import train_planner
 from vla.train.rollouts import SimDemos
@@ -32,6 +34,10 @@ def add_arguments(tr: argparse.ArgumentParser) -> None:
     tr.add_argument("--sim-detours", type=float, default=0.0,
                     help="with --sim-tasks: the share of episodes that are recovery demonstrations (the arm "
                          "driven off course first; the expert shows the way back), as `vla record --detours`")
+    tr.add_argument("--detour-policy", default=None, metavar="POLICY",
+                    help="with --sim-detours: the policy folder that drives those first ticks instead of the "
+                         "expert's scripted detour, and the expert takes over from where it left the arm (a "
+                         "DAgger round: fine-tune that policy on them with --init)")
     add_stream_arguments(tr)
     tr.add_argument("--select-episodes", type=int, default=0, metavar="N",
                     help="score every checkpoint on N closed-loop episodes per task while training goes on (a "
@@ -106,8 +112,9 @@ def sim_source(args: argparse.Namespace, task_ids: list[str], episodes: int, ima
     if args.stream:
         return SimStream(task_ids, episodes, workers=args.sim_workers, progress=not args.quiet, images=images,
                          capacity=args.stream_buffer, reuse=args.stream_reuse, stream_workers=args.stream_workers)
+    detour = getattr(args, "detour_policy", None)
     return SimDemos(task_ids, episodes, workers=args.sim_workers, progress=not args.quiet, images=images,
-                    detours=getattr(args, "sim_detours", 0.0))
+                    detours=getattr(args, "sim_detours", 0.0), detour=PolicyDetour(detour) if detour else None)
 
 
 def planner_training_error(args: argparse.Namespace) -> str | None:
@@ -141,6 +148,14 @@ def run(args: argparse.Namespace) -> int:
     if args.sim_detours and not args.sim_tasks:
         print("vla train: --sim-detours applies to episodes rolled out with --sim-tasks; record a dataset with "
               "`vla record --detours` instead", file=sys.stderr)
+        return 2
+    if args.detour_policy and not args.sim_detours:
+        print(f"vla train: --detour-policy {args.detour_policy} drives the --sim-detours share of the episodes; "
+              "give --sim-detours (e.g. 0.5)", file=sys.stderr)
+        return 2
+    if args.detour_policy and not (Path(args.detour_policy) / "config.json").is_file():
+        print(f"vla train: --detour-policy {args.detour_policy}: not a policy folder (no config.json)",
+              file=sys.stderr)
         return 2
     if args.stream and (not args.sim_tasks or args.sim_detours):
         print("vla train: --stream streams expert episodes of --sim-tasks (without --sim-detours); a recorded "

@@ -140,17 +140,21 @@ def _prepare_root(root: Path, resume: bool, overwrite: bool) -> None:
         root.rmdir()  # LeRobot creates the directory itself
 
 
-def check_detours(expert, detours: float) -> None:
+class EpisodeDropped(RuntimeError):
+    """An episode that cannot become a demonstration, with the reason (counted by the caller, never kept)."""
+
+
+def check_detours(expert, detours: float, detour=None) -> None:
     """Refuse, before any episode, a share of recovery demonstrations that is not one, or an expert
-    that cannot drive the arm off course."""
+    that cannot drive the arm off course (when no `detour` driver, such as a policy, is given)."""
     if not 0 <= detours <= 1:
         raise ValueError(f"detours={detours!r}; expected the share of recovery demonstrations, in [0, 1]")
-    if detours > 0 and not hasattr(expert, "detour"):
+    if detours > 0 and detour is None and not hasattr(expert, "detour"):
         raise ValueError(f"detours={detours:g}: the {type(expert).__name__} expert has no recovery detours "
                          "(the tabletop expert has)")
 
 
-def expert_episode(env, expert, seed: int, settle_frames: int = 0, detours: float = 0.0
+def expert_episode(env, expert, seed: int, settle_frames: int = 0, detours: float = 0.0, detour=None
                    ) -> tuple[list[dict[str, Any]], bool]:
     """Roll out the expert once; the frames pair each observation with the action taken from it.
 
@@ -158,13 +162,21 @@ def expert_episode(env, expert, seed: int, settle_frames: int = 0, detours: floa
     `subtask_index` is one past the last subtask and their scene description is the final
     state, which the planner needs as its goal. `detours`: the share of episodes that are
     recovery demonstrations (chosen by the seed): before the first frame the arm is driven off
-    course (the expert's `detour`), and the frames show the expert's way back to the task."""
+    course, unrecorded, and the frames show the expert's way back to the task from where it is.
+    The driver is `detour(env, obs, rng) -> (obs, info)` (a policy's takeover round: `vla.train.takeover`),
+    else the expert's own `detour`. Raises `EpisodeDropped` when the detour leaves nothing to show: the
+    task already solved, or a scene the expert cannot act from (its `cannot_act`)."""
     obs, info = env.reset(seed=seed)
     expert.reset()
     if detours > 0:
         rng = np.random.default_rng([seed, 0xDE70])  # not the env's stream: the scene stays the seed's
         if rng.random() < detours:
-            obs, info = expert.detour(obs, rng)
+            obs, info = detour(env, obs, rng) if detour else expert.detour(obs, rng)
+            if info["success"]:
+                raise EpisodeDropped("the task was solved during the detour")
+            if hasattr(expert, "cannot_act") and (reason := expert.cannot_act()):
+                raise EpisodeDropped(reason)
+            expert.reset()  # the expert plans from the measured state, not from its own last command
     planner = env.unwrapped.planner_features
     frames = []
     settle: int | None = None  # frames still to keep once the task succeeded
@@ -269,7 +281,10 @@ def record(
                                            f"{attempts} attempts; expected {episodes}")
                     attempts += 1
                     ep_seed = state.next_seed
-                    frames, success = expert_episode(env, expert, ep_seed, settle_frames, detours)
+                    try:
+                        frames, success = expert_episode(env, expert, ep_seed, settle_frames, detours)
+                    except EpisodeDropped:  # counted as a failure: the seed is used, nothing is kept
+                        frames, success = [], False
                     with guard.section():  # an episode is saved whole or not at all
                         state.next_seed += 1
                         if success:

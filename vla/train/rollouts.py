@@ -16,6 +16,7 @@ import math
 import multiprocessing as mp
 import os
 import time
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from sim import make_env, scripted_expert
 from vla.data.dataset import DatasetError
-from vla.data.record import DEFAULT_RECORD_SEED, check_detours, expert_episode, features_for
+from vla.data.record import DEFAULT_RECORD_SEED, EpisodeDropped, check_detours, expert_episode, features_for
 from vla.model.inputs import frames_to_cache
 from vla.train.data import DemoCache, chunk_indices
 from vla.types import ACTION, OBS_IMAGES_PREFIX, OBS_STATE, PRIVILEGED, TASK
@@ -34,15 +35,19 @@ VECTORS = (OBS_STATE, *PRIVILEGED, ACTION)  # the vectors an episode keeps besid
 _ENVS: dict[str, Any] = {}  # per worker process: one env (and expert) per task
 
 
-def _rollout(job: tuple[str, int, str, float, bool]) -> tuple[str, int, dict[str, np.ndarray] | None]:
+def _rollout(job: tuple) -> tuple[str, int, dict[str, np.ndarray] | str | None]:
     """One expert episode in a worker: its frames as stacked arrays (without the images unless asked for),
-    or None when it failed."""
-    task_id, seed, robot, detours, images = job
+    None when the expert failed, or the reason it was dropped (`EpisodeDropped`). The job is
+    (task, seed, robot, detours, images[, detour driver])."""
+    task_id, seed, robot, detours, images, *driver = job
     if task_id not in _ENVS:
         env = make_env(task_id, robot=robot)
         _ENVS[task_id] = (env, scripted_expert(env))
     env, expert = _ENVS[task_id]
-    frames, success = expert_episode(env, expert, seed, detours=detours)
+    try:
+        frames, success = expert_episode(env, expert, seed, detours=detours, detour=driver[0] if driver else None)
+    except EpisodeDropped as dropped:
+        return task_id, seed, str(dropped)
     if not success:
         return task_id, seed, None
     keys = [k for k in frames[0] if (images and k.startswith(OBS_IMAGES_PREFIX)) or k in VECTORS]
@@ -68,16 +73,21 @@ class SimDemos:
     """Successful expert episodes of sim tasks, in memory, shaped as training reads a dataset."""
 
     def __init__(self, task_ids: list[str], episodes: int, robot: str | None = None, seed: int | None = None,
-                 workers: int | None = None, progress: bool = True, detours: float = 0.0, images: bool = True):
+                 workers: int | None = None, progress: bool = True, detours: float = 0.0, images: bool = True,
+                 detour=None):
         """`images=False` keeps the vectors only (state, privileged positions, actions, words): for learners
-        that read no camera (the oracle MLP), so that many thousand episodes fit in memory."""
+        that read no camera (the oracle MLP), so that many thousand episodes fit in memory. `detour`: what
+        drives the arm off course in the `detours` share (`vla.evaluate.takeover.PolicyDetour`: a DAgger
+        round; None: the expert's own detour); `dropped` counts the episodes it left nothing to show, by reason."""
         if episodes < 1:
             raise ValueError(f"episodes={episodes}; expected at least 1 per task")
         self.seed = DEFAULT_RECORD_SEED if seed is None else seed
         self.detours = detours
+        self.detour = detour
         self.images = images
+        self.dropped: Counter[str] = Counter()
         probe = make_env(task_ids[0], robot=robot)
-        check_detours(scripted_expert(probe), detours)
+        check_detours(scripted_expert(probe), detours, detour)
         self.features = features_for(probe, use_videos=False)
         robot_cfg = probe.unwrapped.robot
         probe.close()
@@ -86,8 +96,9 @@ class SimDemos:
         self.state_dim = robot_cfg.state_dim
         self.fps = int(robot_cfg.control_rate_hz)
         self.robot_type = robot_cfg.name
+        driver = f" after {detour.path}'s ticks" if getattr(detour, "path", None) else ""
         self.source = f"sim:{','.join(task_ids)} x {episodes} (seeds from {self.seed}" + \
-            (f", {detours:g} recovery demonstrations)" if detours else ")")
+            (f", {detours:g} recovery demonstrations{driver})" if detours else ")")
         self.episodes = self._roll(task_ids, episodes, robot, workers or os.cpu_count() or 1, progress)
         frames = {k: np.concatenate([e[k] for e in self.episodes]) for k in VECTORS
                   if k in self.episodes[0]}
@@ -110,16 +121,22 @@ class SimDemos:
                     missing = episodes - len(kept[t])
                     if missing > 0:  # a little over the missing count: experts fail a few percent
                         n = missing + math.ceil(0.05 * missing) + 1
-                        jobs += [(t, s, robot, self.detours, self.images) for s in range(tried[t], tried[t] + n)]
+                        jobs += [(t, s, robot, self.detours, self.images, self.detour)
+                                 for s in range(tried[t], tried[t] + n)]
                         tried[t] += n
                         if tried[t] - self.seed > 3 * episodes + 10:
+                            dropped = "".join(f"; dropped {n}: {why}" for why, n in self.dropped.most_common())
                             raise RuntimeError(f"task {t!r}: the expert succeeded {len(kept[t])} times in "
-                                               f"{tried[t] - self.seed} attempts; expected {episodes}")
+                                               f"{tried[t] - self.seed} attempts; expected {episodes}{dropped}")
                 for task_id, seed, arrays in pool.imap_unordered(_rollout, jobs, chunksize=1):
-                    if arrays is not None:
+                    if isinstance(arrays, str):
+                        self.dropped[arrays] += 1
+                    elif arrays is not None:
                         kept[task_id][seed] = arrays
                         bar.update(int(len(kept[task_id]) <= episodes))
         bar.close()
+        if self.dropped and progress:
+            tqdm.write("roll out: dropped " + "; ".join(f"{n}: {why}" for why, n in self.dropped.most_common()))
         self.roll_seconds = time.perf_counter() - start
         self.next_seed = tried  # per task: the first seed not tried (a stream goes on from there)
         return [kept[t][s] for t in task_ids for s in sorted(kept[t])[:episodes]]

@@ -194,6 +194,8 @@ def train(dataset: str | Path | SimDemos, out: str | Path, model: str = "tiny", 
     info = {"dataset": demo.source if isinstance(demo, SimDemos) else str(dataset),
             "model": str(init) if init is not None else model,
             "policy_config": vla.config.to_dict(), "frames": len(cache), "episodes": demo.num_episodes}
+    if getattr(demo, "dropped", None):
+        info["dropped_episodes"] = dict(demo.dropped)  # a takeover round's episodes with nothing to show, by reason
     if isinstance(cache, StreamBuffer):
         info["stream"] = cache.report  # filled in as training streams: read when train_info.json is written
     if selector is not None:

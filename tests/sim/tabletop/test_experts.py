@@ -138,3 +138,96 @@ def test_a_recovery_demonstration_starts_off_course_in_the_seeds_scene_and_succe
         check_detours(expert, 1.5)
     with pytest.raises(ValueError, match="has no recovery detours"):
         check_detours(object(), 0.5)
+
+
+def _step_expert_until(env, expert, obs, stop, limit=80):
+    for _ in range(limit):
+        obs, _, terminated, truncated, info = env.step(expert.predict_chunk(obs)[0])
+        assert not (terminated or truncated)
+        if stop():
+            return obs
+    raise AssertionError("the condition never held")
+
+
+def _finish(env, expert, obs):
+    actions = []
+    while True:
+        actions.append(expert.predict_chunk(obs)[0])
+        obs, _, terminated, truncated, info = env.step(actions[-1])
+        if terminated or truncated:
+            return info, np.array(actions)
+
+
+def test_the_expert_takes_over_a_held_cube_without_letting_go():
+    """Taken over mid-grasp (the cube between the fingers, lifting), the expert plans from the measured
+    grasp state: it keeps the fingers closed and finishes, where a fresh plan from the start would open
+    them and grasp again."""
+    for task, seed in (("pick", 11), ("place_in_bowl", 12)):
+        env = make_env(task, image_size=32)
+        obs, info = env.reset(seed=seed)
+        expert = ScriptedExpert(env)
+        expert.reset()
+        scene, color = env.unwrapped.scene, env.unwrapped.episode.subtasks[0].target
+        obs = _step_expert_until(env, expert, obs, lambda: scene.is_held(color) and scene.cube_pos(color)[2] > 0.03)
+        expert.reset()  # the takeover: a new expert plan from the scene as it is
+        assert expert.cannot_act() is None
+        info, actions = _finish(env, expert, obs)
+        assert info["success"], (task, info["scene_description"])
+        closed = env.unwrapped.robot.gripper.lower
+        opened = np.flatnonzero(actions[:, -1] > closed + 1e-6)
+        # the fingers stay shut until the release over the bowl (place) or to the end (pick)
+        assert (task == "pick" and len(opened) == 0) or (task != "pick" and opened[0] > 5), actions[:, -1]
+        env.close()
+
+
+def test_the_expert_recovers_when_the_arm_is_pushed_off_its_path():
+    """The arm pushed off course mid-approach (three ticks of a command 0.25 rad off on the shoulder and the
+    elbow) and mid-grasp: the expert, taking over from the measured state, heads back and succeeds."""
+    for task, seed, when in (("place_in_bowl", 21, "approach"), ("pick", 22, "grasp"), ("stack", 23, "approach")):
+        env = make_env(task, image_size=32)
+        obs, info = env.reset(seed=seed)
+        expert = ScriptedExpert(env)
+        expert.reset()
+        scene, color = env.unwrapped.scene, env.unwrapped.episode.subtasks[0].target
+        cube = scene.cube_pos(color)
+        if when == "approach":
+            obs = _step_expert_until(env, expert, obs, lambda: np.linalg.norm(scene.tcp_pos()[:2] - cube[:2]) < 0.15)
+        else:  # the fingers around the cube, closing
+            obs = _step_expert_until(env, expert, obs, lambda: scene.tcp_pos()[2] < cube[2] + 0.02)
+        push = obs["observation.state"].astype(np.float64)
+        push[[1, 3]] += 0.25
+        before = scene.tcp_pos()
+        for _ in range(3):
+            obs, *_ = env.step(push)
+        pushed = scene.tcp_pos()
+        assert np.linalg.norm(pushed - before) > 0.03  # the push moved the arm
+        expert.reset()
+        # the first command points back: its TCP is nearer the cube than where the push left the arm
+        first = expert.predict_chunk(obs)[0]
+        commanded, _ = expert._ik.forward(first[:-1].astype(np.float64))
+        goal = scene.cube_pos(color)
+        assert np.linalg.norm(commanded[:2] - goal[:2]) <= np.linalg.norm(pushed[:2] - goal[:2]) + 1e-3
+        obs, _, terminated, truncated, info = env.step(first)
+        info, _ = _finish(env, expert, obs)
+        assert info["success"], (task, when, info["scene_description"])
+        env.close()
+
+
+def test_the_expert_says_when_it_cannot_act():
+    from sim.tabletop.experts import REACH
+    from sim.tabletop.scene import ObjectPose
+
+    env = make_env("stack", image_size=32)
+    env.reset(seed=3)
+    expert = ScriptedExpert(env)
+    scene, sub = env.unwrapped.scene, env.unwrapped.episode.subtasks[0]
+    assert expert.cannot_act() is None
+    env.unwrapped.displace(sub.dest, ObjectPose(REACH[1] + 0.05, 0.0, 0.0))  # the cube below, out of reach
+    assert f"the {sub.dest} cube is out of reach" in expert.cannot_act()
+    env.reset(seed=3)
+    adr = env.unwrapped.scene.model.joint(f"{sub.target}_cube").qposadr[0]
+    scene.data.qpos[adr: adr + 3] = (1.2, 0.0, -0.3)  # knocked off the table
+    import mujoco
+    mujoco.mj_forward(scene.model, scene.data)
+    assert f"the {sub.target} cube fell off the table" in expert.cannot_act()
+    env.close()

@@ -198,3 +198,8 @@ def test_vla_train_cli_refuses_detours_without_rollouts_and_a_model_beside_init(
     assert "--sim-detours applies to episodes rolled out with --sim-tasks" in capsys.readouterr().err
     assert main(["train", "--sim-tasks", "touch", "--out", "o", "--init", "p", "--model", "smolvlm-256m"]) == 2
     assert "drop --model smolvlm-256m" in capsys.readouterr().err
+    # a takeover round names its share and a real policy folder, before any episode is rolled out
+    assert main(["train", "--sim-tasks", "touch", "--out", "o", "--detour-policy", str(SHIPPED_POLICY)]) == 2
+    assert "give --sim-detours" in capsys.readouterr().err
+    assert main(["train", "--sim-tasks", "touch", "--out", "o", "--sim-detours", "0.5", "--detour-policy", "o"]) == 2
+    assert "--detour-policy o: not a policy folder" in capsys.readouterr().err
