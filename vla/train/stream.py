@@ -125,6 +125,9 @@ class SimStream(SimDemos):
                 arrays["images"] = _images(arrays, self.cameras, image_size)
             if not buffer.insert(arrays, seed=-1):
                 break  # the warm-up is bigger than the buffer: the rest gave statistics only
+        for e in self.episodes:  # the buffer holds their frames now: the camera frames need not stay twice
+            for k in [k for k in e if k.startswith(OBS_IMAGES_PREFIX)]:
+                del e[k]
         buffer.start()
         self.buffer = buffer
         return buffer
