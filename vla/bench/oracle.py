@@ -8,6 +8,11 @@ harness as every policy. Its success bounds what better perception or a bigger m
 from these demonstrations at this much training: a lever on the data (the expert's choices,
 hesitation, the number of episodes) shows here first, long before a VLA would have trained
 enough to show it. A diagnostic, not a product policy: no robot has this state.
+
+Takeover rounds (`--takeover-rounds R`, DAgger with the expert taking over: `vla.evaluate.takeover`)
+measure what the learner's own mistakes teach it: each round the MLP just trained drives the first
+ticks of new episodes, the expert shows the way from there, the episodes join the demonstrations,
+and the MLP trains again from scratch for the same steps and is scored again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sim import make_env
 from vla.data import open_dataset
 from vla.data.dataset import DatasetError
 from vla.evaluate import evaluate
+from vla.evaluate.takeover import PolicyDetour
 from vla.train.data import chunk_indices
 from vla.train.rollouts import SimDemos
 from vla.train.stream import SimStream, StreamBuffer
@@ -68,6 +74,12 @@ class OracleData:
         return (np.asarray(hf[OBS_STATE], dtype=np.float32), np.asarray(hf[OBS_ENV_STATE], dtype=np.float32),
                 np.asarray(hf[ACTION], dtype=np.float32), np.asarray(hf["episode_index"]).reshape(-1),
                 [text_of[int(i)] for i in np.asarray(hf["task_index"]).reshape(-1)], ds.num_episodes)
+
+    def vocabulary_only(self) -> OracleData:
+        """A copy that only turns instructions into inputs (`bag`): small to send to rollout processes."""
+        light = OracleData.__new__(OracleData)
+        light.vocabulary = self.vocabulary
+        return light
 
     def bag(self, text: str) -> np.ndarray:
         """Which words the instruction has, and where each first appears (0..1): the order tells
@@ -161,7 +173,7 @@ class OraclePolicy:
 
     def __init__(self, model: OracleMLP, data: OracleData, env, n_action_steps: int):
         robot = env.unwrapped.robot
-        self.model, self.data, self.n = model, data, n_action_steps
+        self.model, self.data, self.n = model, data.vocabulary_only(), n_action_steps
         self.metadata = {"name": "oracle-mlp", "cameras": robot.camera_names, "state_dim": robot.state_dim,
                          "action_dim": robot.action_dim, "chunk_size": model.chunk_size,
                          "n_action_steps": n_action_steps, "fps": robot.control_rate_hz}
@@ -178,9 +190,22 @@ class OraclePolicy:
         return (rel.numpy() + state[None, : self.model.action_dim]).astype(np.float32)[: self.n]
 
 
+TAKEOVER_SEED = 2_000_000  # takeover rounds' scenes: never an evaluation seed nor a demonstration's
+TAKEOVER_ROUND_SEEDS = 100_000  # each round starts this many seeds after the last
+
+
 def bench_oracle(dataset, task_ids: list[str], train_steps: int, batch_size: int, episodes: int,
-                 seed: int, chunk_size: int, n_action_steps: int, progress: bool = True) -> dict[str, Any]:
-    """Train on `dataset` (a recorded dataset's path, or `SimDemos`) and score on seeds 0..episodes-1."""
+                 seed: int, chunk_size: int, n_action_steps: int, progress: bool = True,
+                 takeover_rounds: int = 0, takeover_episodes: int = 100, workers: int | None = None) -> dict[str, Any]:
+    """Train on `dataset` (a recorded dataset's path, or `SimDemos`) and score on seeds 0..episodes-1.
+    `takeover_rounds`: then that many DAgger rounds of `takeover_episodes` per task (`SimDemos` only),
+    each scored as the first; the report's `rounds` lists them."""
+    if takeover_rounds and (not isinstance(dataset, SimDemos) or isinstance(dataset, SimStream)):
+        raise ValueError("takeover rounds add episodes to demonstrations rolled out in memory (--sim-episodes, "
+                         "without --stream)")
+    if takeover_rounds < 0 or takeover_episodes < 1:
+        raise ValueError(f"takeover_rounds={takeover_rounds}, takeover_episodes={takeover_episodes}; expected "
+                         ">= 0 rounds of >= 1 episode per task")
     data = OracleData(dataset, chunk_size)  # a stream's warm-up episodes: normalization and words
     stream = dataset.cache(chunk_size, None, (OBS_STATE, OBS_ENV_STATE)) if isinstance(dataset, SimStream) else None
     try:
@@ -192,9 +217,31 @@ def bench_oracle(dataset, task_ids: list[str], train_steps: int, batch_size: int
         trained["stream"] = stream.report
     report = evaluate("oracle-mlp", task_ids, make_env, lambda env: OraclePolicy(model, data, env, n_action_steps),
                       episodes, seed=0, progress=progress)
-    return {"dataset": getattr(dataset, "source", str(dataset)), "episodes_in_dataset": data.episodes,
-            "frames": data.frames,
-            "train_steps": train_steps, "batch_size": batch_size, "seed": seed, "chunk_size": chunk_size,
-            "n_action_steps": n_action_steps, **trained,
-            "successes": {t: r["successes"] for t, r in report["tasks"].items()},
-            "overall": report["overall"], "eval_wall_time_s": report["wall_time_s"]}
+    result = {"dataset": getattr(dataset, "source", str(dataset)), "episodes_in_dataset": data.episodes,
+              "frames": data.frames,
+              "train_steps": train_steps, "batch_size": batch_size, "seed": seed, "chunk_size": chunk_size,
+              "n_action_steps": n_action_steps, **trained,
+              "successes": {t: r["successes"] for t, r in report["tasks"].items()},
+              "overall": report["overall"], "eval_wall_time_s": report["wall_time_s"]}
+    if takeover_rounds:
+        result["rounds"] = []
+        probe = make_env(task_ids[0])
+        for r in range(takeover_rounds):
+            driver = PolicyDetour(OraclePolicy(model, data, probe, n_action_steps))
+            start = time.perf_counter()
+            added = SimDemos(task_ids, takeover_episodes, seed=TAKEOVER_SEED + r * TAKEOVER_ROUND_SEEDS,
+                             workers=workers, progress=progress, detours=1.0, detour=driver, images=False)
+            dataset.episodes.extend(added.episodes)
+            data = OracleData(dataset, chunk_size)
+            model, trained = train_oracle(data, chunk_size, train_steps, batch_size, seed)
+            report = evaluate("oracle-mlp", task_ids, make_env,
+                              lambda env: OraclePolicy(model, data, env, n_action_steps), episodes, seed=0,
+                              progress=progress)
+            result["rounds"].append({
+                "round": r + 1, "seeds_from": added.seed, "episodes_added": added.num_episodes,
+                "dropped": dict(added.dropped),
+                "roll_s": round(time.perf_counter() - start - trained["train_s"] - report["wall_time_s"], 1),
+                "episodes_in_dataset": data.episodes, "frames": data.frames, **trained,
+                "successes": {t: v["successes"] for t, v in report["tasks"].items()}, "overall": report["overall"]})
+        probe.close()
+    return result

@@ -57,3 +57,19 @@ def test_an_auxiliary_target_is_learned_beside_the_chunk_and_never_read_by_the_p
         out = model.outputs(x)[:, 15:]
     standardized = (aux - aux.mean(0)) / (aux.std(0) + 1e-3)
     assert np.abs(out.numpy() - standardized).mean() < 0.3  # learned (chance is about 0.8)
+
+
+def test_a_takeover_round_adds_the_episodes_its_own_policy_led_to_and_trains_again():
+    from vla.train.rollouts import SimDemos
+    from vla.train.stream import EVALUATION_SEEDS, STREAM_SEED, SimStream
+
+    demos = SimDemos(["touch"], 2, workers=1, progress=False, images=False)
+    report = bench_oracle(demos, ["touch"], train_steps=60, batch_size=32, episodes=1, seed=0, chunk_size=10,
+                          n_action_steps=5, progress=False, takeover_rounds=1, takeover_episodes=2, workers=1)
+    (round1,) = report["rounds"]
+    assert round1["episodes_added"] == 2 and round1["episodes_in_dataset"] == report["episodes_in_dataset"] + 2
+    assert round1["frames"] > report["frames"] and "successes" in round1 and round1["train_s"] > 0
+    # their seeds are the takeover rounds' own: past every evaluation seed and the streamed demonstrations' start
+    assert round1["seeds_from"] == 2_000_000 > STREAM_SEED > EVALUATION_SEEDS.stop
+    with pytest.raises(ValueError, match="without --stream"):
+        bench_oracle(SimStream.__new__(SimStream), ["touch"], 10, 8, 1, 0, 4, 2, takeover_rounds=1)

@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", dest="sim_workers", metavar="WORKERS", type=int, default=None,
                         help="--sim-episodes: processes rolling out the expert (default: one per core)")
     add_stream_arguments(parser, needs="--sim-episodes")
+    parser.add_argument("--takeover-rounds", type=int, default=0, metavar="R",
+                        help="--sim-episodes: then R DAgger rounds: the MLP just trained drives the first ticks of "
+                             "new episodes, the expert takes over, they join the demonstrations, it trains again")
+    parser.add_argument("--takeover-episodes", type=int, default=100, metavar="N",
+                        help="--takeover-rounds: episodes per task each round adds")
     parser.add_argument("--quiet", action="store_true")
     add_report_argument(parser)
 
@@ -44,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.sim_episodes:  # the oracle reads no camera
         dataset = sim_source(args, resolve_tasks(args.tasks), args.sim_episodes, images=False)
     report = bench_oracle(dataset, resolve_tasks(args.tasks), args.train_steps, args.batch_size,
-                          args.episodes, args.seed, args.chunk_size, args.n_action_steps, progress=not args.quiet)
+                          args.episodes, args.seed, args.chunk_size, args.n_action_steps, progress=not args.quiet,
+                          takeover_rounds=args.takeover_rounds, takeover_episodes=args.takeover_episodes,
+                          workers=args.sim_workers)
     if args.report:
         write_report(report, args.report, quiet=True)
     print(json.dumps(report, indent=2))
