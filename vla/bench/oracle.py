@@ -235,8 +235,8 @@ def bench_oracle(dataset, task_ids: list[str], train_steps: int, batch_size: int
             data = OracleData(dataset, chunk_size)
             model, trained = train_oracle(data, chunk_size, train_steps, batch_size, seed)
             report = evaluate("oracle-mlp", task_ids, make_env,
-                              lambda env: OraclePolicy(model, data, env, n_action_steps), episodes, seed=0,
-                              progress=progress)
+                              lambda env, model=model, data=data: OraclePolicy(model, data, env, n_action_steps),
+                              episodes, seed=0, progress=progress)
             result["rounds"].append({
                 "round": r + 1, "seeds_from": added.seed, "episodes_added": added.num_episodes,
                 "dropped": dict(added.dropped),

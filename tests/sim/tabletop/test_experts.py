@@ -168,7 +168,7 @@ def test_the_expert_takes_over_a_held_cube_without_letting_go():
         expert = ScriptedExpert(env)
         expert.reset()
         scene, color = env.unwrapped.scene, env.unwrapped.episode.subtasks[0].target
-        obs = _step_expert_until(env, expert, obs, lambda: scene.is_held(color) and scene.cube_pos(color)[2] > 0.03)
+        obs = _step_expert_until(env, expert, obs, lambda s=scene, c=color: s.is_held(c) and s.cube_pos(c)[2] > 0.03)
         expert.reset()  # the takeover: a new expert plan from the scene as it is
         assert expert.cannot_act() is None
         info, actions = _finish(env, expert, obs)
@@ -191,9 +191,10 @@ def test_the_expert_recovers_when_the_arm_is_pushed_off_its_path():
         scene, color = env.unwrapped.scene, env.unwrapped.episode.subtasks[0].target
         cube = scene.cube_pos(color)
         if when == "approach":
-            obs = _step_expert_until(env, expert, obs, lambda: np.linalg.norm(scene.tcp_pos()[:2] - cube[:2]) < 0.15)
+            near = lambda s=scene, p=cube: np.linalg.norm(s.tcp_pos()[:2] - p[:2]) < 0.15  # noqa: E731
+            obs = _step_expert_until(env, expert, obs, near)
         else:  # the fingers around the cube, closing
-            obs = _step_expert_until(env, expert, obs, lambda: scene.tcp_pos()[2] < cube[2] + 0.02)
+            obs = _step_expert_until(env, expert, obs, lambda s=scene, p=cube: s.tcp_pos()[2] < p[2] + 0.02)
         push = obs["observation.state"].astype(np.float64)
         push[[1, 3]] += 0.25
         before = scene.tcp_pos()
