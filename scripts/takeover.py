@@ -18,10 +18,8 @@ from collections import Counter
 
 from sim import resolve_tasks
 from vla.evaluate import write_report
-from vla.evaluate.takeover import PolicyDetour
+from vla.evaluate.takeover import TAKEOVER_SEED, PolicyDetour
 from vla.train.rollouts import _rollout
-
-TAKEOVER_SEED = 2_000_000
 
 
 def outcome(result) -> str:

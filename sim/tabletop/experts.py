@@ -30,10 +30,6 @@ REACH = (0.25, 0.78)  # horizontal distance from the arm's base (m) at which the
 Action = np.ndarray
 
 
-class ExpertCannotAct(RuntimeError):
-    """The scene is in a state the expert cannot act from (a cube off the table or out of reach)."""
-
-
 def nearest_equivalent_yaw(yaw: float, reference: float = 0.0) -> float:
     """A cube looks the same every 90 degrees: the equivalent yaw closest to `reference`."""
     return reference + (yaw - reference + np.pi / 4) % (np.pi / 2) - np.pi / 4

@@ -30,7 +30,7 @@ from sim import make_env
 from vla.data import open_dataset
 from vla.data.dataset import DatasetError
 from vla.evaluate import evaluate
-from vla.evaluate.takeover import PolicyDetour
+from vla.evaluate.takeover import TAKEOVER_SEED, PolicyDetour
 from vla.train.data import chunk_indices
 from vla.train.rollouts import SimDemos
 from vla.train.stream import SimStream, StreamBuffer
@@ -190,7 +190,6 @@ class OraclePolicy:
         return (rel.numpy() + state[None, : self.model.action_dim]).astype(np.float32)[: self.n]
 
 
-TAKEOVER_SEED = 2_000_000  # takeover rounds' scenes: never an evaluation seed nor a demonstration's
 TAKEOVER_ROUND_SEEDS = 100_000  # each round starts this many seeds after the last
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from sim import resolve_tasks
 from vla.cli.policy_args import duration
@@ -153,10 +152,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"vla train: --detour-policy {args.detour_policy} drives the --sim-detours share of the episodes; "
               "give --sim-detours (e.g. 0.5)", file=sys.stderr)
         return 2
-    if args.detour_policy and not (Path(args.detour_policy) / "config.json").is_file():
-        print(f"vla train: --detour-policy {args.detour_policy}: not a policy folder (no config.json)",
-              file=sys.stderr)
-        return 2
     if args.stream and (not args.sim_tasks or args.sim_detours):
         print("vla train: --stream streams expert episodes of --sim-tasks (without --sim-detours); a recorded "
               "--dataset is read as it is", file=sys.stderr)
@@ -188,7 +183,11 @@ def run(args: argparse.Namespace) -> int:
                                        ("aux_targets", args.aux_targets and args.aux_targets.split(","))) if v}
         dataset = args.dataset
         if args.sim_tasks:
-            dataset = sim_source(args, resolve_tasks(args.sim_tasks), args.sim_episodes)
+            try:
+                dataset = sim_source(args, resolve_tasks(args.sim_tasks), args.sim_episodes)
+            except FileNotFoundError as error:  # --detour-policy that is not a policy folder, before any rollout
+                print(f"vla train: {error}", file=sys.stderr)
+                return 2
         selector = None
         if args.select_episodes:
             selector = CheckpointSelector(resolve_tasks(args.select_tasks or args.sim_tasks), args.select_episodes)

@@ -163,7 +163,7 @@ def expert_episode(env, expert, seed: int, settle_frames: int = 0, detours: floa
     state, which the planner needs as its goal. `detours`: the share of episodes that are
     recovery demonstrations (chosen by the seed): before the first frame the arm is driven off
     course, unrecorded, and the frames show the expert's way back to the task from where it is.
-    The driver is `detour(env, obs, rng) -> (obs, info)` (a policy's takeover round: `vla.train.takeover`),
+    The driver is `detour(env, obs, rng) -> (obs, info)` (a policy's takeover round: `vla.evaluate.takeover`),
     else the expert's own `detour`. Raises `EpisodeDropped` when the detour leaves nothing to show: the
     task already solved, or a scene the expert cannot act from (its `cannot_act`)."""
     obs, info = env.reset(seed=seed)

@@ -33,6 +33,7 @@ from vla.evaluate.rollout import check_policy_fits
 from vla.policy import VLAPolicy
 from vla.types import Policy
 
+TAKEOVER_SEED = 2_000_000  # takeover episodes' scenes: past every evaluation, demonstration and streamed seed
 STILL_M = 0.01  # the TCP moved less than this (m) during the policy's ticks: nothing new was reached
 NEVER_LEFT = "the policy did not move the arm off the start (nothing new to show)"
 

@@ -8,9 +8,11 @@ policy in docs/BENCHMARKS.md, "Which patches the actions depend on").
 
 `instruction_relevance` keeps the part of that saliency the instruction adds: the saliency under the
 instruction minus the saliency under a generic one (`GENERIC_INSTRUCTION`, clipped at zero). A policy
-always watches its own gripper, whatever it is told; the difference discounts those patches and keeps
-the objects the words name. One backward pass per call (two for the instruction's share), as costly as
-a few inferences of the tiny model: a trigger computes it when it re-plans, not at every tick.
+watches its own gripper whatever it is told; the difference takes some of that off but not enough:
+with the arm moving, the arm's patches still outweigh the named cube's in most scenes (BENCHMARKS), so
+a trigger needs an arm discount beside these weights. One backward pass per call (two for the
+instruction's share), as costly as a few inferences of the tiny model: a trigger would compute it
+when it re-plans, not at every tick.
 """
 
 from __future__ import annotations

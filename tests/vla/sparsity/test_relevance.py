@@ -1,29 +1,16 @@
 """Which patches the shipped policy's actions depend on, on real MuJoCo scenes: the weights follow the
 cube the instruction names (issue 33's "the relevance weights follow the instruction")."""
 
-import numpy as np
 import pytest
 import torch
 
+from scripts.relevance import cube_patches
 from sim import make_env
-from sim.tabletop.scene import COLORS, ObjectPose
+from sim.tabletop.scene import COLORS
 from tests.helpers import SHIPPED_POLICY
 from vla.model.inputs import observation_batch
 from vla.model.vla import VLAModel
 from vla.sparsity.relevance import action_saliency, instruction_relevance
-
-
-def cube_patches(env, color: str) -> np.ndarray:
-    """(8, 8) bool: the scene camera's patches the cube covers (rendered with and without it)."""
-    scene = env.unwrapped.scene
-    with_cube = env.unwrapped._observation()["observation.images.scene"].astype(int)
-    pos, yaw = scene.cube_pos(color), scene.cube_yaw(color)
-    scene.place_cube(color, ObjectPose(0.05, 0.55, 0.0))  # off camera
-    without = env.unwrapped._observation()["observation.images.scene"].astype(int)
-    scene.place_cube(color, ObjectPose(float(pos[0]), float(pos[1]), yaw))
-    diff = np.abs(with_cube - without).sum(-1)
-    h = diff.shape[0] // 8
-    return diff.reshape(8, h, 8, h).sum((1, 3)) > 200
 
 
 @pytest.fixture(scope="module")
