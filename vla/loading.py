@@ -87,11 +87,11 @@ def _vla_factory(name: str, decoding: str | None, sparsity, n_action_steps: int 
                                        fast=False if sparsity is not None else None)
     if sparsity is not None:
         # deferred: torch, as above
-        from vla.sparsity.policy import SparseVLAPolicy
+        from vla.sparsity.policy import SparseVLAPolicy, load_arm_mask
 
         config, world_cameras = sparsity
         policy = SparseVLAPolicy(policy.model, config, decoding=decoding, name=f"{Path(name).name}-sparse",
-                                 world_cameras=world_cameras)
+                                 world_cameras=world_cameras, arm_mask=load_arm_mask(config, name))
     return lambda env: policy
 
 

@@ -22,6 +22,9 @@ CUBE_HALF = 0.02  # m; the cubes are 4 cm
 BOWL_INNER_RADIUS = 0.082  # m; inside of the bowl's wall
 TCP_SITE = "tcp"
 PAD_GEOMS = ("left_pad", "right_pad")
+# Where `clear_table` puts the objects: on the floor beside the table, outside every camera's view.
+OFF_CAMERA_CUBE = (0.05, 0.55)
+OFF_CAMERA_BOWL = (0.05, -0.55)
 
 
 ENVIRONMENT_STATE_NAMES = tuple(
@@ -115,6 +118,24 @@ class TabletopScene:
         self.data.qpos[adr : adr + 3] = (pose.x, pose.y, CUBE_HALF)
         self.data.qpos[adr + 3 : adr + 7] = (np.cos(pose.yaw / 2), 0.0, 0.0, np.sin(pose.yaw / 2))
         self.data.qvel[vadr : vadr + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
+    def clear_table(self) -> None:
+        """Every cube and the bowl off camera: the table as an arm-mask calibration sees it (`pose_arm`)."""
+        for i, color in enumerate(COLORS):  # side by side: a later physics step finds them apart
+            self.place_cube(color, ObjectPose(OFF_CAMERA_CUBE[0] + 0.06 * i, OFF_CAMERA_CUBE[1], 0.0))
+        self.model.body("bowl").pos[:2] = OFF_CAMERA_BOWL
+        mujoco.mj_forward(self.model, self.data)
+
+    def pose_arm(self, joints: np.ndarray) -> None:
+        """Put the arm at `joints` (the robot config's order, gripper last) without physics: a replay of
+        recorded joint states for rendering, as a trajectory controller would reach them."""
+        joints = np.asarray(joints, dtype=np.float64)
+        if joints.shape != (len(self._qpos_adr),):
+            raise ValueError(f"joints of shape {joints.shape}; expected ({len(self._qpos_adr)},) in the order "
+                             f"{self.robot.joint_names}")
+        self.data.qpos[self._qpos_adr] = joints
+        self.data.qpos[self._mirror_finger] = joints[-1]
         mujoco.mj_forward(self.model, self.data)
 
     # --- physics ----------------------------------------------------------------------------

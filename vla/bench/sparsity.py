@@ -32,7 +32,7 @@ from vla.evaluate import EpisodeResult, rollout, summarize
 from vla.model.vla import Batch, VLAModel
 from vla.policy import VLAPolicy
 from vla.robot import load_robot_config
-from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig, load_sparsity_config
+from vla.sparsity.policy import SparseVLAPolicy, SparsityConfig, load_arm_mask, load_sparsity_config
 from vla.types import OBS_STATE
 
 
@@ -189,7 +189,9 @@ def _perturbed(name: str, policy, tasks: list[str], episodes: int, seed: int, af
     results, per_task = _score_episodes(f"perturbed {name}", policy, tasks, episodes, seed, progress, hook, measure)
     out = {**_success(results, per_task), "perturbed_episodes": len(reactions),
            "mean_reaction_steps": round(float(np.mean(reactions)), 2) if reactions else None,
-           "immediate_reactions": int(sum(r == 0 for r in reactions))}
+           "median_reaction_steps": float(np.median(reactions)) if reactions else None,
+           "immediate_reactions": int(sum(r == 0 for r in reactions)),
+           "mean_step_ms": round(float(np.mean([s["ms"] for s in policy.step_stats])), 3)}
     if fractions:
         out["changed_fraction_at_move"] = {"mean": round(float(np.mean(fractions)), 4),
                                            "max": round(float(np.max(fractions)), 4)}
@@ -204,6 +206,11 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
     model = VLAModel.from_pretrained(policy_dir, device="cpu")
     sparse_cfg = load_sparsity_config(config)
     world = load_robot_config().world_cameras  # the sim's robot: its fixed cameras trigger inference
+    arm = load_arm_mask(sparse_cfg, policy_dir)  # the event rule's arm discount (None: the share rule alone)
+
+    def sparse_policy(cfg: SparsityConfig = sparse_cfg, mask=arm) -> SparseVLAPolicy:
+        return SparseVLAPolicy(model, cfg, world_cameras=world, arm_mask=mask)
+
     grid = model.vision_size // model.hf.config.vision_config.patch_size
     patches_total = grid * grid * len(model.config.cameras)
     flops = _flops(model)
@@ -213,7 +220,8 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
                    f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
         "regime": "one action executed per control step; the dense arm infers at every step",
-        "sparsity_config": sparse_cfg.__dict__, "dense_gflops": round(flops["total"] / 1e9, 4),
+        "sparsity_config": sparse_cfg.__dict__, "arm_mask_loaded": arm is not None,
+        "dense_gflops": round(flops["total"] / 1e9, 4),
         "vision_tower_gflops": round(flops["tower"] / 1e9, 4),
     }
     report["dense"] = _arm("dense", _TimedDense(model), tasks, episodes, seed, flops, patches_total, progress)
@@ -221,13 +229,14 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
     report["fixed_schedule"] = _arm(f"fixed every {model.config.n_action_steps}",
                                     _TimedDense(model, model.config.n_action_steps), tasks, episodes, seed,
                                     flops, patches_total, progress)
-    sparse = SparseVLAPolicy(model, sparse_cfg, world_cameras=world)
-    report["sparse"] = _arm("sparse", sparse, tasks, episodes, seed, flops,
-                            patches_total, progress)
+    report["sparse"] = _arm("sparse", sparse_policy(), tasks, episodes, seed, flops, patches_total, progress)
+    if arm is not None:  # the same trigger without the arm discount: the share of fired patches alone
+        report["sparse_share_only"] = _arm("sparse, share only", sparse_policy(mask=None), tasks, episodes, seed,
+                                           flops, patches_total, progress)
     # The same, with query-agnostic pruning: the language model keeps half of each camera's image tokens.
     half = max(1, model.layout.tokens_per_image // 2)
     pruned_cfg = SparsityConfig(**{**sparse_cfg.__dict__, "token_budget": half})
-    pruned = SparseVLAPolicy(model, pruned_cfg, world_cameras=world)
+    pruned = sparse_policy(pruned_cfg)
     report["sparse_pruned"] = _arm(f"sparse+budget {half}", pruned, tasks, episodes, seed,
                                    flops, patches_total, progress)
     report["sparse_pruned"]["token_budget_per_camera"] = half
@@ -244,7 +253,7 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
     report["still_scene"] = {
         "steps_per_task": still_steps, "seed": seed,
         "fixed_schedule": _still(_TimedDense(model, every), tasks, seed, still_steps),
-        "sparse": _still(SparseVLAPolicy(model, sparse_cfg, world_cameras=world), tasks, seed, still_steps)}
+        "sparse": _still(sparse_policy(), tasks, seed, still_steps)}
     # The instruction's cube moved mid-chunk: what reacting to events buys.
     n = episodes if perturb_episodes is None else perturb_episodes
     report["perturbed"] = {
@@ -259,20 +268,21 @@ def bench_sparsity(policy_dir: str | Path, tasks: list[str], episodes: int = 20,
         # and what that off-schedule re-plan costs when nothing moved
         "fixed_replan_unmoved": _perturbed("fixed, re-planned, unmoved", _TimedDense(model, every), tasks, n,
                                            seed, perturb_after, progress, move=False, replan=True),
-        "sparse": _perturbed("sparse", SparseVLAPolicy(model, sparse_cfg, world_cameras=world), tasks, n, seed,
-                             perturb_after, progress)} if n > 0 else None
+        "sparse": _perturbed("sparse", sparse_policy(), tasks, n, seed, perturb_after, progress),
+        **({"sparse_share_only": _perturbed("sparse, share only", sparse_policy(mask=None), tasks, n, seed,
+                                            perturb_after, progress)} if arm is not None else {})} if n > 0 else None
     points = []
     for threshold in sweep if sweep_episodes > 0 else ():  # --sweep-episodes 0 skips the sweep
         cfg = SparsityConfig(**{**sparse_cfg.__dict__, "trigger_threshold": threshold})
-        policy = SparseVLAPolicy(model, cfg, world_cameras=world)
-        arm = _arm(f"trigger={threshold}", policy, tasks, sweep_episodes, seed, flops,
-                   patches_total, progress)
+        point = _arm(f"trigger={threshold}", sparse_policy(cfg), tasks, sweep_episodes, seed, flops,
+                     patches_total, progress)
         dense_ms = d["median_step_ms"]
-        points.append({"trigger_threshold": threshold, "success_rate": arm["success_rate"],
-                       "episodes": arm["episodes"], "speedup": round(dense_ms / max(arm["median_step_ms"], 1e-9), 3),
-                       "mean_speedup": round(d["mean_step_ms"] / max(arm["mean_step_ms"], 1e-9), 3),
-                       "inference_fraction": arm["inference_fraction"],
-                       "visual_tokens_per_step": arm["visual_tokens_per_step"]})
+        points.append({"trigger_threshold": threshold, "success_rate": point["success_rate"],
+                       "episodes": point["episodes"],
+                       "speedup": round(dense_ms / max(point["median_step_ms"], 1e-9), 3),
+                       "mean_speedup": round(d["mean_step_ms"] / max(point["mean_step_ms"], 1e-9), 3),
+                       "inference_fraction": point["inference_fraction"],
+                       "visual_tokens_per_step": point["visual_tokens_per_step"]})
     report["sweep"] = points
     report["wall_time_s"] = round(time.perf_counter() - started, 1)
     if plot and points:

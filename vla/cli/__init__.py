@@ -1,7 +1,7 @@
 """`vla` command line: the composition root that wires policies, the simulator, servers and reports.
 
 Every command lives in this package: `rollouts` (tasks, eval, demo) and `serving` (serve, client, keys) are
-parsed at once; `train`, `record` and `dataset` (COMMANDS) and each `vla bench <name>` (vla.cli.bench's
+parsed at once; `train`, `record`, `dataset` and `arm-mask` (COMMANDS) and each `vla bench <name>` (vla.cli.bench's
 BENCHMARKS) have a module of their own, with `add_arguments(parser)` and `run(args) -> int`, imported only
 when that command is parsed (vla.cli.lazy), so that `vla tasks` or `vla client` do not pay for torch. The
 policy, sparsity and planner flags, and the functions that read them into vla.loading's registry, are
@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("vla.cli.record", "record scripted-expert demonstrations into a LeRobot v3.0 dataset"),
     "train": ("vla.cli.train", "fine-tune a VLA on a LeRobot dataset"),
     "dataset": ("vla.cli.dataset", "inspect LeRobot datasets"),
+    "arm-mask": ("vla.cli.arm_mask", "learn which camera patches the arm covers (the event trigger's arm discount)"),
 }
 
 

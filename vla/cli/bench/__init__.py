@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "ros-eval": ("vla.cli.bench.ros_eval",
                  "the same seeds through the ROS graph and `vla eval`, and the command gap"),
     "sparsity": ("vla.cli.bench.sparsity", "dense vs event-sparse inference in closed loop"),
+    "events": ("vla.cli.bench.events", "when the event trigger fires: a cube moved, the arm moving, the lights"),
     "reuse": ("vla.cli.bench.reuse", "one inference dense vs with token reuse, on a model of a named size"),
     "gpu": ("vla.cli.bench.gpu", "the onboard-GPU inference path: latency and memory"),
     "peers": ("vla.cli.bench.peers", "our VLA vs LeRobot's ACT and Diffusion Policy, same data and steps"),
