@@ -131,7 +131,7 @@ def test_every_command_module_owns_its_flags():
     from vla.cli import COMMANDS
 
     argv = {"record": ["--episodes", "1", "--out", "o"], "train": ["--dataset", "d", "--out", "o"],
-            "dataset": ["info", "d"]}
+            "dataset": ["info", "d"], "arm-mask": []}
     assert set(argv) == set(COMMANDS)
     for name, (module, _) in COMMANDS.items():
         args = build_parser().parse_args([name, *argv[name]])

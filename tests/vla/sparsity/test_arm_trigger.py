@@ -172,3 +172,20 @@ def test_vla_arm_mask_learns_from_rendered_expert_motion(tmp_path):
     assert scores["precision"] > 2 * scores["arm_share"], scores
     assert scores["recall_at_margin"] > 2 * scores["discounted_share_at_margin"], scores
     assert ArmMask.load(out).cameras == ["scene"]
+
+
+def test_vla_arm_mask_reads_a_recording_from_a_lerobot_dataset(tmp_path, record_once, capsys):
+    """The robot's way: frames and joint states of a LeRobot dataset (here the expert's, written by LeRobot)."""
+    from vla.cli import main
+    from vla.data.dataset import open_dataset
+
+    root = record_once(["touch"], 5, storage="images")
+    out, report = tmp_path / ARM_MASK, tmp_path / "report.json"
+    assert main(["arm-mask", "--policy", str(SHIPPED_POLICY), "--dataset", str(root), "--out", str(out),
+                 "--report", str(report)]) == 0
+    written = json.loads(report.read_text())
+    assert written["frames"] == open_dataset(root).num_frames and written["source"] == str(root)
+    assert ArmMask.load(out).grid == 8
+    assert main(["arm-mask", "--policy", str(SHIPPED_POLICY), "--dataset", str(root), "--robot", "sawyer_metaworld",
+                 "--out", str(out)]) == 2
+    assert "include none of robot 'sawyer_metaworld'" in capsys.readouterr().err
