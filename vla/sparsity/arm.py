@@ -52,14 +52,15 @@ def arm_patches(frames: np.ndarray, grid: int, level: int = 30, min_fraction: fl
 
 
 def _dilate(mask: np.ndarray, margin: int) -> np.ndarray:
-    """Grow a (..., g, g) bool mask by `margin` patches in every direction (a square neighbourhood)."""
-    rows, cols = mask.shape[-2:]
+    """Grow a (..., g, g) bool mask by `margin` patches in every direction (a square neighbourhood): rows, then
+    columns, by shifted ORs (a few microseconds on an 8 x 8 grid; this runs at every control step)."""
     for _ in range(margin):
-        padded = np.pad(mask, [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)])
-        mask = np.zeros_like(mask)
-        for i in range(3):
-            for j in range(3):
-                mask |= padded[..., i : i + rows, j : j + cols]
+        grown = mask.copy()
+        grown[..., 1:, :] |= mask[..., :-1, :]
+        grown[..., :-1, :] |= mask[..., 1:, :]
+        mask = grown.copy()
+        mask[..., :, 1:] |= grown[..., :, :-1]
+        mask[..., :, :-1] |= grown[..., :, 1:]
     return mask
 
 

@@ -160,12 +160,13 @@ class SparseVLAPolicy(VLAPolicy):
         self.open_loop = 0
         self.since_refresh = 0
         self.arm_seen: dict[str, np.ndarray] = {}  # per trigger camera: the arm was on the patch since its encoding
+        self._arm_state: tuple[np.ndarray, dict[str, np.ndarray]] | None = None  # the last state and its patches
         self.weights: dict[str, np.ndarray] = {}  # per trigger camera: relevance of each patch, mean 1
         self.step_stats: deque[dict[str, Any]] = deque(maxlen=200_000)
 
     def reset(self) -> None:
         self.queue, self.open_loop, self.since_refresh = [], 0, 0
-        self.arm_seen, self.weights = {}, {}
+        self.arm_seen, self.weights, self._arm_state = {}, {}, None
         self.detector.reset()
         self.encoder.reset()
 
@@ -230,7 +231,10 @@ class SparseVLAPolicy(VLAPolicy):
         patches the arm has been on since their reference frame (`arm_seen`). Empty without an arm mask."""
         if self.arm_mask is None:
             return {}
-        masks = self.arm_mask.patches(np.asarray(obs[OBS_STATE]), self.sparsity.arm_margin)
+        state = np.asarray(obs[OBS_STATE], dtype=np.float32)
+        if self._arm_state is None or not np.array_equal(state, self._arm_state[0]):  # a still arm: as before
+            self._arm_state = (state.copy(), self.arm_mask.patches(state, self.sparsity.arm_margin))
+        masks = self._arm_state[1]
         for cam in self.trigger_cameras:
             seen = self.arm_seen.get(cam)
             self.arm_seen[cam] = masks[cam].copy() if seen is None else seen | masks[cam]
