@@ -278,12 +278,20 @@ class SparseVLAPolicy(VLAPolicy):
         if relevance and self.sparsity.relevance == "saliency" and self.arm_mask is not None:
             self._relevance(batch)
         cameras = list(self.model.config.cameras)
-        still = masks is not None and all(cam in self.encoder.cache and not m.any() for cam, m in masks.items())
-        pixels = None if still else self.model.pixel_values(batch.images)  # nothing to encode: no pixels needed
-        features, counts = self.encoder.encode(pixels, cameras, masks)
         budget = self.sparsity.token_budget
         lm_tokens = self.lm_image_tokens
         retrieve = self.sparsity.retrieve_tokens if self.decoding == "autoregressive" else None
+        if not self.sparsity.token_reuse and budget is None and retrieve is None:
+            # every patch encoded afresh: the model's own path, no cache to keep (the dense policy's inference)
+            whole = torch.ones(self.encoder.num_patches, dtype=torch.bool)
+            self.encoder.encoded = dict.fromkeys(cameras, whole)
+            chunk = self.model.predict(batch, self.decoding)[0]
+            stats.update(inference=True, lm_image_tokens=lm_tokens,
+                         patches_recomputed=self.encoder.num_patches * len(cameras), patches_reused=0)
+            return chunk.float().cpu().numpy().astype(np.float32)
+        still = masks is not None and all(cam in self.encoder.cache and not m.any() for cam, m in masks.items())
+        pixels = None if still else self.model.pixel_values(batch.images)  # nothing to encode: no pixels needed
+        features, counts = self.encoder.encode(pixels, cameras, masks)
         if (budget is not None and budget < features.shape[1]) or retrieve is not None:
             keep = [coverage_select(f, budget or features.shape[1]) for f in features]
             chunk = self.model.predict(batch, self.decoding, image_features=features, keep=keep,

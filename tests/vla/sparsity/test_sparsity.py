@@ -148,6 +148,24 @@ def test_zero_thresholds_equal_the_dense_policy_exactly():
     assert all(s["inference"] and s["patches_reused"] == 0 for s in sparse.step_stats)
 
 
+def test_without_token_reuse_every_inference_is_the_dense_policys():
+    """`token_reuse: false` (configs/sparsity/no_reuse.yaml): the trigger decides when, the model's own path
+    encodes every patch; a static frame then gives the dense answer exactly, where reuse gives it within
+    two bins."""
+    model = mini_model()
+    cfg = SparsityConfig(trigger_threshold=0.05, max_open_loop=0, token_reuse=False)
+    sparse, dense = SparseVLAPolicy(model, cfg), VLAPolicy(model, n_action_steps=1)
+    sparse.reset()
+    obs, imgs = camera_obs(model, 0)
+    noisy, _ = camera_obs(model, 1, noise=1.0, base=imgs)
+    for o in (obs, noisy, obs):
+        np.testing.assert_array_equal(sparse.predict_chunk(o), dense.predict_chunk(o))
+    every = sparse.encoder.num_patches * len(model.config.cameras)
+    assert all(s["inference"] and s["patches_reused"] == 0 and s["patches_recomputed"] == every
+               for s in sparse.step_stats)
+    assert not sparse.encoder.cache  # nothing kept for reuse
+
+
 def test_static_scene_reuses_everything_within_tolerance_of_dense():
     model = mini_model()
     cfg = SparsityConfig(trigger_threshold=0.05, max_open_loop=0)  # infer every step, reuse what is static
