@@ -189,3 +189,15 @@ def test_vla_arm_mask_reads_a_recording_from_a_lerobot_dataset(tmp_path, record_
     assert main(["arm-mask", "--policy", str(SHIPPED_POLICY), "--dataset", str(root), "--robot", "sawyer_metaworld",
                  "--out", str(out)]) == 2
     assert "include none of robot 'sawyer_metaworld'" in capsys.readouterr().err
+
+
+def test_vla_eval_and_serve_load_the_policy_folders_arm_mask(tmp_path):
+    from vla.loading import load_sparsity, servable_policy
+    from vla.sparsity.policy import DEFAULT_CONFIG
+
+    served = servable_policy(str(SHIPPED_POLICY), sparsity=load_sparsity())
+    assert served.metadata["sparsity"]["arm_mask_loaded"] and served.arm_mask.cameras == ["scene"]
+    off = tmp_path / "off.yaml"
+    off.write_text(DEFAULT_CONFIG.read_text().replace("arm_mask: auto", "arm_mask: null"))
+    without = servable_policy(str(SHIPPED_POLICY), sparsity=load_sparsity(off))
+    assert without.arm_mask is None and not without.metadata["sparsity"]["arm_mask_loaded"]
