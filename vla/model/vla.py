@@ -26,6 +26,7 @@ image features, kept image tokens and an engine (`vla.model.engines`). Inputs co
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,8 @@ from vla.model.backbone import (
 from vla.model.config import VLAConfig
 from vla.model.engines import Engine, LibraryEngine, PrunedEngine
 from vla.model.inputs import Batch, resize
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -145,6 +148,10 @@ class VLAModel(nn.Module):
         for task in tasks:
             hit = self._text_cache.get(task)
             if hit is None or hit[0].device != self.device:
+                if hit is None and (n := len(self.tokenizer(task, add_special_tokens=False)["input_ids"])) \
+                        > self.config.max_text_tokens:  # the words past the limit never reach the model: say so
+                    log.warning("instruction of %d tokens cut to max_text_tokens=%d: %r", n,
+                                self.config.max_text_tokens, task)
                 enc = self.tokenizer([task], add_special_tokens=False, padding="max_length", truncation=True,
                                      max_length=self.config.max_text_tokens, return_tensors="pt")
                 hit = (enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))

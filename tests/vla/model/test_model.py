@@ -208,3 +208,17 @@ def test_old_chunk_keys_load_under_lerobot_names():
     assert (cfg.chunk_size, cfg.n_action_steps) == (6, 3)
     with pytest.raises(ConfigError, match="both"):
         VLAConfig.from_dict({"chunk_length": 6, "chunk_size": 6})
+
+
+def test_an_instruction_longer_than_max_text_tokens_is_cut_with_a_warning(caplog):
+    import logging
+
+    model = mini_model(max_text_tokens=8)
+    long = " ".join(["pick up the red cube"] * 4)
+    with caplog.at_level(logging.WARNING, logger="vla.model.vla"):
+        ids, mask = model.text_ids([long])
+        model.text_ids([long])  # tokenized once: one warning
+        model.text_ids(["pick up the red cube"])
+    assert ids.shape == (1, 8) and bool(mask.all())
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "cut to max_text_tokens=8" in warnings[0] and "pick up the red cube" in warnings[0]
