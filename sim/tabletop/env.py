@@ -84,6 +84,12 @@ class TabletopEnv(gym.Env):
         self.scene.place_cube(color, pose)
         return self._observation()
 
+    def current_observation(self) -> dict[str, Any]:
+        """The observation of the scene as it is now, rendered afresh (after its lights changed, say)."""
+        if self.episode is None:
+            raise RuntimeError("current_observation() called before reset()")
+        return self._observation()
+
     def current_info(self) -> dict[str, Any]:
         """The info of the state as it is now (after a `displace`, say), as `step` would report it."""
         return self._info(clipped=[])

@@ -107,7 +107,7 @@ def _case(policy: SparseVLAPolicy, env, seed: int, case: str, ticks: int, move_a
     elif case == "light_dimmed":
         model.light_diffuse[:] *= DIMMED
         model.vis.headlight.diffuse[:] *= DIMMED
-        obs = env.unwrapped._observation()
+        obs = env.unwrapped.current_observation()
     else:
         obs = env.unwrapped.displace(moved, free_spot(scene, moved, rng))
     policy.predict_chunk(obs)
