@@ -53,6 +53,7 @@ bench: $(VENV)/.installed
 		--report out/bench/policy_100.json --quiet
 	$(VLA) bench sparsity --policy policies/tiny_sim_single --tasks single --episodes 20 --sweep-episodes 10 \
 		--plot docs/img/sparsity_sweep.png --report out/bench/sparsity.json
+	$(VLA) bench events --policy policies/tiny_sim_single --tasks single --seeds 10 --report out/bench/events.json
 	$(VLA) bench reuse --size smolvlm-256m --repeats 5 --device cpu --report out/bench/reuse_256m_cpu.json
 
 ## Our VLA vs LeRobot's ACT and Diffusion Policy, same data and steps: 500 demonstrations, then 50.
