@@ -15,18 +15,20 @@ import numpy as np
 from sim.tabletop.env import TabletopEnv
 from sim.tabletop.experts import ScriptedExpert
 from sim.tabletop.scene import TabletopScene
+from vla.robot import RobotConfig
 from vla.types import OBS_STATE
 
 
-def arm_sweep(tasks: list[str], episodes: int, cameras: list[str], seed: int = 0, jitter_rad: float = 0.1
-              ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+def arm_sweep(tasks: list[str], episodes: int, cameras: list[str], robot: str | RobotConfig = "panda",
+              seed: int = 0, jitter_rad: float = 0.1) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """(states (N, D), frames per camera (N, H, W, 3) uint8, episode number per state (N,)). Episodes use
     seeds seed .. seed+episodes-1 of each task; a jittered copy of a state keeps its episode's number."""
+    if not tasks:
+        raise ValueError("arm_sweep needs at least one task")
     states: list[np.ndarray] = []
     episode_of: list[int] = []
-    robot = None
     for task in tasks:
-        env = TabletopEnv(task)
+        env = TabletopEnv(task, robot=robot)
         robot = env.robot
         expert = ScriptedExpert(env)
         for i in range(episodes):
@@ -40,8 +42,6 @@ def arm_sweep(tasks: list[str], episodes: int, cameras: list[str], seed: int = 0
                 if terminated or truncated:
                     break
         env.close()
-    if robot is None:
-        raise ValueError("arm_sweep needs at least one task")
     recorded = np.asarray(states, dtype=np.float32)
     rng = np.random.default_rng([seed, 0xA23])
     jittered = recorded.copy()

@@ -100,8 +100,7 @@ class TabletopScene:
         """Robot at home, objects at the given poses, resting on the table."""
         mujoco.mj_resetData(self.model, self.data)
         home = self.robot.home_array.astype(np.float64)
-        self.data.qpos[self._qpos_adr] = home
-        self.data.qpos[self._mirror_finger] = home[-1]
+        self._set_joints(home)
         self.data.ctrl[:] = home
         self._ctrl_prev = home.copy()
         self.model.body("bowl").pos[:2] = bowl_xy
@@ -134,9 +133,13 @@ class TabletopScene:
         if joints.shape != (len(self._qpos_adr),):
             raise ValueError(f"joints of shape {joints.shape}; expected ({len(self._qpos_adr)},) in the order "
                              f"{self.robot.joint_names}")
+        self._set_joints(joints)
+        mujoco.mj_forward(self.model, self.data)
+
+    def _set_joints(self, joints: np.ndarray) -> None:
+        """The robot's joint positions (and the mirrored finger) in qpos; no forward pass."""
         self.data.qpos[self._qpos_adr] = joints
         self.data.qpos[self._mirror_finger] = joints[-1]
-        mujoco.mj_forward(self.model, self.data)
 
     # --- physics ----------------------------------------------------------------------------
     def step(self, target: np.ndarray) -> None:

@@ -10,12 +10,9 @@ cleared (`--dataset`: its frames and `observation.state`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 from vla.loading import SHIPPED_POLICY
 
@@ -33,27 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default=None, help="write the held-out scores as JSON here")
 
 
-def _dataset_recording(path: str, cameras: list[str]):
-    """(states, frames per camera, episode index per frame) of a LeRobot dataset."""
-    from vla.data.dataset import open_dataset
-    from vla.types import OBS_STATE, image_key
-
-    ds = open_dataset(path)
-    missing = [c for c in cameras if c not in ds.cameras]
-    if missing:
-        raise ValueError(f"dataset {path} lacks the cameras {missing} (it has {ds.cameras})")
-    states, episodes, frames = [], [], {c: [] for c in cameras}
-    for i in range(len(ds)):
-        item = ds[i]
-        states.append(np.asarray(item[OBS_STATE], dtype=np.float32))
-        episodes.append(int(item["episode_index"]))
-        for c in cameras:
-            image = np.asarray(item[image_key(c)])  # (3, H, W) float in [0, 1]
-            frames[c].append((image.transpose(1, 2, 0) * 255).round().astype(np.uint8))
-    return np.stack(states), {c: np.stack(f) for c, f in frames.items()}, np.asarray(episodes)
-
-
 def run(args: argparse.Namespace) -> int:
+    from vla.evaluate import write_report
     from vla.model.vla import VLAModel
     from vla.robot import load_robot_config
     from vla.sparsity.arm import ARM_MASK, calibrate
@@ -67,21 +45,20 @@ def run(args: argparse.Namespace) -> int:
                          f"cameras not on the arm ({robot.world_cameras}): nothing to mask")
     grid = model.hf.model.vision_model.embeddings.num_patches_per_side
     if args.dataset:
-        states, frames, episodes = _dataset_recording(args.dataset, cameras)
+        from vla.data.dataset import open_dataset
+
+        states, frames, episodes = open_dataset(args.dataset).recording(cameras)
     else:
         from sim import resolve_tasks
         from sim.tabletop.calibrate import arm_sweep
 
-        states, frames, episodes = arm_sweep(resolve_tasks(args.tasks), args.episodes, cameras, seed=args.seed)
+        states, frames, episodes = arm_sweep(resolve_tasks(args.tasks), args.episodes, cameras, robot,
+                                             seed=args.seed)
     mask, report = calibrate(states, frames, episodes, grid, seed=args.seed)
     out = Path(args.out) if args.out else Path(args.policy) / ARM_MASK
     mask.save(out)
     report.update(policy=str(args.policy), source=args.dataset or f"simulator: {args.tasks}, {args.episodes} "
                   f"expert episodes per task", out=str(out), wall_time_s=round(time.perf_counter() - started, 1))
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.report:
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(text + "\n")
+    write_report(report, args.report)
     print(f"arm mask: {out}", file=sys.stderr)
     return 0

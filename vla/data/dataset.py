@@ -77,6 +77,11 @@ def require_features(features: dict[str, Any], needed: list[str], where: str, ne
         )
 
 
+def uint8_image(chw) -> np.ndarray:
+    """A LeRobot image sample, (3, H, W) float in [0, 1] (torch or numpy), as (H, W, 3) uint8."""
+    return (np.clip(np.asarray(chw).transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
+
+
 class DemoDataset:
     """Training samples from a LeRobot dataset: images, state, action chunks (K, D), task text.
 
@@ -134,6 +139,21 @@ class DemoDataset:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.lerobot[index]
+
+    def recording(self, cameras: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """Every frame in order: `observation.state` (N, S), each camera's images (N, H, W, 3) uint8 and the
+        episode index (N,). For calibration recordings (`vla arm-mask --dataset`), not for training."""
+        missing = [c for c in cameras if c not in self.cameras]
+        if missing:
+            raise DatasetError(f"the dataset lacks the cameras {missing}; it has {self.cameras}")
+        states, episodes, frames = [], [], {c: [] for c in cameras}
+        for i in range(len(self)):
+            item = self.lerobot[i]
+            states.append(np.asarray(item[OBS_STATE], dtype=np.float32))
+            episodes.append(int(item["episode_index"]))
+            for c in cameras:
+                frames[c].append(uint8_image(item[OBS_IMAGES_PREFIX + c]))
+        return np.stack(states), {c: np.stack(f) for c, f in frames.items()}, np.asarray(episodes)
 
     def loader(self, batch_size: int = 32, shuffle: bool = True, num_workers: int = 0, seed: int = 0):
         """A torch DataLoader over this dataset; strings are collated into lists."""

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vla.data.dataset import DemoDataset
+from vla.data.dataset import DemoDataset, uint8_image
 from vla.types import OBS_IMAGES_PREFIX
 
 
@@ -52,8 +52,7 @@ def first_frames_grid(ds: DemoDataset, path: str | Path, max_episodes: int = 4) 
         sample = ds.lerobot[int(episodes[ep]["dataset_from_index"])]
         images = []
         for cam in ds.cameras:
-            chw = sample[OBS_IMAGES_PREFIX + cam].numpy()
-            images.append((np.clip(chw.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8))
+            images.append(uint8_image(sample[OBS_IMAGES_PREFIX + cam]))
         height = max(i.shape[0] for i in images)
         rows.append(np.concatenate([np.pad(i, ((0, height - i.shape[0]), (0, 2), (0, 0))) for i in images], axis=1))
     width = max(r.shape[1] for r in rows)

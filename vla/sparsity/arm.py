@@ -29,23 +29,21 @@ import numpy as np
 ARM_MASK = "arm_mask.safetensors"
 
 
-def arm_patches(frames: np.ndarray, grid: int, level: int = 30, min_fraction: float = 0.1,
-                background: np.ndarray | None = None) -> np.ndarray:
+def arm_patches(frames: np.ndarray, grid: int, level: int = 30, min_fraction: float = 0.1) -> np.ndarray:
     """(N, H, W, 3) uint8 frames of one camera, the arm moving over a cleared table -> (N, grid, grid) bool:
     the patches where at least `min_fraction` of the pixels differ from the background by more than
-    `level` (summed over the colour channels, levels of 255). `background`: default, the per-pixel median
-    of up to 2,000 of the frames, evenly spaced."""
+    `level` (summed over the colour channels, levels of 255). The background is the per-pixel median of
+    up to 2,000 of the frames, evenly spaced."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 frames of shape (N, H, W, 3), got {frames.dtype} {frames.shape}")
     n, h, w, _ = frames.shape
     if h % grid or w % grid:
         raise ValueError(f"frames of {h}x{w} do not divide into a {grid}x{grid} patch grid")
-    if background is None:
-        background = np.median(frames[:: max(1, n // 2000)], axis=0).astype(np.uint8)
+    background = np.median(frames[:: max(1, n // 2000)], axis=0).astype(np.int16)
     labels = np.empty((n, grid, grid), dtype=bool)
     for start in range(0, n, 512):  # bounded memory: a block of frames at a time
         block = frames[start : start + 512].astype(np.int16)
-        changed = np.abs(block - background.astype(np.int16)).sum(-1) > level
+        changed = np.abs(block - background).sum(-1) > level
         share = changed.reshape(len(block), grid, h // grid, grid, w // grid).mean((2, 4))
         labels[start : start + 512] = share >= min_fraction
     return labels
@@ -118,9 +116,11 @@ class ArmMask:
         y = torch.from_numpy(np.stack([labels[c].reshape(len(states), -1) for c in labels], 1).reshape(len(states), -1)
                              .astype(np.float32))
         gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        net = torch.nn.Sequential(torch.nn.Linear(states.shape[1], hidden), torch.nn.ReLU(),
-                                  torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, y.shape[1]))
+        with torch.random.fork_rng():  # a seeded initialization that leaves the caller's RNG as it was
+            torch.manual_seed(seed)
+            net = torch.nn.Sequential(torch.nn.Linear(states.shape[1], hidden), torch.nn.ReLU(),
+                                      torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+                                      torch.nn.Linear(hidden, y.shape[1]))
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         for _ in range(steps):

@@ -215,7 +215,9 @@ class SparseVLAPolicy(VLAPolicy):
         else:
             stats["interrupted"] = bool(self.queue)
             fired.update({cam: self.detector.detect(cam, f) for cam, f in frames.items() if cam not in fired})
-            chunk = self._infer(obs, fired, stats, relevance=reason == "event" or not self.weights)
+            saliency = (self.sparsity.relevance == "saliency" and self.arm_mask is not None
+                        and (reason == "event" or not self.weights))  # the episode's first, and each event
+            chunk = self._infer(obs, fired, stats, saliency=saliency)
             for cam, frame in frames.items():
                 encoded = self.encoder.encoded[cam].cpu().numpy().reshape(fired[cam].shape)
                 self.detector.commit(cam, frame, encoded)
@@ -265,9 +267,9 @@ class SparseVLAPolicy(VLAPolicy):
 
     @torch.no_grad()
     def _infer(self, obs: Observation, fired: dict[str, np.ndarray], stats: dict[str, Any],
-               relevance: bool = False) -> np.ndarray:
-        """One inference: the fired patches re-encoded, the rest reused; the chunk as float32. `relevance`:
-        also take the patch weights anew (`relevance: saliency` with an arm mask)."""
+               saliency: bool = False) -> np.ndarray:
+        """One inference: the fired patches re-encoded, the rest reused; the chunk as float32. `saliency`:
+        also take the patch weights anew from the policy's action saliency (`_relevance`)."""
         masks = None
         self.since_refresh += 1
         if self.sparsity.token_reuse and self.since_refresh < self.sparsity.refresh_every:
@@ -275,7 +277,7 @@ class SparseVLAPolicy(VLAPolicy):
         else:  # bound the drift of cached keys/values of static patches
             self.since_refresh = 0
         batch = self.inputs(obs)
-        if relevance and self.sparsity.relevance == "saliency" and self.arm_mask is not None:
+        if saliency:
             self._relevance(batch)
         cameras = list(self.model.config.cameras)
         budget = self.sparsity.token_budget
