@@ -359,3 +359,8 @@ def test_sparsity_bench_compares_the_arms_and_can_skip_the_sweep():
     # re-planned at the step of the move (moved or not): the reaction is immediate
     for arm in ("fixed_replan_at_move", "fixed_replan_unmoved"):
         assert report["perturbed"][arm]["mean_reaction_steps"] == 0 and report["perturbed"][arm]["episodes"] == 1
+    # the shipped policy's arm mask is loaded; without it (the share rule alone) the move goes unseen until the
+    # schedule, with it the trigger reacts no later
+    assert report["arm_mask_loaded"] and report["sparse_share_only"]["episodes"] == 1
+    share_only, events = report["perturbed"]["sparse_share_only"], report["perturbed"]["sparse"]
+    assert share_only["mean_reaction_steps"] == 8 and events["median_reaction_steps"] <= 8
