@@ -160,6 +160,7 @@ def test_saliency_relevance_weighs_the_trigger_cameras_patches(sparse):
     env.close()
 
 
+@pytest.mark.slow  # renders a sweep and fits the mask: about 20 s
 def test_vla_arm_mask_learns_from_rendered_expert_motion(tmp_path):
     from vla.cli import main
 
@@ -174,6 +175,7 @@ def test_vla_arm_mask_learns_from_rendered_expert_motion(tmp_path):
     assert ArmMask.load(out).cameras == ["scene"]
 
 
+@pytest.mark.slow  # records, decodes and fits: about 20 s
 def test_vla_arm_mask_reads_a_recording_from_a_lerobot_dataset(tmp_path, record_once, capsys):
     """The robot's way: frames and joint states of a LeRobot dataset (here the expert's, written by LeRobot)."""
     from vla.cli import main
